@@ -1,0 +1,39 @@
+namespace OpenLm.Mirror.Errors;
+
+/// <summary>What kind of failure an error is; the CLI maps each kind to one exit code.</summary>
+public enum FailureKind
+{
+    /// <summary>Network, registry, disk: retrying later may succeed. Exit code 1.</summary>
+    Operational = 1,
+
+    /// <summary>Bad flags, malformed reference or file. Exit code 2.</summary>
+    Usage = 2,
+
+    /// <summary>Digest or size mismatch, bad signature. Exit code 3.</summary>
+    Integrity = 3,
+}
+
+/// <summary>Base of every error this library raises on purpose.</summary>
+public class MirrorException : Exception
+{
+    public MirrorException(FailureKind kind, string message, Exception? inner = null)
+        : base(message, inner) => Kind = kind;
+
+    public FailureKind Kind { get; }
+}
+
+/// <summary>The user gave us something malformed (a reference, a file, a flag).</summary>
+public sealed class InputException(string message, Exception? inner = null)
+    : MirrorException(FailureKind.Usage, message, inner);
+
+/// <summary>Content did not match what it claimed to be (digest, size, signature).</summary>
+public sealed class IntegrityException(string message, Exception? inner = null)
+    : MirrorException(FailureKind.Integrity, message, inner);
+
+/// <summary>An operation failed for an operational reason (I/O, network, state).</summary>
+public sealed class OperationException(string message, Exception? inner = null)
+    : MirrorException(FailureKind.Operational, message, inner);
+
+/// <summary>The named thing does not exist (image, tag, blob, file).</summary>
+public sealed class NotFoundException(string message, Exception? inner = null)
+    : MirrorException(FailureKind.Operational, message, inner);

@@ -1,0 +1,282 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Oci;
+
+namespace OpenLm.Mirror.Layout;
+
+/// <summary>
+/// An OCI image layout directory (<c>oci-layout</c>, <c>index.json</c>, <c>blobs/&lt;alg&gt;/&lt;hex&gt;</c>).
+/// Blobs are written to a temporary file, verified while written, then renamed into place;
+/// <c>index.json</c> is replaced atomically. A blob's path comes only from its digest.
+/// </summary>
+public sealed class OciLayoutStore : ITarget
+{
+    public const string LayoutFileName = "oci-layout";
+    public const string IndexFileName = "index.json";
+    public const string TempDirectoryName = ".openlm-tmp";
+    private const string LayoutFileContent = "{\"imageLayoutVersion\":\"1.0.0\"}";
+    private static readonly JsonSerializerOptions IndexJson = new() { WriteIndented = true };
+    private readonly SemaphoreSlim _indexLock = new(1, 1);
+
+    private OciLayoutStore(string root)
+    {
+        Root = root;
+    }
+
+    public string Root { get; }
+
+    public string DisplayName => $"oci:{Root}";
+
+    /// <summary>Opens a layout; with <paramref name="create"/> an empty or missing directory becomes a new layout.</summary>
+    public static OciLayoutStore Open(string directory, bool create)
+    {
+        var root = Path.GetFullPath(directory);
+        var layoutFile = Path.Combine(root, LayoutFileName);
+        if (File.Exists(layoutFile))
+        {
+            ValidateLayoutFile(layoutFile);
+        }
+        else if (!create)
+        {
+            throw new InputException(Directory.Exists(root)
+                ? $"'{directory}' is not an OCI layout (no {LayoutFileName} file)"
+                : $"OCI layout '{directory}' does not exist");
+        }
+        else
+        {
+            if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any())
+            {
+                throw new InputException($"'{directory}' exists, is not empty and is not an OCI layout; refusing to write into it");
+            }
+
+            try
+            {
+                Directory.CreateDirectory(Path.Combine(root, "blobs", "sha256"));
+                AtomicFile.WriteAllBytes(Path.Combine(root, IndexFileName), "{\"schemaVersion\":2,\"manifests\":[]}\n"u8.ToArray());
+                AtomicFile.WriteAllBytes(layoutFile, System.Text.Encoding.UTF8.GetBytes(LayoutFileContent));
+            }
+            catch (IOException ex)
+            {
+                throw new OperationException($"cannot create OCI layout '{directory}': {ex.Message}", ex);
+            }
+        }
+
+        return new OciLayoutStore(root);
+    }
+
+    public string BlobPath(Digest digest) => Path.Combine(Root, "blobs", digest.Algorithm, digest.Hex);
+
+    public Task<bool> ExistsAsync(Descriptor descriptor, CancellationToken cancellationToken = default)
+    {
+        var info = new FileInfo(BlobPath(descriptor.Digest));
+        return Task.FromResult(info.Exists && info.Length == descriptor.Size);
+    }
+
+    public Task<Stream> FetchAsync(Descriptor descriptor, CancellationToken cancellationToken = default)
+    {
+        var path = BlobPath(descriptor.Digest);
+        FileStream file;
+        try
+        {
+            file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        }
+        catch (FileNotFoundException ex)
+        {
+            throw new OperationException($"{DisplayName}: blob {descriptor.Digest} is missing", ex);
+        }
+        catch (DirectoryNotFoundException ex)
+        {
+            throw new OperationException($"{DisplayName}: blob {descriptor.Digest} is missing", ex);
+        }
+
+        return Task.FromResult<Stream>(new VerifyingStream(file, descriptor, $"{DisplayName} blob {descriptor.Digest}"));
+    }
+
+    public async Task PushAsync(Descriptor expected, Stream content, CancellationToken cancellationToken = default)
+    {
+        var final = BlobPath(expected.Digest);
+        if (await ExistsAsync(expected, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        var tempDir = Path.Combine(Root, TempDirectoryName);
+        Directory.CreateDirectory(tempDir);
+        Directory.CreateDirectory(Path.GetDirectoryName(final)!);
+        var temp = Path.Combine(tempDir, $"{expected.Digest.Hex}.{Guid.NewGuid():N}.partial");
+        try
+        {
+            var untrusted = new VerifyingStream(content, expected, $"{DisplayName} push {expected.Digest}", leaveOpen: true);
+            await using (untrusted.ConfigureAwait(false))
+            {
+                var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                await using (file.ConfigureAwait(false))
+                {
+                    await untrusted.CopyToAsync(file, 1 << 20, cancellationToken).ConfigureAwait(false);
+                    await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                if (!untrusted.Verified)
+                {
+                    throw new IntegrityException($"{DisplayName}: content for {expected.Digest} was not fully verified");
+                }
+            }
+
+            try
+            {
+                File.Move(temp, final, overwrite: false);
+            }
+            catch (IOException) when (File.Exists(final))
+            {
+                // Another writer committed the same verified content first.
+            }
+        }
+        finally
+        {
+            TryDelete(temp);
+        }
+    }
+
+    /// <summary>Stores small verified content (manifests) directly.</summary>
+    public async Task PushBytesAsync(Descriptor expected, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    {
+        using var stream = new MemoryStream(content.ToArray(), writable: false);
+        await PushAsync(expected, stream, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task TagAsync(Descriptor descriptor, string reference, CancellationToken cancellationToken = default)
+    {
+        if (string.IsNullOrWhiteSpace(reference))
+        {
+            throw new InputException("an OCI layout ref name cannot be empty");
+        }
+
+        if (!await ExistsAsync(descriptor, cancellationToken).ConfigureAwait(false))
+        {
+            throw new OperationException($"{DisplayName}: cannot tag '{reference}': manifest {descriptor.Digest} is not in the layout");
+        }
+
+        await UpdateIndexAsync(
+            entries =>
+            {
+                entries.RemoveAll(e => e.RefName == reference);
+                entries.Add(new Descriptor
+                {
+                    MediaType = descriptor.MediaType,
+                    Digest = descriptor.Digest,
+                    Size = descriptor.Size,
+                    Platform = descriptor.Platform,
+                    ArtifactType = descriptor.ArtifactType,
+                }.WithRefName(reference));
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<Descriptor> ResolveAsync(string reference, CancellationToken cancellationToken = default)
+    {
+        var entries = await ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        var byName = entries.Where(e => e.RefName == reference).ToList();
+        if (byName.Count == 1)
+        {
+            return byName[0];
+        }
+
+        if (byName.Count > 1)
+        {
+            throw new InputException($"{DisplayName}: ref name '{reference}' appears {byName.Count} times in index.json");
+        }
+
+        if (Digest.TryParse(reference, out var digest))
+        {
+            var byDigest = entries.FirstOrDefault(e => e.Digest == digest);
+            if (byDigest is not null)
+            {
+                return byDigest;
+            }
+        }
+
+        var known = entries.Select(e => e.RefName).Where(n => n is not null).Take(10).ToList();
+        throw new NotFoundException(
+            $"{DisplayName}: no image named '{reference}'" + (known.Count > 0 ? $" (it has: {string.Join(", ", known)}{(entries.Count > known.Count ? ", …" : string.Empty)})" : " (the layout is empty)"));
+    }
+
+    /// <summary>The descriptors listed in <c>index.json</c>.</summary>
+    public async Task<List<Descriptor>> ReadIndexAsync(CancellationToken cancellationToken = default)
+    {
+        var path = Path.Combine(Root, IndexFileName);
+        byte[] bytes;
+        try
+        {
+            bytes = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+        catch (FileNotFoundException ex)
+        {
+            throw new InputException($"{DisplayName}: {IndexFileName} is missing", ex);
+        }
+
+        try
+        {
+            var doc = ManifestDocument.Parse(bytes, MediaTypes.OciIndex, $"{DisplayName}/{IndexFileName}");
+            return doc.Manifests.ToList();
+        }
+        catch (InputException ex)
+        {
+            throw new InputException($"{DisplayName}: {IndexFileName} is invalid: {ex.Message}", ex);
+        }
+    }
+
+    private async Task UpdateIndexAsync(Action<List<Descriptor>> change, CancellationToken cancellationToken)
+    {
+        await _indexLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var fileLock = await FileLock.AcquireAsync(Path.Combine(Root, IndexFileName + ".lock"), cancellationToken).ConfigureAwait(false);
+            var entries = await ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+            change(entries);
+            entries.Sort((a, b) => string.CompareOrdinal(a.RefName ?? a.Digest.ToString(), b.RefName ?? b.Digest.ToString()));
+            var index = new JsonObject
+            {
+                ["schemaVersion"] = 2,
+                ["mediaType"] = MediaTypes.OciIndex,
+                ["manifests"] = JsonSerializer.SerializeToNode(entries),
+            };
+            AtomicFile.WriteAllBytes(Path.Combine(Root, IndexFileName), JsonSerializer.SerializeToUtf8Bytes(index, IndexJson));
+        }
+        finally
+        {
+            _indexLock.Release();
+        }
+    }
+
+    private static void ValidateLayoutFile(string path)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            if (!doc.RootElement.TryGetProperty("imageLayoutVersion", out var v) || v.GetString() != "1.0.0")
+            {
+                throw new InputException($"{path}: unsupported imageLayoutVersion (expected 1.0.0)");
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw new InputException($"{path}: not valid JSON: {ex.Message}", ex);
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}
