@@ -58,3 +58,9 @@ public interface IReadOnlyTarget : IResolvable, IFetchable, IExistable
 public interface ITarget : IReadOnlyTarget, IPushable, ITaggable
 {
 }
+
+/// <summary>Fetches a manifest by tag or digest in one request, returning its descriptor and exact bytes (digest checked).</summary>
+public interface IManifestFetchable
+{
+    Task<(Descriptor Descriptor, byte[] Bytes)> FetchManifestAsync(string reference, CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,108 @@
+using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.Registry;
+
+namespace OpenLm.Mirror.Copy;
+
+/// <summary>How a graph copy behaves. Setters reject values that make no sense.</summary>
+public sealed class CopyOptions
+{
+    private int _concurrency = 6;
+
+    /// <summary>How many blobs move at once.</summary>
+    public int Concurrency
+    {
+        get => _concurrency;
+        set => _concurrency = value is >= 1 and <= 256 ? value : throw new ArgumentOutOfRangeException(nameof(Concurrency), value, "--concurrency must be between 1 and 256");
+    }
+
+    /// <summary>Keep only these children of an index; empty keeps all (and the index stays byte-identical).</summary>
+    public IReadOnlyList<Platform> Platforms { get; set; } = [];
+
+    public ICopyObserver Observer { get; set; } = NullCopyObserver.Instance;
+
+    /// <summary>Wraps each whole blob transfer and manifest operation.</summary>
+    public RetryPolicy Retry { get; set; } = RetryPolicy.None;
+}
+
+public enum BlobOutcome
+{
+    /// <summary>Bytes were transferred.</summary>
+    Copied,
+
+    /// <summary>The target already had it.</summary>
+    Skipped,
+
+    /// <summary>Linked from another repository of the same registry, no bytes sent.</summary>
+    Mounted,
+}
+
+/// <summary>Receives progress of a copy. Called concurrently from several transfers.</summary>
+public interface ICopyObserver
+{
+    void ImageStarted(string image);
+
+    void BlobStarted(string image, Descriptor blob);
+
+    /// <summary>Bytes moved; negative when a transfer restarts after a failure.</summary>
+    void BytesTransferred(string image, long bytes);
+
+    void BlobFinished(string image, Descriptor blob, BlobOutcome outcome);
+
+    void ManifestFinished(string image, Descriptor manifest, BlobOutcome outcome);
+
+    void ImageFinished(string image, CopyResult result);
+}
+
+public sealed class NullCopyObserver : ICopyObserver
+{
+    public static readonly NullCopyObserver Instance = new();
+
+    public void ImageStarted(string image)
+    {
+    }
+
+    public void BlobStarted(string image, Descriptor blob)
+    {
+    }
+
+    public void BytesTransferred(string image, long bytes)
+    {
+    }
+
+    public void BlobFinished(string image, Descriptor blob, BlobOutcome outcome)
+    {
+    }
+
+    public void ManifestFinished(string image, Descriptor manifest, BlobOutcome outcome)
+    {
+    }
+
+    public void ImageFinished(string image, CopyResult result)
+    {
+    }
+}
+
+/// <summary>What one image copy did.</summary>
+public sealed record CopyResult
+{
+    public required string Source { get; init; }
+
+    public required string Destination { get; init; }
+
+    /// <summary>The root descriptor as stored in the target (differs from the source only when a platform filter rewrote an index).</summary>
+    public required Descriptor Root { get; init; }
+
+    public required Descriptor SourceRoot { get; init; }
+
+    public required IReadOnlyList<Platform> PlatformsKept { get; init; }
+
+    public long BytesCopied { get; init; }
+
+    public int BlobsCopied { get; init; }
+
+    public int BlobsSkipped { get; init; }
+
+    public int BlobsMounted { get; init; }
+
+    public int Manifests { get; init; }
+}

@@ -1,0 +1,343 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Oci;
+
+namespace OpenLm.Mirror.Copy;
+
+/// <summary>
+/// Copies image graphs between targets: children before parents, each digest once per target, bounded
+/// blob concurrency, skipping what the target has, mounting across repositories of one registry, and
+/// tagging last. One instance can serve many image copies so that shared layers move once.
+/// </summary>
+public sealed class GraphCopier
+{
+    private readonly CopyOptions _options;
+    private readonly SemaphoreSlim _blobSlots;
+    private readonly ConcurrentDictionary<string, Lazy<Task<BlobOutcome>>> _transfers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Digest, List<(string Host, string Repository)>> _knownLocations = new();
+
+    public GraphCopier(CopyOptions options)
+    {
+        _options = options;
+        _blobSlots = new SemaphoreSlim(options.Concurrency, options.Concurrency);
+    }
+
+    /// <summary>Copies the image <paramref name="sourceReference"/> of <paramref name="source"/> into <paramref name="target"/>, tagging it <paramref name="targetTag"/> (null: by digest only).</summary>
+    public async Task<CopyResult> CopyAsync(IReadOnlyTarget source, string sourceReference, ITarget target, string? targetTag, CancellationToken cancellationToken = default)
+    {
+        var image = targetTag is null ? $"{target.DisplayName}@{sourceReference}" : $"{target.DisplayName}:{targetTag}";
+        _options.Observer.ImageStarted(image);
+        var stats = new Stats();
+
+        var (sourceRoot, rootBytes) = await FetchRootAsync(source, sourceReference, cancellationToken).ConfigureAwait(false);
+        var rootDoc = ManifestDocument.Parse(rootBytes, sourceRoot.MediaType, $"{source.DisplayName}:{sourceReference}");
+        var (root, bytes, doc, kept) = ApplyPlatformFilter(sourceRoot, rootBytes, rootDoc, $"{source.DisplayName}:{sourceReference}");
+
+        RecordSourceLocation(source, doc);
+        await CopyManifestAsync(source, target, root, bytes, doc, image, stats, cancellationToken).ConfigureAwait(false);
+
+        if (targetTag is not null)
+        {
+            await _options.Retry.ExecuteAsync(
+                async ct =>
+                {
+                    await target.TagAsync(root, targetTag, ct).ConfigureAwait(false);
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+
+        var result = new CopyResult
+        {
+            Source = $"{source.DisplayName}:{sourceReference}",
+            Destination = image,
+            Root = root,
+            SourceRoot = sourceRoot,
+            PlatformsKept = kept,
+            BytesCopied = stats.Bytes,
+            BlobsCopied = stats.Copied,
+            BlobsSkipped = stats.Skipped,
+            BlobsMounted = stats.Mounted,
+            Manifests = stats.Manifests,
+        };
+        _options.Observer.ImageFinished(image, result);
+        return result;
+    }
+
+    private async Task<(Descriptor, byte[])> FetchRootAsync(IReadOnlyTarget source, string reference, CancellationToken cancellationToken) =>
+        await _options.Retry.ExecuteAsync(
+            async ct =>
+            {
+                if (source is IManifestFetchable direct)
+                {
+                    return await direct.FetchManifestAsync(reference, ct).ConfigureAwait(false);
+                }
+
+                var descriptor = await source.ResolveAsync(reference, ct).ConfigureAwait(false);
+                var bytes = await ManifestReader.ReadBytesAsync(source, descriptor, source.DisplayName, ct).ConfigureAwait(false);
+                return (descriptor, bytes);
+            },
+            cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Keeps only the requested platforms of an index. Nothing filtered: the exact original bytes.</summary>
+    private (Descriptor, byte[], ManifestDocument, IReadOnlyList<Platform>) ApplyPlatformFilter(Descriptor descriptor, byte[] bytes, ManifestDocument doc, string source)
+    {
+        if (!doc.IsIndex)
+        {
+            return (descriptor, bytes, doc, []);
+        }
+
+        var all = doc.Manifests.Where(m => m.Platform is not null).Select(m => m.Platform!).ToList();
+        if (_options.Platforms.Count == 0)
+        {
+            return (descriptor, bytes, doc, all);
+        }
+
+        var keep = doc.Manifests.Select((m, i) => (m, i)).Where(x => _options.Platforms.Any(p => p.Matches(x.m.Platform))).Select(x => x.i).ToHashSet();
+        if (keep.Count == 0)
+        {
+            throw new NotFoundException(
+                $"{source}: no manifest for platform {string.Join(", ", _options.Platforms)} (available: {(all.Count == 0 ? "none declared" : string.Join(", ", all.Distinct()))})");
+        }
+
+        var kept = doc.Manifests.Where((_, i) => keep.Contains(i)).Select(m => m.Platform!).ToList();
+        if (keep.Count == doc.Manifests.Count)
+        {
+            return (descriptor, bytes, doc, kept);
+        }
+
+        // Rewrite only the manifests array; every other field of the index is kept as it was.
+        var node = JsonNode.Parse(bytes)!.AsObject();
+        var original = node["manifests"]!.AsArray();
+        var filtered = new JsonArray();
+        for (var i = 0; i < original.Count; i++)
+        {
+            if (keep.Contains(i))
+            {
+                filtered.Add(original[i]!.DeepClone());
+            }
+        }
+
+        node["manifests"] = filtered;
+        var newBytes = JsonSerializer.SerializeToUtf8Bytes(node);
+        var newDescriptor = Descriptor.For(doc.MediaType, newBytes);
+        var newDoc = ManifestDocument.Parse(newBytes, doc.MediaType, source);
+        return (newDescriptor, newBytes, newDoc, kept);
+    }
+
+    private async Task CopyManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor descriptor, byte[] bytes, ManifestDocument doc, string image, Stats stats, CancellationToken cancellationToken)
+    {
+        var key = $"{target.DisplayName}|{descriptor.Digest}";
+        var outcome = await _transfers.GetOrAdd(key, _ => new Lazy<Task<BlobOutcome>>(() => TransferManifestAsync(source, target, descriptor, bytes, doc, image, stats, cancellationToken))).Value.ConfigureAwait(false);
+        _options.Observer.ManifestFinished(image, descriptor, outcome);
+        Interlocked.Increment(ref stats.Manifests);
+    }
+
+    private async Task<BlobOutcome> TransferManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor descriptor, byte[] bytes, ManifestDocument doc, string image, Stats stats, CancellationToken cancellationToken)
+    {
+        var present = await _options.Retry.ExecuteAsync(ct => new ValueTask<bool>(target.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false);
+        if (present)
+        {
+            // A stored manifest implies its children are stored (they are always pushed first).
+            return BlobOutcome.Skipped;
+        }
+
+        var children = new List<Task>();
+        if (doc.IsIndex)
+        {
+            foreach (var child in doc.Manifests)
+            {
+                children.Add(CopyChildManifestAsync(source, target, child, image, stats, cancellationToken));
+            }
+        }
+        else
+        {
+            foreach (var blob in doc.Children)
+            {
+                children.Add(CopyBlobAsync(source, target, blob, image, stats, cancellationToken));
+            }
+        }
+
+        await WhenAllOrFirstFailure(children).ConfigureAwait(false);
+
+        await _options.Retry.ExecuteAsync(
+            async ct =>
+            {
+                using var content = new MemoryStream(bytes, writable: false);
+                await target.PushAsync(descriptor, content, ct).ConfigureAwait(false);
+            },
+            cancellationToken).ConfigureAwait(false);
+        return BlobOutcome.Copied;
+    }
+
+    private async Task CopyChildManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor child, string image, Stats stats, CancellationToken cancellationToken)
+    {
+        if (!MediaTypes.IsManifest(child.MediaType))
+        {
+            // An index may point at non-manifest content (rare, e.g. artifacts): copy it as a blob.
+            await CopyBlobAsync(source, target, child, image, stats, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var bytes = await _options.Retry.ExecuteAsync(
+            async ct => await ManifestReader.ReadBytesAsync(source, child, source.DisplayName, ct).ConfigureAwait(false),
+            cancellationToken).ConfigureAwait(false);
+        var doc = ManifestDocument.Parse(bytes, child.MediaType, $"{source.DisplayName}@{child.Digest}");
+        if (doc.MediaType != child.MediaType)
+        {
+            throw new IntegrityException($"{source.DisplayName}@{child.Digest}: the index says {child.MediaType} but the manifest is {doc.MediaType}");
+        }
+
+        await CopyManifestAsync(source, target, child, bytes, doc, image, stats, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task CopyBlobAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
+    {
+        var key = $"{target.DisplayName}|{blob.Digest}";
+        var lazy = _transfers.GetOrAdd(key, _ => new Lazy<Task<BlobOutcome>>(() => TransferBlobAsync(source, target, blob, image, stats, cancellationToken)));
+        var outcome = await lazy.Value.ConfigureAwait(false);
+        _options.Observer.BlobFinished(image, blob, outcome);
+    }
+
+    private async Task<BlobOutcome> TransferBlobAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
+    {
+        await _blobSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _options.Observer.BlobStarted(image, blob);
+            var outcome = await _options.Retry.ExecuteAsync(ct => new ValueTask<BlobOutcome>(TransferBlobOnceAsync(source, target, blob, image, stats, ct)), cancellationToken).ConfigureAwait(false);
+            switch (outcome)
+            {
+                case BlobOutcome.Copied:
+                    Interlocked.Increment(ref stats.Copied);
+                    break;
+                case BlobOutcome.Mounted:
+                    Interlocked.Increment(ref stats.Mounted);
+                    break;
+                default:
+                    Interlocked.Increment(ref stats.Skipped);
+                    break;
+            }
+
+            if (target is IMountable location)
+            {
+                Remember(blob.Digest, location.RegistryHost, location.RepositoryName);
+            }
+
+            return outcome;
+        }
+        finally
+        {
+            _blobSlots.Release();
+        }
+    }
+
+    /// <summary>One attempt of a whole blob transfer: check → mount → open source → stream → commit.</summary>
+    private async Task<BlobOutcome> TransferBlobOnceAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
+    {
+        if (await target.ExistsAsync(blob, cancellationToken).ConfigureAwait(false))
+        {
+            return BlobOutcome.Skipped;
+        }
+
+        if (target is IMountable mountable && FindMountSource(blob.Digest, mountable) is { } from
+            && await mountable.MountAsync(blob, from, cancellationToken).ConfigureAwait(false))
+        {
+            return BlobOutcome.Mounted;
+        }
+
+        var content = await source.FetchAsync(blob, cancellationToken).ConfigureAwait(false);
+        var counted = new CountingStream(content, n =>
+        {
+            Interlocked.Add(ref stats.Bytes, n);
+            _options.Observer.BytesTransferred(image, n);
+        });
+        try
+        {
+            await using (counted.ConfigureAwait(false))
+            {
+                await target.PushAsync(blob, counted, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            // A failed attempt's bytes do not count; a retry sends them again.
+            Interlocked.Add(ref stats.Bytes, -counted.Count);
+            _options.Observer.BytesTransferred(image, -counted.Count);
+            throw;
+        }
+
+        return BlobOutcome.Copied;
+    }
+
+    private void RecordSourceLocation(IReadOnlyTarget source, ManifestDocument root)
+    {
+        if (source is IMountable location)
+        {
+            foreach (var child in root.Children)
+            {
+                Remember(child.Digest, location.RegistryHost, location.RepositoryName);
+            }
+        }
+    }
+
+    private void Remember(Digest digest, string host, string repository)
+    {
+        var list = _knownLocations.GetOrAdd(digest, _ => []);
+        lock (list)
+        {
+            if (!list.Contains((host, repository)))
+            {
+                list.Add((host, repository));
+            }
+        }
+    }
+
+    private string? FindMountSource(Digest digest, IMountable target)
+    {
+        if (!_knownLocations.TryGetValue(digest, out var list))
+        {
+            return null;
+        }
+
+        lock (list)
+        {
+            foreach (var (host, repository) in list)
+            {
+                if (string.Equals(host, target.RegistryHost, StringComparison.OrdinalIgnoreCase) && repository != target.RepositoryName)
+                {
+                    return repository;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Waits for all tasks; on the first failure, surfaces that failure (not an AggregateException).</summary>
+    private static async Task WhenAllOrFirstFailure(List<Task> tasks)
+    {
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch
+        {
+            var first = tasks.FirstOrDefault(t => t.IsFaulted && t.Exception?.InnerException is MirrorException)
+                ?? tasks.First(t => t.IsFaulted || t.IsCanceled);
+            await first.ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private sealed class Stats
+    {
+        public long Bytes;
+        public int Copied;
+        public int Skipped;
+        public int Mounted;
+        public int Manifests;
+    }
+}

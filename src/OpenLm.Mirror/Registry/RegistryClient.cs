@@ -1,0 +1,479 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Registry.Auth;
+
+namespace OpenLm.Mirror.Registry;
+
+/// <summary>
+/// Talks HTTP to one registry host: authentication (bearer tokens from the challenge, basic), token cache,
+/// redirects (dropping <c>Authorization</c> when the host changes), rate limit and TLS policy.
+/// Obtain instances from <see cref="RegistryConnector"/>, which shares them per host.
+/// </summary>
+public sealed class RegistryClient
+{
+    private static readonly HttpMethod[] RedirectableMethods = [HttpMethod.Get, HttpMethod.Head];
+    private readonly HttpClient _http;
+    private readonly RegistryOptions _options;
+    private readonly RequestRateLimiter? _limiter;
+    private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _tokenLock = new(1, 1);
+    private volatile Challenge? _lastBearerChallenge;
+    private volatile bool _useBasic;
+
+    internal RegistryClient(string host, HttpClient http, RegistryOptions options)
+    {
+        Host = host;
+        _http = http;
+        _options = options;
+        ApiHost = host == Oci.Reference.DockerHub ? "registry-1.docker.io" : host;
+        BaseUri = new Uri($"{(options.PlainHttp ? "http" : "https")}://{ApiHost}/");
+        _limiter = options.RateLimit is { } rate ? new RequestRateLimiter(rate) : null;
+        Retry = new RetryPolicy(options.Retries, options.Log, options.RetryBaseDelay);
+    }
+
+    /// <summary>The registry as written in references (e.g. <c>docker.io</c>).</summary>
+    public string Host { get; }
+
+    /// <summary>The host the API is served from (e.g. <c>registry-1.docker.io</c> for Docker Hub).</summary>
+    public string ApiHost { get; }
+
+    public Uri BaseUri { get; }
+
+    public RegistryOptions Options => _options;
+
+    public RetryPolicy Retry { get; }
+
+    public IMirrorLog Log => _options.Log;
+
+    private int _tokenRequests;
+
+    /// <summary>How many token requests this client made (tests use it to prove caching).</summary>
+    public int TokenRequests => Volatile.Read(ref _tokenRequests);
+
+    /// <summary>
+    /// Sends a request with authentication and redirects handled. The caller disposes the response.
+    /// <paramref name="content"/> is called once per attempt; pass <paramref name="replayableContent"/> false for
+    /// streamed bodies, which are then never sent twice.
+    /// </summary>
+    public async Task<HttpResponseMessage> SendAsync(
+        HttpMethod method,
+        Uri uri,
+        IReadOnlyList<string> scopes,
+        CancellationToken cancellationToken,
+        Action<HttpRequestMessage>? configure = null,
+        Func<HttpContent>? content = null,
+        bool replayableContent = true)
+    {
+        var authAttempts = 0;
+        var redirects = 0;
+        var current = uri;
+        var contentUsed = false;
+        while (true)
+        {
+            var onRegistry = SameOrigin(current, BaseUri);
+            if (onRegistry && _limiter is not null)
+            {
+                await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            using var request = new HttpRequestMessage(method, current);
+            request.Headers.UserAgent.ParseAdd(_options.UserAgent);
+            configure?.Invoke(request);
+            if (content is not null)
+            {
+                if (contentUsed && !replayableContent)
+                {
+                    throw new InvalidOperationException("a streamed request body cannot be sent twice");
+                }
+
+                request.Content = content();
+                contentUsed = true;
+            }
+
+            if (onRegistry)
+            {
+                AttachAuthorization(request, scopes);
+            }
+
+            var response = await SendRawAsync(request, cancellationToken).ConfigureAwait(false);
+            var status = (int)response.StatusCode;
+
+            if (status is 301 or 302 or 303 or 307 or 308 && RedirectableMethods.Contains(method) && response.Headers.Location is { } location)
+            {
+                response.Dispose();
+                if (++redirects > 10)
+                {
+                    throw new OperationException($"{method} {RegistryException.StripQuery(uri)}: more than 10 redirects");
+                }
+
+                current = location.IsAbsoluteUri ? location : new Uri(current, location);
+                continue;
+            }
+
+            if (!onRegistry || authAttempts >= 2)
+            {
+                return response;
+            }
+
+            var expiredToken = await IsExpiredTokenResponseAsync(response, cancellationToken).ConfigureAwait(false);
+            if (response.StatusCode != HttpStatusCode.Unauthorized && !expiredToken)
+            {
+                return response;
+            }
+
+            var challenge = ParseChallenge(response) ?? (expiredToken ? _lastBearerChallenge : null);
+            if (challenge is null)
+            {
+                return response;
+            }
+
+            if (authAttempts == 1 && !expiredToken && request.Headers.Authorization is not null)
+            {
+                // We already sent fresh credentials and were refused again: report it.
+                return response;
+            }
+
+            if (content is not null && !replayableContent)
+            {
+                // The body stream is gone; drop the stale token and let the operation-level retry start over.
+                InvalidateTokens(scopes);
+                var error = await RegistryException.FromResponseAsync(response, "authorization expired during upload", cancellationToken).ConfigureAwait(false);
+                response.Dispose();
+                throw new OperationException(error.Message, new TimeoutException("token expired", error));
+            }
+
+            response.Dispose();
+            authAttempts++;
+            if (challenge.IsBearer)
+            {
+                _lastBearerChallenge = challenge;
+                await RefreshTokenAsync(challenge, scopes, force: true, cancellationToken).ConfigureAwait(false);
+            }
+            else if (challenge.IsBasic)
+            {
+                if (_options.Credentials.GetCredential(Host) is null)
+                {
+                    throw new OperationException($"registry {Host} requires authentication and no credentials were found (use --username with --password-stdin, or a Docker config.json entry for {Host})");
+                }
+
+                _useBasic = true;
+            }
+            else
+            {
+                throw new OperationException($"registry {Host} asks for unsupported authentication scheme '{challenge.Scheme}'");
+            }
+        }
+    }
+
+    /// <summary>Throws a <see cref="RegistryException"/> for a non-success response (and disposes it).</summary>
+    public static async Task EnsureSuccessAsync(HttpResponseMessage response, string? context, CancellationToken cancellationToken)
+    {
+        if (response.IsSuccessStatusCode)
+        {
+            return;
+        }
+
+        var error = await RegistryException.FromResponseAsync(response, context, cancellationToken).ConfigureAwait(false);
+        response.Dispose();
+        throw error;
+    }
+
+    public Uri ApiUri(string pathAndQuery) => new(BaseUri, pathAndQuery);
+
+    private async Task<HttpResponseMessage> SendRawAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ResponseTimeout);
+        try
+        {
+            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"{request.Method} {RegistryException.StripQuery(request.RequestUri!)}: no response within {_options.ResponseTimeout.TotalSeconds:0}s", ex);
+        }
+        catch (HttpRequestException ex) when (FindInner<AuthenticationException>(ex) is { } tls)
+        {
+            var host = request.RequestUri!.Authority;
+            throw new OperationException(
+                $"TLS connection to {host} failed: {tls.Message} The certificate is not trusted: pass --ca-file with the CA that issued it (or --insecure to skip verification, not recommended); use --plain-http only for a registry that serves plain HTTP.",
+                ex);
+        }
+        catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.SecureConnectionError)
+        {
+            throw new OperationException($"TLS connection to {request.RequestUri!.Authority} failed: {ex.Message} (if the registry serves plain HTTP, pass --plain-http)", ex);
+        }
+    }
+
+    private void AttachAuthorization(HttpRequestMessage request, IReadOnlyList<string> scopes)
+    {
+        if (_tokens.TryGetValue(TokenKey(scopes), out var token) && token.ValidAt(DateTimeOffset.UtcNow))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.Value);
+        }
+        else if (_useBasic && _options.Credentials.GetCredential(Host) is { IdentityToken: null } credential)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", credential.BasicHeaderValue);
+        }
+    }
+
+    private void InvalidateTokens(IReadOnlyList<string> scopes) => _tokens.TryRemove(TokenKey(scopes), out _);
+
+    private async Task RefreshTokenAsync(Challenge challenge, IReadOnlyList<string> scopes, bool force, CancellationToken cancellationToken)
+    {
+        var key = TokenKey(scopes);
+        await _tokenLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!force && _tokens.TryGetValue(key, out var existing) && existing.ValidAt(DateTimeOffset.UtcNow))
+            {
+                return;
+            }
+
+            _tokens[key] = await FetchTokenAsync(challenge, scopes, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _tokenLock.Release();
+        }
+    }
+
+    private async Task<CachedToken> FetchTokenAsync(Challenge challenge, IReadOnlyList<string> scopes, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(challenge.Realm) || !Uri.TryCreate(challenge.Realm, UriKind.Absolute, out var realm))
+        {
+            throw new OperationException($"registry {Host} sent a bearer challenge without a usable realm");
+        }
+
+        var allScopes = new List<string>();
+        if (!string.IsNullOrEmpty(challenge.Scope))
+        {
+            allScopes.AddRange(challenge.Scope.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        }
+
+        allScopes.AddRange(scopes.Where(s => !allScopes.Contains(s)));
+        var credential = _options.Credentials.GetCredential(Host);
+        Interlocked.Increment(ref _tokenRequests);
+        HttpRequestMessage request;
+        if (credential?.IdentityToken is { } refreshToken)
+        {
+            var form = new List<KeyValuePair<string, string>>
+            {
+                new("grant_type", "refresh_token"),
+                new("refresh_token", refreshToken),
+                new("client_id", _options.UserAgent),
+            };
+            if (challenge.Service is { } svc)
+            {
+                form.Add(new("service", svc));
+            }
+
+            form.Add(new("scope", string.Join(' ', allScopes)));
+            request = new HttpRequestMessage(HttpMethod.Post, realm) { Content = new FormUrlEncodedContent(form) };
+        }
+        else
+        {
+            var query = new List<string>();
+            if (challenge.Service is { } service)
+            {
+                query.Add("service=" + Uri.EscapeDataString(service));
+            }
+
+            query.AddRange(allScopes.Select(s => "scope=" + Uri.EscapeDataString(s)));
+            var builder = new UriBuilder(realm);
+            var existing = builder.Query.TrimStart('?');
+            builder.Query = string.Join('&', new[] { existing }.Where(q => q.Length > 0).Concat(query));
+            request = new HttpRequestMessage(HttpMethod.Get, builder.Uri);
+            if (credential is not null)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Basic", credential.BasicHeaderValue);
+            }
+        }
+
+        using (request)
+        {
+            request.Headers.UserAgent.ParseAdd(_options.UserAgent);
+            using var response = await SendRawAsync(request, cancellationToken).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                var error = await RegistryException.FromResponseAsync(response, $"token request for {Host}", cancellationToken).ConfigureAwait(false);
+                if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+                {
+                    throw new OperationException(credential is null
+                        ? $"registry {Host} refused an anonymous token ({(int)response.StatusCode}); it needs credentials (--username with --password-stdin, or Docker config.json)"
+                        : $"registry {Host} rejected the credentials for user '{credential.Username}' ({(int)response.StatusCode})", error);
+                }
+
+                throw error;
+            }
+
+            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                using var doc = JsonDocument.Parse(body);
+                var root = doc.RootElement;
+                var value = root.TryGetProperty("token", out var t) && t.GetString() is { Length: > 0 } tv ? tv
+                    : root.TryGetProperty("access_token", out var a) && a.GetString() is { Length: > 0 } av ? av
+                    : throw new OperationException($"token service of {Host} answered without a token");
+                var lifetime = root.TryGetProperty("expires_in", out var e) && e.TryGetInt32(out var seconds) && seconds > 0 ? seconds : 60;
+                return new CachedToken(value, DateTimeOffset.UtcNow.AddSeconds(lifetime));
+            }
+            catch (JsonException ex)
+            {
+                throw new OperationException($"token service of {Host} answered with invalid JSON", ex);
+            }
+        }
+    }
+
+    /// <summary>ECR answers an expired bearer token with 400 DENIED "Your Authorization Token is invalid." instead of 401.</summary>
+    private static async Task<bool> IsExpiredTokenResponseAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if (response.StatusCode != HttpStatusCode.BadRequest || response.RequestMessage?.Headers.Authorization?.Scheme != "Bearer")
+        {
+            return false;
+        }
+
+        await response.Content.LoadIntoBufferAsync(64 * 1024, cancellationToken).ConfigureAwait(false);
+        var errors = await RegistryException.ReadErrorsAsync(response, cancellationToken).ConfigureAwait(false);
+        return errors.Any(e => e.Code == "DENIED" && e.Message.Contains("Authorization Token", StringComparison.OrdinalIgnoreCase));
+    }
+
+    private static Challenge? ParseChallenge(HttpResponseMessage response)
+    {
+        foreach (var header in response.Headers.WwwAuthenticate)
+        {
+            if (Challenge.TryParse(header.ToString(), out var challenge) && (challenge.IsBearer || challenge.IsBasic))
+            {
+                return challenge;
+            }
+        }
+
+        return null;
+    }
+
+    private string TokenKey(IReadOnlyList<string> scopes) => string.Join(' ', scopes.Order(StringComparer.Ordinal));
+
+    private static bool SameOrigin(Uri a, Uri b) =>
+        string.Equals(a.Scheme, b.Scheme, StringComparison.OrdinalIgnoreCase)
+        && string.Equals(a.IdnHost, b.IdnHost, StringComparison.OrdinalIgnoreCase)
+        && a.Port == b.Port;
+
+    private static T? FindInner<T>(Exception ex)
+        where T : Exception
+    {
+        for (var e = ex.InnerException; e is not null; e = e.InnerException)
+        {
+            if (e is T match)
+            {
+                return match;
+            }
+        }
+
+        return null;
+    }
+
+    private sealed record CachedToken(string Value, DateTimeOffset Expires)
+    {
+        public bool ValidAt(DateTimeOffset now) => now < Expires - TimeSpan.FromSeconds(5);
+    }
+}
+
+/// <summary>
+/// Creates and shares one <see cref="RegistryClient"/> per registry host (so tokens and rate limits are
+/// per registry) over one HTTP handler with the configured TLS policy.
+/// </summary>
+public sealed class RegistryConnector : IDisposable
+{
+    private readonly ConcurrentDictionary<string, RegistryClient> _clients = new(StringComparer.OrdinalIgnoreCase);
+    private readonly HttpClient _http;
+    private readonly X509Certificate2Collection? _extraRoots;
+
+    public RegistryConnector(RegistryOptions options)
+    {
+        Options = options;
+        if (options.CaFile is { } caFile)
+        {
+            _extraRoots = LoadCaFile(caFile);
+        }
+
+        var handler = new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            ConnectTimeout = TimeSpan.FromSeconds(30),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+            MaxConnectionsPerServer = 64,
+            UseCookies = false,
+        };
+        handler.SslOptions.RemoteCertificateValidationCallback = ValidateCertificate;
+        _http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    public RegistryOptions Options { get; }
+
+    public RegistryClient Client(string host) => _clients.GetOrAdd(host, h => new RegistryClient(h, _http, Options));
+
+    public RemoteRepository Repository(Oci.Reference reference) => new(Client(reference.Registry), reference.Repository);
+
+    public void Dispose() => _http.Dispose();
+
+    private static X509Certificate2Collection LoadCaFile(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new InputException($"--ca-file '{path}' does not exist");
+        }
+
+        var collection = new X509Certificate2Collection();
+        try
+        {
+            collection.ImportFromPemFile(path);
+        }
+        catch (System.Security.Cryptography.CryptographicException ex)
+        {
+            throw new InputException($"--ca-file '{path}' is not a PEM certificate file: {ex.Message}", ex);
+        }
+
+        if (collection.Count == 0)
+        {
+            throw new InputException($"--ca-file '{path}' contains no PEM certificate");
+        }
+
+        return collection;
+    }
+
+    private bool ValidateCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (Options.Insecure || errors == SslPolicyErrors.None)
+        {
+            return true;
+        }
+
+        if (errors != SslPolicyErrors.RemoteCertificateChainErrors || certificate is null || _extraRoots is null)
+        {
+            return false;
+        }
+
+        using var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.CustomTrustStore.AddRange(_extraRoots);
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        if (chain is not null)
+        {
+            foreach (var element in chain.ChainElements)
+            {
+                custom.ChainPolicy.ExtraStore.Add(element.Certificate);
+            }
+        }
+
+        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        return custom.Build(leaf);
+    }
+}

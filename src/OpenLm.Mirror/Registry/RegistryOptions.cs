@@ -1,0 +1,66 @@
+using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Registry.Auth;
+
+namespace OpenLm.Mirror.Registry;
+
+/// <summary>How to talk to registries. Setters reject values that make no sense.</summary>
+public sealed class RegistryOptions
+{
+    private int _retries = 4;
+    private double? _rateLimit;
+    private int _resumeAttempts = 5;
+    private TimeSpan _idleTimeout = TimeSpan.FromSeconds(60);
+    private TimeSpan _responseTimeout = TimeSpan.FromSeconds(120);
+
+    /// <summary>Use http:// instead of https:// (loopback test registries).</summary>
+    public bool PlainHttp { get; set; }
+
+    /// <summary>PEM file of extra CA certificates to trust for registry TLS.</summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>Skip TLS verification entirely (the CLI warns loudly).</summary>
+    public bool Insecure { get; set; }
+
+    public ICredentialProvider Credentials { get; set; } = AnonymousCredentialProvider.Instance;
+
+    public IMirrorLog Log { get; set; } = NullMirrorLog.Instance;
+
+    public string UserAgent { get; set; } = "openlm-mirror";
+
+    public int Retries
+    {
+        get => _retries;
+        set => _retries = value is >= 0 and <= 100 ? value : throw new ArgumentOutOfRangeException(nameof(Retries), value, "--retries must be between 0 and 100");
+    }
+
+    /// <summary>Requests per second per registry host, or null for no limit.</summary>
+    public double? RateLimit
+    {
+        get => _rateLimit;
+        set => _rateLimit = value is null || (value > 0 && value <= 100_000) ? value : throw new ArgumentOutOfRangeException(nameof(RateLimit), value, "--rate-limit must be a positive number of requests per second");
+    }
+
+    /// <summary>How many times an interrupted blob download resumes with <c>Range</c> before giving up.</summary>
+    public int ResumeAttempts
+    {
+        get => _resumeAttempts;
+        set => _resumeAttempts = value is >= 0 and <= 1000 ? value : throw new ArgumentOutOfRangeException(nameof(ResumeAttempts), value, "resume attempts must be between 0 and 1000");
+    }
+
+    /// <summary>A body read that makes no progress for this long counts as a broken connection.</summary>
+    public TimeSpan IdleTimeout
+    {
+        get => _idleTimeout;
+        set => _idleTimeout = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(IdleTimeout), value, "the idle timeout must be positive");
+    }
+
+    /// <summary>How long to wait for response headers.</summary>
+    public TimeSpan ResponseTimeout
+    {
+        get => _responseTimeout;
+        set => _responseTimeout = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(ResponseTimeout), value, "the response timeout must be positive");
+    }
+
+    /// <summary>Base delay of the exponential backoff (tests shorten it).</summary>
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+}

@@ -1,0 +1,95 @@
+using System.Net;
+using System.Net.Sockets;
+using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Errors;
+using Polly;
+using Polly.Retry;
+
+namespace OpenLm.Mirror.Registry;
+
+/// <summary>
+/// Retries whole operations (e.g. open source → start upload → mount → stream → commit) on transient
+/// failures, with exponential backoff and jitter, honouring <c>Retry-After</c> up to a bound.
+/// Whether a failure is transient is decided in <see cref="IsTransient"/> and nowhere else.
+/// </summary>
+public sealed class RetryPolicy
+{
+    public static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(60);
+    private readonly ResiliencePipeline _pipeline;
+
+    public RetryPolicy(int retries, IMirrorLog log, TimeSpan? baseDelay = null)
+    {
+        if (retries < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(retries), "retries cannot be negative");
+        }
+
+        Retries = retries;
+        var builder = new ResiliencePipelineBuilder();
+        if (retries > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = retries,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = baseDelay ?? TimeSpan.FromMilliseconds(500),
+                MaxDelay = TimeSpan.FromSeconds(30),
+                ShouldHandle = args => ValueTask.FromResult(
+                    args.Outcome.Exception is { } ex && IsTransient(ex, args.Context.CancellationToken)),
+                DelayGenerator = args => ValueTask.FromResult(
+                    args.Outcome.Exception is RegistryException { RetryAfter: { } after }
+                        ? (TimeSpan?)(after > MaxRetryAfter ? MaxRetryAfter : after)
+                        : null),
+                OnRetry = args =>
+                {
+                    log.Warn($"retry {args.AttemptNumber + 1}/{retries} in {args.RetryDelay.TotalSeconds:0.0}s after: {Describe(args.Outcome.Exception)}");
+                    return ValueTask.CompletedTask;
+                },
+            });
+        }
+
+        _pipeline = builder.Build();
+    }
+
+    public int Retries { get; }
+
+    public static RetryPolicy None { get; } = new(0, NullMirrorLog.Instance);
+
+    public ValueTask<T> ExecuteAsync<T>(Func<CancellationToken, ValueTask<T>> operation, CancellationToken cancellationToken) =>
+        _pipeline.ExecuteAsync(operation, cancellationToken);
+
+    public ValueTask ExecuteAsync(Func<CancellationToken, ValueTask> operation, CancellationToken cancellationToken) =>
+        _pipeline.ExecuteAsync(operation, cancellationToken);
+
+    /// <summary>The one place that decides whether a failure may go away on a retry.</summary>
+    public static bool IsTransient(Exception exception, CancellationToken cancellationToken)
+    {
+        switch (exception)
+        {
+            case RegistryException registry:
+                var status = (int)registry.StatusCode;
+                return registry.StatusCode is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests
+                    || (status >= 500 && registry.StatusCode is not HttpStatusCode.NotImplemented and not HttpStatusCode.HttpVersionNotSupported);
+            case MirrorException:
+                return false;
+            case OperationCanceledException:
+                // A timeout, not the user pressing Ctrl+C.
+                return !cancellationToken.IsCancellationRequested;
+            case HttpRequestException http:
+                return http.StatusCode is null or HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests
+                    || (int)http.StatusCode >= 500;
+            case IOException or SocketException or TimeoutException:
+                return true;
+            default:
+                return exception.InnerException is { } inner && IsTransient(inner, cancellationToken);
+        }
+    }
+
+    private static string Describe(Exception? exception) => exception switch
+    {
+        null => "unknown failure",
+        HttpRequestException { InnerException: { } inner } http => $"{http.Message} ({inner.Message})",
+        _ => exception.Message,
+    };
+}
