@@ -1,1 +1,3 @@
-class Program { static int Main() => 0; }
+using OpenLm.Mirror.Cli;
+
+return await CliApp.RunAsync(args, CliConsole.System()).ConfigureAwait(false);

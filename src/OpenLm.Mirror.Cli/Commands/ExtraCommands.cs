@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace OpenLm.Mirror.Cli.Commands;
+
+/// <summary>Commands beyond copy, registered in one place so each command file stays independent.</summary>
+internal static class ExtraCommands
+{
+    public static IEnumerable<Command> Create(CliConsole console)
+    {
+        yield break;
+    }
+}

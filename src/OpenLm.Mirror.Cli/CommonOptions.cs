@@ -1,0 +1,114 @@
+using System.CommandLine;
+using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.Registry;
+using OpenLm.Mirror.Registry.Auth;
+
+namespace OpenLm.Mirror.Cli;
+
+/// <summary>The registry options shared by every command that talks to a registry.</summary>
+internal sealed class RegistryOptionSet
+{
+    public Option<bool> PlainHttp { get; } = new("--plain-http") { Description = "Use plain HTTP instead of HTTPS (loopback test registries only)" };
+
+    public Option<string?> CaFile { get; } = new("--ca-file") { Description = "PEM file with CA certificates to trust for registry TLS" };
+
+    public Option<bool> Insecure { get; } = new("--insecure") { Description = "Skip TLS certificate verification (dangerous; prefer --ca-file)" };
+
+    public Option<string?> Username { get; } = new("--username", "-u") { Description = "Registry username (password from --password-stdin)" };
+
+    public Option<bool> PasswordStdin { get; } = new("--password-stdin") { Description = "Read the registry password from standard input" };
+
+    public Option<int> Retries { get; } = new("--retries") { Description = "Retries per operation on transient failures", DefaultValueFactory = _ => 4 };
+
+    public Option<double?> RateLimit { get; } = new("--rate-limit") { Description = "At most N requests per second per registry (ECR Public allows 1 anonymously)" };
+
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { PlainHttp, CaFile, Insecure, Username, PasswordStdin, Retries, RateLimit })
+        {
+            command.Options.Add(option);
+        }
+    }
+
+    /// <summary>Builds registry options; credentials from flags win, else Docker's config.json.</summary>
+    public RegistryOptions Build(ParseResult parse, CliConsole console, IMirrorLog log)
+    {
+        var options = new RegistryOptions { Log = log };
+        try
+        {
+            options.PlainHttp = parse.GetValue(PlainHttp);
+            options.CaFile = parse.GetValue(CaFile);
+            options.Insecure = parse.GetValue(Insecure);
+            options.Retries = parse.GetValue(Retries);
+            options.RateLimit = parse.GetValue(RateLimit);
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new InputException(ex.Message.Split(" (Parameter")[0], ex);
+        }
+
+        if (options.Insecure)
+        {
+            log.Warn("--insecure: TLS certificates are NOT verified; anyone on the network path can read and alter this transfer");
+        }
+
+        if (options.CaFile is { } ca && !File.Exists(ca))
+        {
+            throw new InputException($"--ca-file '{ca}' does not exist");
+        }
+
+        var fromConfig = DockerConfigCredentialProvider.Load();
+        var username = parse.GetValue(Username);
+        var passwordStdin = parse.GetValue(PasswordStdin);
+        if (passwordStdin && string.IsNullOrEmpty(username))
+        {
+            throw new InputException("--password-stdin needs --username");
+        }
+
+        if (!string.IsNullOrEmpty(username))
+        {
+            if (!passwordStdin)
+            {
+                throw new InputException("--username needs the password on standard input with --password-stdin (passwords are never taken as arguments)");
+            }
+
+            var password = console.In().ReadLine()?.TrimEnd('\r', '\n');
+            if (string.IsNullOrEmpty(password))
+            {
+                throw new InputException("--password-stdin: no password on standard input");
+            }
+
+            options.Credentials = new StaticCredentialProvider(new Credential(username, password), fromConfig);
+        }
+        else
+        {
+            options.Credentials = fromConfig;
+        }
+
+        return options;
+    }
+}
+
+/// <summary>Options that shape a copy.</summary>
+internal sealed class CopyOptionSet
+{
+    public Option<string?> Platform { get; } = new("--platform") { Description = "Keep only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (default: all)" };
+
+    public Option<int> Concurrency { get; } = new("--concurrency") { Description = "Blobs transferred in parallel", DefaultValueFactory = _ => 6 };
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Platform);
+        command.Options.Add(Concurrency);
+    }
+
+    public IReadOnlyList<Platform> Platforms(ParseResult parse) => Oci.Platform.ParseList(parse.GetValue(Platform));
+
+    public int GetConcurrency(ParseResult parse)
+    {
+        var value = parse.GetValue(Concurrency);
+        return value is >= 1 and <= 256 ? value : throw new InputException($"--concurrency must be between 1 and 256 (got {value})");
+    }
+}

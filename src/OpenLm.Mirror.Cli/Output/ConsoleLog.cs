@@ -1,0 +1,28 @@
+using OpenLm.Mirror.Diagnostics;
+
+namespace OpenLm.Mirror.Cli.Output;
+
+/// <summary>Log lines on stderr, so stdout stays clean for --json.</summary>
+internal sealed class ConsoleLog(TextWriter error, bool verbose) : IMirrorLog
+{
+    private readonly Lock _gate = new();
+
+    public void Write(LogLevel level, string message)
+    {
+        if (level == LogLevel.Debug && !verbose)
+        {
+            return;
+        }
+
+        var prefix = level switch
+        {
+            LogLevel.Warning => "warning: ",
+            LogLevel.Error => "error: ",
+            _ => string.Empty,
+        };
+        lock (_gate)
+        {
+            error.WriteLine($"{prefix}{message}");
+        }
+    }
+}
