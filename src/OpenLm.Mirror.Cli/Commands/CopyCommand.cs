@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using OpenLm.Mirror.Cli.Output;
 using OpenLm.Mirror.Copy;
+using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Registry;
 
 namespace OpenLm.Mirror.Cli.Commands;
@@ -12,9 +13,11 @@ internal static class CopyCommand
 {
     public static Command Create(CliConsole console)
     {
-        var source = new Argument<string>("SRC") { Description = "Source: a registry reference (host/path:tag or @digest) or oci:DIR[:REF]" };
+        var source = new Argument<string[]>("SRC") { Description = "Source: a registry reference (host/path:tag or @digest) or oci:DIR[:REF]; several sources copy in one run", Arity = ArgumentArity.ZeroOrMore };
         var destination = new Argument<string>("DST") { Description = "Destination: a registry reference or oci:DIR[:REF] (REF defaults to the full source reference)" };
         var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
+        var imagesFrom = new Option<string?>("--images-from") { Description = "Read more source references from FILE, one per line ('#' comments allowed)" };
+        var parallelImages = new Option<int>("--parallel-images") { Description = "With several sources, how many images are copied at once", DefaultValueFactory = _ => 4 };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
         var command = new Command("copy", "Copy an image (with every platform, or those named by --platform) between registries and OCI layouts, preserving digests");
@@ -22,13 +25,39 @@ internal static class CopyCommand
         command.Arguments.Add(destination);
         registry.AddTo(command);
         copy.AddTo(command);
+        command.Options.Add(imagesFrom);
+        command.Options.Add(parallelImages);
         command.Options.Add(json);
 
         command.SetAction(async (parse, cancellationToken) =>
         {
             var log = new ConsoleLog(console.Error, verbose: false);
-            var src = ImageLocation.Parse(parse.GetValue(source)!, "SRC");
-            var dst = ImageLocation.Parse(parse.GetValue(destination)!, "DST");
+            var sourceTexts = (parse.GetValue(source) ?? []).ToList();
+            if (parse.GetValue(imagesFrom) is { } listFile)
+            {
+                sourceTexts.AddRange(ReadImageList(listFile));
+            }
+
+            if (sourceTexts.Count == 0)
+            {
+                throw new InputException("copy needs at least one SRC (argument or --images-from)");
+            }
+
+            var sources = sourceTexts.Select(text => ImageLocation.Parse(text, "SRC")).ToList();
+            var destinationText = parse.GetValue(destination)!;
+            var images = parse.GetValue(parallelImages);
+            if (images is < 1 or > 64)
+            {
+                throw new InputException($"--parallel-images must be between 1 and 64 (got {images})");
+            }
+
+            if (sources.Count > 1)
+            {
+                return await CopyManyAsync(parse, console, log: new ConsoleLog(console.Error, verbose: false), registry, copy, sources, destinationText, images, parse.GetValue(json), cancellationToken).ConfigureAwait(false);
+            }
+
+            var src = sources[0];
+            var dst = ImageLocation.Parse(destinationText, "DST");
             var registryOptions = registry.Build(parse, console, log);
             using var connector = new RegistryConnector(registryOptions);
             var clock = Stopwatch.StartNew();
@@ -71,5 +100,85 @@ internal static class CopyCommand
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    private static async Task<int> CopyManyAsync(ParseResult parse, CliConsole console, ConsoleLog log, RegistryOptionSet registry, CopyOptionSet copy, IReadOnlyList<ImageLocation> sources, string destination, int parallelImages, bool json, CancellationToken cancellationToken)
+    {
+        var registryOptions = registry.Build(parse, console, log);
+        using var connector = new RegistryConnector(registryOptions);
+        var clock = Stopwatch.StartNew();
+        var results = await CopyProgress.RunAsync(console, log, json, async observer =>
+        {
+            var options = new CopyOptions
+            {
+                Concurrency = copy.GetConcurrency(parse),
+                Platforms = copy.Platforms(parse),
+                Observer = observer,
+                Retry = new RetryPolicy(registryOptions.Retries, log),
+            };
+            return await new ImageCopier(connector, options).CopyManyAsync(sources, destination, parallelImages, cancellationToken).ConfigureAwait(false);
+        }).ConfigureAwait(false);
+
+        var bytes = results.Sum(r => r.BytesCopied);
+        if (json)
+        {
+            var report = new
+            {
+                destination,
+                images = results.Select(r => new
+                {
+                    source = r.Source,
+                    destination = r.Destination,
+                    digest = r.Root.Digest.ToString(),
+                    sourceDigest = r.SourceRoot.Digest.ToString(),
+                    mediaType = r.Root.MediaType,
+                    platforms = r.PlatformsKept.Select(p => p.ToString()).ToList(),
+                    bytesCopied = r.BytesCopied,
+                    blobsCopied = r.BlobsCopied,
+                    blobsSkipped = r.BlobsSkipped,
+                    blobsMounted = r.BlobsMounted,
+                }).ToList(),
+                bytesCopied = bytes,
+                seconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
+            };
+            await console.Out.WriteLineAsync(JsonSerializer.Serialize(report, Format.Json)).ConfigureAwait(false);
+        }
+        else
+        {
+            foreach (var r in results)
+            {
+                await console.Out.WriteLineAsync($"{r.Destination} {r.Root.Digest}").ConfigureAwait(false);
+            }
+
+            await console.Out.WriteLineAsync($"{results.Count} images, {Format.Bytes(bytes)} copied in {Format.Seconds(clock.Elapsed)} ({Format.Rate(bytes, clock.Elapsed)})").ConfigureAwait(false);
+        }
+
+        return ExitCodes.Success;
+    }
+
+    private static IEnumerable<string> ReadImageList(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new InputException($"--images-from '{path}' does not exist");
+        }
+
+        var lineNumber = 0;
+        foreach (var raw in File.ReadLines(path))
+        {
+            lineNumber++;
+            var line = raw.Split('#')[0].Trim();
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            if (line.Any(char.IsWhiteSpace))
+            {
+                throw new InputException($"{path}:{lineNumber}: expected one image reference per line, got '{line}'");
+            }
+
+            yield return line;
+        }
     }
 }

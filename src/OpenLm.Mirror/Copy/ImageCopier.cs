@@ -12,6 +12,56 @@ namespace OpenLm.Mirror.Copy;
 /// </summary>
 public sealed class ImageCopier(RegistryConnector registries, CopyOptions options)
 {
+    private readonly GraphCopier _graph = new(options);
+
+    /// <summary>
+    /// Copies many images in one run: they share one graph copier, so a blob shared by several images moves
+    /// once and blob concurrency is bounded across all of them. With several sources the destination is an
+    /// OCI layout (each image named by its full source reference) or a registry prefix
+    /// (<c>host[:port][/prefix]</c>, each image keeping its repository path and tag under it).
+    /// </summary>
+    public async Task<IReadOnlyList<CopyResult>> CopyManyAsync(IReadOnlyList<ImageLocation> sources, string destination, int parallelImages, CancellationToken cancellationToken = default)
+    {
+        if (sources.Count == 0)
+        {
+            throw new InputException("no source images given");
+        }
+
+        var destinations = new List<ImageLocation>(sources.Count);
+        if (destination.StartsWith(ImageLocation.LayoutPrefix, StringComparison.Ordinal))
+        {
+            var layout = ImageLocation.Parse(destination, "DST") as LayoutLocation;
+            if (layout!.RefName is not null)
+            {
+                throw new InputException($"DST '{destination}': with several sources the destination is oci:DIR without a ref name (each image is named by its source reference)");
+            }
+
+            destinations.AddRange(sources.Select(_ => layout));
+        }
+        else
+        {
+            var prefix = RegistryPrefix.Parse(destination, "DST");
+            foreach (var source in sources)
+            {
+                destinations.Add(new RegistryLocation(prefix.Map(SourceReferenceOf(source)), ExplicitTagOrDigest: true));
+            }
+
+            var clashes = destinations.Select((d, i) => (Target: d.ToString(), Source: sources[i].ToString()))
+                .GroupBy(x => x.Target).Where(g => g.Select(x => x.Source).Distinct().Count() > 1).ToList();
+            if (clashes.Count > 0)
+            {
+                throw new InputException("several sources map to one destination: " + string.Join("; ", clashes.Select(g => $"{g.Key} <- {string.Join(", ", g.Select(x => x.Source).Distinct())}")));
+            }
+        }
+
+        var results = new CopyResult[sources.Count];
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, sources.Count),
+            new ParallelOptions { MaxDegreeOfParallelism = parallelImages, CancellationToken = cancellationToken },
+            async (i, ct) => results[i] = await CopyAsync(sources[i], destinations[i], ct).ConfigureAwait(false)).ConfigureAwait(false);
+        return results;
+    }
+
     public async Task<CopyResult> CopyAsync(ImageLocation source, ImageLocation destination, CancellationToken cancellationToken = default)
     {
         IReadOnlyTarget sourceTarget;
@@ -53,7 +103,7 @@ public sealed class ImageCopier(RegistryConnector registries, CopyOptions option
                 if (registry.Reference.Digest is { } pinned && registry.Reference.Tag is null)
                 {
                     // Copy by digest: the result must have that digest, checked after the copy.
-                    var byDigest = await new GraphCopier(options).CopyAsync(sourceTarget, sourceReference, target, null, cancellationToken).ConfigureAwait(false);
+                    var byDigest = await _graph.CopyAsync(sourceTarget, sourceReference, target, null, cancellationToken).ConfigureAwait(false);
                     if (byDigest.Root.Digest != pinned)
                     {
                         throw new IntegrityException($"destination {registry.Reference} names digest {pinned}, but the copied image is {byDigest.Root.Digest}");
@@ -72,8 +122,17 @@ public sealed class ImageCopier(RegistryConnector registries, CopyOptions option
                 throw new InputException($"unsupported destination {destination}");
         }
 
-        return await new GraphCopier(options).CopyAsync(sourceTarget, sourceReference, target, targetTag, cancellationToken).ConfigureAwait(false);
+        return await _graph.CopyAsync(sourceTarget, sourceReference, target, targetTag, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>The source as a reference, for naming it under a registry prefix.</summary>
+    private static Reference SourceReferenceOf(ImageLocation source) => source switch
+    {
+        RegistryLocation registry => registry.Reference,
+        LayoutLocation { RefName: { } name } when Reference.TryParse(name, out var parsed) && name.Contains('/') => parsed,
+        LayoutLocation layout => throw new InputException($"{layout}: copying several images to a registry needs layout sources named by full references (oci:DIR:host/path:tag)"),
+        _ => throw new InputException($"unsupported source {source}"),
+    };
 
     private static async Task<string> SingleRefNameAsync(OciLayoutStore store, CancellationToken cancellationToken)
     {

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Benchmark: openlm-mirror against skopeo on the same synthetic platform, same run.
+# Prints wall times, the ratio and peak RSS. Size with BENCH_MB (default 1024) and BENCH_IMAGES (16).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+source scripts/lib/registry-process.sh
+
+MB=${BENCH_MB:-1024}
+IMAGES=${BENCH_IMAGES:-16}
+WORK=${BENCH_WORK:-$ROOT/.work/bench}
+
+for tool in docker-registry skopeo curl python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench: missing $tool (run scripts/install-deps.sh)" >&2; exit 1; }
+done
+
+rm -rf "$WORK"; mkdir -p "$WORK/skopeo-dir"
+trap 'stop_registries' EXIT
+
+echo "== building (Release)"
+dotnet build -c Release -v q -nologo src/OpenLm.Mirror.Cli/OpenLm.Mirror.Cli.csproj -o "$WORK/cli" >/dev/null
+dotnet build -c Release -v q -nologo tests/OpenLm.Mirror.TestKit/OpenLm.Mirror.TestKit.csproj -o "$WORK/testkit" >/dev/null
+MIRROR="$WORK/cli/openlm-mirror"
+
+start_registry "$WORK/reg-src" SRC
+start_registry "$WORK/reg-ours" OURS
+start_registry "$WORK/reg-skopeo" THEIRS
+
+echo "== seeding $SRC with a ${MB} MiB synthetic platform of $IMAGES images"
+"$WORK/testkit/OpenLm.Mirror.TestKit" seed --registry "$SRC" --total-mb "$MB" --images "$IMAGES" --work "$WORK/gen" --json > "$WORK/platform.json"
+mapfile -t REFS < <(python3 -c 'import json,sys; [print(i["reference"]) for i in json.load(open(sys.argv[1]))["images"]]' "$WORK/platform.json")
+UNIQUE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["uniqueBytes"])' "$WORK/platform.json")
+echo "   ${#REFS[@]} images, $((UNIQUE / 1048576)) MiB of unique blobs"
+
+# run_all NAME CMD...: runs CMD once per image ({} is replaced by the reference, {n} by its index),
+# records wall seconds in T_NAME and the peak RSS (KiB) over all runs in M_NAME.
+run_all() {
+  local name=$1; shift
+  local start end peak=0 i=0 ref rss
+  start=$(date +%s.%N)
+  for ref in "${REFS[@]}"; do
+    local args=()
+    for a in "$@"; do a=${a//\{\}/$ref}; args+=("${a//\{n\}/$i}"); done
+    /usr/bin/time -v -o "$WORK/time.txt" "${args[@]}" > "$WORK/last.out" 2> "$WORK/last.err" || {
+      echo "bench: $name failed on $ref:" >&2; cat "$WORK/last.err" >&2; exit 1; }
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+    (( rss > peak )) && peak=$rss
+    i=$((i + 1))
+  done
+  end=$(date +%s.%N)
+  printf -v "T_$name" '%s' "$(python3 -c "print(f'{$end - $start:.2f}')")"
+  printf -v "M_$name" '%s' "$peak"
+}
+
+echo "== registry -> layout"
+run_all ours_layout "$MIRROR" copy --plain-http "$SRC/{}" "oci:$WORK/ours-layout"
+run_all skopeo_dir skopeo copy -q --all --preserve-digests --src-tls-verify=false "docker://$SRC/{}" "dir:$WORK/skopeo-dir/{n}"
+echo "== registry -> registry"
+run_all ours_registry "$MIRROR" copy --plain-http "$SRC/{}" "$OURS/{}"
+run_all skopeo_registry skopeo copy -q --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/{}" "docker://$THEIRS/{}"
+
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+echo
+echo "== results (${MB} MiB, ${#REFS[@]} images, one process per image for both tools)"
+printf '%-28s %10s %10s %14s\n' "case" "ours (s)" "skopeo (s)" "skopeo/ours"
+printf '%-28s %10s %10s %14s\n' "registry -> layout/dir" "$T_ours_layout" "$T_skopeo_dir" "$(ratio "$T_skopeo_dir" "$T_ours_layout")x"
+printf '%-28s %10s %10s %14s\n' "registry -> registry" "$T_ours_registry" "$T_skopeo_registry" "$(ratio "$T_skopeo_registry" "$T_ours_registry")x"
+echo "peak RSS (MiB): ours layout $((M_ours_layout / 1024)), ours registry $((M_ours_registry / 1024)), skopeo dir $((M_skopeo_dir / 1024)), skopeo registry $((M_skopeo_registry / 1024))"
+echo "on disk: ours layout $(du -sm "$WORK/ours-layout" | cut -f1) MiB, skopeo dir: $(du -sm "$WORK/skopeo-dir" | cut -f1) MiB"
+if [[ -x scripts/bench-bundle.sh ]]; then
+  SRC="$SRC" WORK="$WORK" MIRROR="$MIRROR" PLATFORM_JSON="$WORK/platform.json" bash scripts/bench-bundle.sh
+fi
