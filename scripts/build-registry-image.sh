@@ -17,7 +17,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 REGISTRY_BIN="${OLM_REGISTRY_BIN:-/usr/bin/docker-registry}"
 [[ -x "$REGISTRY_BIN" ]] || REGISTRY_BIN="$(command -v docker-registry || true)"
 [[ -n "$REGISTRY_BIN" && -x "$REGISTRY_BIN" ]] || olm_die "docker-registry not found (run scripts/install-deps.sh)"
-olm_docker_answers || olm_die "the private dockerd does not answer on $OLM_DOCKER_SOCK (run scripts/start-docker.sh)"
+olm_docker_answers 5 || olm_die "the private dockerd does not answer on $OLM_DOCKER_SOCK (run scripts/start-docker.sh)"
+
+# Two test runs at once must not import (and prune) over each other.
+mkdir -p "$OLM_RUN_DIR"
+exec 9>"$OLM_RUN_DIR/build-registry-image.lock"
+flock -w 120 9 || olm_die "timed out waiting for another build-registry-image.sh"
 
 # Bump when the image layout below changes in a way the input files do not show.
 IMAGE_LAYOUT_VERSION=1

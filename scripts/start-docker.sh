@@ -73,7 +73,7 @@ finish() {
 }
 
 # 1. Already running and answering: nothing to start.
-if olm_docker_answers; then
+if olm_docker_answers 5; then
   olm_log "private dockerd already answers on $OLM_DOCKER_SOCK"
   finish 0
 fi
@@ -83,8 +83,9 @@ fi
 mapfile -t pids < <(olm_our_dockerd_pids)
 if ((${#pids[@]} > 0)); then
   olm_log "dockerd process(es) ${pids[*]} exist but do not answer yet; waiting up to 20s"
-  for _ in $(seq 1 20); do
-    if olm_docker_answers; then
+  wait_until=$((SECONDS + 20))
+  while ((SECONDS < wait_until)); do
+    if olm_docker_answers 2; then
       olm_log "private dockerd now answers"
       finish 0
     fi
@@ -145,8 +146,8 @@ disown "$dockerd_pid" 2>/dev/null || true
 
 # 5. Wait until it answers.
 deadline=$((SECONDS + OLM_DOCKER_START_TIMEOUT))
-until olm_docker_answers; do
-  if ! kill -0 "$dockerd_pid" 2>/dev/null; then
+until olm_docker_answers 2; do
+  if ! olm_pid_alive "$dockerd_pid"; then
     olm_warn "dockerd exited during start-up; last lines of $OLM_DOCKERD_LOG:"
     tail -n 30 "$OLM_DOCKERD_LOG" >&2 || true
     olm_die "dockerd failed to start"

@@ -57,11 +57,12 @@ olm_docker() {
     "$(olm_docker_cli)" "$@"
 }
 
-# True when the private engine answers (bounded so a wedged daemon cannot hang us).
+# True when the private engine answers within $1 seconds (default 5), so a wedged daemon
+# (accepting connections, never replying) cannot hang us.
 olm_docker_answers() {
   [[ -S "$OLM_DOCKER_SOCK" ]] || return 1
   DOCKER_HOST="unix://$OLM_DOCKER_SOCK" DOCKER_API_VERSION="$OLM_DOCKER_API_VERSION" \
-    timeout 10 "$(olm_docker_cli)" version --format '{{.Server.Version}}' >/dev/null 2>&1
+    timeout -k 1 "${1:-5}" "$(olm_docker_cli)" version --format '{{.Server.Version}}' >/dev/null 2>&1
 }
 
 # Export the environment the tests (Testcontainers) need to reach the private engine.
