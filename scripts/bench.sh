@@ -18,7 +18,9 @@ rm -rf "$WORK"; mkdir -p "$WORK/skopeo-dir"
 trap 'stop_registries' EXIT
 
 echo "== building (Release)"
-dotnet build -c Release -v q -nologo src/OpenLm.Mirror.Cli/OpenLm.Mirror.Cli.csproj -o "$WORK/cli" >/dev/null
+# Published the way users get it (ReadyToRun), so start-up is not JIT-bound.
+dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -v q -nologo \
+  src/OpenLm.Mirror.Cli/OpenLm.Mirror.Cli.csproj -o "$WORK/cli" >/dev/null
 dotnet build -c Release -v q -nologo tests/OpenLm.Mirror.TestKit/OpenLm.Mirror.TestKit.csproj -o "$WORK/testkit" >/dev/null
 MIRROR="$WORK/cli/openlm-mirror"
 
@@ -52,21 +54,39 @@ run_all() {
   printf -v "M_$name" '%s' "$peak"
 }
 
+# run_once NAME CMD...: one process for all images.
+run_once() {
+  local name=$1; shift
+  local start end
+  start=$(date +%s.%N)
+  /usr/bin/time -v -o "$WORK/time.txt" "$@" > "$WORK/last.out" 2> "$WORK/last.err" || {
+    echo "bench: $name failed:" >&2; cat "$WORK/last.err" >&2; exit 1; }
+  end=$(date +%s.%N)
+  printf -v "T_$name" '%s' "$(python3 -c "print(f'{$end - $start:.2f}')")"
+  printf -v "M_$name" '%s' "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")"
+}
+
+printf '%s\n' "${REFS[@]/#/$SRC/}" > "$WORK/images.txt"
 echo "== registry -> layout"
-run_all ours_layout "$MIRROR" copy --plain-http "$SRC/{}" "oci:$WORK/ours-layout"
 run_all skopeo_dir skopeo copy -q --all --preserve-digests --src-tls-verify=false "docker://$SRC/{}" "dir:$WORK/skopeo-dir/{n}"
+run_all ours_layout_each "$MIRROR" copy --plain-http "$SRC/{}" "oci:$WORK/ours-layout-each"
+run_once ours_layout "$MIRROR" copy --plain-http --images-from "$WORK/images.txt" "oci:$WORK/ours-layout"
 echo "== registry -> registry"
-run_all ours_registry "$MIRROR" copy --plain-http "$SRC/{}" "$OURS/{}"
 run_all skopeo_registry skopeo copy -q --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/{}" "docker://$THEIRS/{}"
+run_all ours_registry_each "$MIRROR" copy --plain-http "$SRC/{}" "$OURS/each/{}"
+run_once ours_registry "$MIRROR" copy --plain-http --images-from "$WORK/images.txt" "$OURS/all"
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 echo
-echo "== results (${MB} MiB, ${#REFS[@]} images, one process per image for both tools)"
-printf '%-28s %10s %10s %14s\n' "case" "ours (s)" "skopeo (s)" "skopeo/ours"
-printf '%-28s %10s %10s %14s\n' "registry -> layout/dir" "$T_ours_layout" "$T_skopeo_dir" "$(ratio "$T_skopeo_dir" "$T_ours_layout")x"
-printf '%-28s %10s %10s %14s\n' "registry -> registry" "$T_ours_registry" "$T_skopeo_registry" "$(ratio "$T_skopeo_registry" "$T_ours_registry")x"
-echo "peak RSS (MiB): ours layout $((M_ours_layout / 1024)), ours registry $((M_ours_registry / 1024)), skopeo dir $((M_skopeo_dir / 1024)), skopeo registry $((M_skopeo_registry / 1024))"
-echo "on disk: ours layout $(du -sm "$WORK/ours-layout" | cut -f1) MiB, skopeo dir: $(du -sm "$WORK/skopeo-dir" | cut -f1) MiB"
+echo "== results (${MB} MiB, ${#REFS[@]} images; skopeo: one process per image, --all --preserve-digests)"
+printf '%-44s %9s %9s %12s %9s\n' "case" "time (s)" "skopeo" "speed-up" "RSS MiB"
+row() { printf '%-44s %9s %9s %12s %9s\n' "$1" "$2" "$3" "$(ratio "$3" "$2")x" "$(( $4 / 1024 ))"; }
+row "registry->layout, one run (copy --images-from)" "$T_ours_layout" "$T_skopeo_dir" "$M_ours_layout"
+row "registry->layout, one process per image" "$T_ours_layout_each" "$T_skopeo_dir" "$M_ours_layout_each"
+row "registry->registry, one run" "$T_ours_registry" "$T_skopeo_registry" "$M_ours_registry"
+row "registry->registry, one process per image" "$T_ours_registry_each" "$T_skopeo_registry" "$M_ours_registry_each"
+echo "skopeo peak RSS (MiB): dir $((M_skopeo_dir / 1024)), registry $((M_skopeo_registry / 1024))"
+echo "on disk: ours layout $(du -sm "$WORK/ours-layout" | cut -f1) MiB (every blob once), skopeo dir: $(du -sm "$WORK/skopeo-dir" | cut -f1) MiB"
 if [[ -x scripts/bench-bundle.sh ]]; then
   SRC="$SRC" WORK="$WORK" MIRROR="$MIRROR" PLATFORM_JSON="$WORK/platform.json" bash scripts/bench-bundle.sh
 fi

@@ -13,16 +13,20 @@ internal static class CopyCommand
 {
     public static Command Create(CliConsole console)
     {
-        var source = new Argument<string[]>("SRC") { Description = "Source: a registry reference (host/path:tag or @digest) or oci:DIR[:REF]; several sources copy in one run", Arity = ArgumentArity.ZeroOrMore };
-        var destination = new Argument<string>("DST") { Description = "Destination: a registry reference or oci:DIR[:REF] (REF defaults to the full source reference)" };
+        var locations = new Argument<string[]>("locations")
+        {
+            HelpName = "SRC... DST",
+            Description = "Each SRC is a registry reference (host/path:tag or @digest) or oci:DIR[:REF]; DST is a registry reference or oci:DIR[:REF] " +
+                "(REF defaults to the full source reference). With several sources DST is oci:DIR or a registry host[:port][/prefix].",
+            Arity = ArgumentArity.OneOrMore,
+        };
         var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
         var imagesFrom = new Option<string?>("--images-from") { Description = "Read more source references from FILE, one per line ('#' comments allowed)" };
         var parallelImages = new Option<int>("--parallel-images") { Description = "With several sources, how many images are copied at once", DefaultValueFactory = _ => 4 };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
         var command = new Command("copy", "Copy an image (with every platform, or those named by --platform) between registries and OCI layouts, preserving digests");
-        command.Arguments.Add(source);
-        command.Arguments.Add(destination);
+        command.Arguments.Add(locations);
         registry.AddTo(command);
         copy.AddTo(command);
         command.Options.Add(imagesFrom);
@@ -32,7 +36,8 @@ internal static class CopyCommand
         command.SetAction(async (parse, cancellationToken) =>
         {
             var log = new ConsoleLog(console.Error, verbose: false);
-            var sourceTexts = (parse.GetValue(source) ?? []).ToList();
+            var given = parse.GetValue(locations) ?? [];
+            var sourceTexts = given.SkipLast(1).ToList();
             if (parse.GetValue(imagesFrom) is { } listFile)
             {
                 sourceTexts.AddRange(ReadImageList(listFile));
@@ -44,7 +49,7 @@ internal static class CopyCommand
             }
 
             var sources = sourceTexts.Select(text => ImageLocation.Parse(text, "SRC")).ToList();
-            var destinationText = parse.GetValue(destination)!;
+            var destinationText = given[^1];
             var images = parse.GetValue(parallelImages);
             if (images is < 1 or > 64)
             {
