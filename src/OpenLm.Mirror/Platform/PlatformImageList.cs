@@ -1,0 +1,87 @@
+using OpenLm.Mirror.Oci;
+
+namespace OpenLm.Mirror.PlatformSpec;
+
+/// <summary>One image to mirror, with everything that asked for it.</summary>
+public sealed record PlannedImage
+{
+    public required Reference Reference { get; init; }
+
+    /// <summary>Helm values paths (from the umbrella) that hold this image; sorted ordinal, distinct.</summary>
+    public required IReadOnlyList<string> ValuesPaths { get; init; }
+
+    /// <summary>Where the image came from: <c>manifest</c> and/or <c>chart:&lt;chart path&gt;</c> (e.g. <c>chart:openlm/server</c>); sorted ordinal, distinct.</summary>
+    public required IReadOnlyList<string> Origins { get; init; }
+
+    public override string ToString() => Reference.ToString();
+}
+
+/// <summary>Merges the manifest's image list and chart scans into one deterministic list of images to mirror.</summary>
+public static class PlatformImageList
+{
+    public const string ManifestOrigin = "manifest";
+    public const string ChartOriginPrefix = "chart:";
+
+    /// <summary>
+    /// One entry per distinct normalised reference (ordinal order of <see cref="Reference.ToString"/>).
+    /// The same reference from the manifest and a chart merges (union of values paths and origins);
+    /// the same repository with different tags, or a tag vs. the same tag pinned by digest, stays separate.
+    /// Disabled chart findings are included: release engineering mirrors everything. Invalid findings are not.
+    /// </summary>
+    public static IReadOnlyList<PlannedImage> Build(PlatformManifest manifest, IEnumerable<ChartScanResult> charts)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(charts);
+        var entries = new Dictionary<string, (Reference Reference, SortedSet<string> Paths, SortedSet<string> Origins)>(StringComparer.Ordinal);
+
+        void Add(Reference reference, IEnumerable<string> paths, string origin)
+        {
+            var key = reference.ToString();
+            if (!entries.TryGetValue(key, out var entry))
+            {
+                entry = (reference, new SortedSet<string>(StringComparer.Ordinal), new SortedSet<string>(StringComparer.Ordinal));
+                entries[key] = entry;
+            }
+
+            entry.Paths.UnionWith(paths);
+            entry.Origins.Add(origin);
+        }
+
+        foreach (var image in manifest.Images)
+        {
+            Add(image.Reference, image.ValuesPaths, ManifestOrigin);
+        }
+
+        foreach (var scan in charts)
+        {
+            foreach (var finding in scan.Findings)
+            {
+                Add(finding.Reference, [finding.ValuesPath], ChartOriginPrefix + finding.ChartPath);
+            }
+        }
+
+        return entries
+            .OrderBy(e => e.Key, StringComparer.Ordinal)
+            .Select(e => new PlannedImage
+            {
+                Reference = e.Value.Reference,
+                ValuesPaths = e.Value.Paths.ToList(),
+                Origins = e.Value.Origins.ToList(),
+            })
+            .ToList();
+    }
+
+    /// <summary>Scans every chart the manifest lists (in order), then <see cref="Build(PlatformManifest, IEnumerable{ChartScanResult})"/>.</summary>
+    public static IReadOnlyList<PlannedImage> Build(PlatformManifest manifest, ChartScanOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        return Build(manifest, ScanCharts(manifest, options));
+    }
+
+    /// <summary>Scans every chart the manifest lists, in manifest order.</summary>
+    public static IReadOnlyList<ChartScanResult> ScanCharts(PlatformManifest manifest, ChartScanOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        return manifest.Charts.Select(c => ChartScanner.Scan(c.FullPath, options)).ToList();
+    }
+}
