@@ -13,6 +13,7 @@ namespace OpenLm.Mirror.Copy;
 public sealed class ImageCopier(RegistryConnector registries, CopyOptions options)
 {
     private readonly GraphCopier _graph = new(options);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<OciLayoutStore>> _layouts = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Copies many images in one run: they share one graph copier, so a blob shared by several images moves
@@ -77,7 +78,7 @@ public sealed class ImageCopier(RegistryConnector registries, CopyOptions option
                 defaultRefName = registry.Reference.ToString();
                 break;
             case LayoutLocation layout:
-                var store = OciLayoutStore.Open(layout.Directory, create: false);
+                var store = Layout(layout.Directory, create: false);
                 sourceTarget = store;
                 sourceReference = layout.RefName ?? await SingleRefNameAsync(store, cancellationToken).ConfigureAwait(false);
                 sourceTag = TagOf(sourceReference);
@@ -115,7 +116,7 @@ public sealed class ImageCopier(RegistryConnector registries, CopyOptions option
                 targetTag = registry.ExplicitTagOrDigest ? registry.Reference.Tag : sourceTag ?? registry.Reference.Tag;
                 break;
             case LayoutLocation layout:
-                target = OciLayoutStore.Open(layout.Directory, create: true);
+                target = Layout(layout.Directory, create: true);
                 targetTag = layout.RefName ?? defaultRefName;
                 break;
             default:
@@ -124,6 +125,10 @@ public sealed class ImageCopier(RegistryConnector registries, CopyOptions option
 
         return await _graph.CopyAsync(sourceTarget, sourceReference, target, targetTag, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>One store per layout directory per run, so concurrent image copies share its index lock.</summary>
+    private OciLayoutStore Layout(string directory, bool create) =>
+        _layouts.GetOrAdd(Path.GetFullPath(directory), path => new Lazy<OciLayoutStore>(() => OciLayoutStore.Open(path, create))).Value;
 
     /// <summary>The source as a reference, for naming it under a registry prefix.</summary>
     private static Reference SourceReferenceOf(ImageLocation source) => source switch
