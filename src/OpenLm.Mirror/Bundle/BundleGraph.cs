@@ -1,0 +1,264 @@
+using System.Text.Json;
+using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Layout;
+using OpenLm.Mirror.Oci;
+
+namespace OpenLm.Mirror.Bundle;
+
+/// <summary>
+/// Everything reachable from an OCI layout's index.json, in bundle order: manifests and indexes
+/// parents-first (breadth-first; each level sorted by digest), then configs and other non-layer blobs
+/// (sorted by digest), then layers (sorted by digest). Each blob appears once.
+/// </summary>
+internal sealed class BundleGraph
+{
+    private BundleGraph()
+    {
+    }
+
+    /// <summary>index.json entries, sorted by ref name.</summary>
+    public required IReadOnlyList<Descriptor> Roots { get; init; }
+
+    /// <summary>Manifests and indexes in bundle order, with their verified bytes.</summary>
+    public required IReadOnlyList<(Descriptor Descriptor, byte[] Bytes)> Manifests { get; init; }
+
+    /// <summary>Configs and other non-manifest, non-layer blobs, sorted by digest.</summary>
+    public required IReadOnlyList<Descriptor> Configs { get; init; }
+
+    /// <summary>Layers, sorted by digest.</summary>
+    public required IReadOnlyList<Descriptor> Layers { get; init; }
+
+    /// <summary>Parsed manifests by digest.</summary>
+    public required IReadOnlyDictionary<Digest, ManifestDocument> Documents { get; init; }
+
+    public long Count => Manifests.Count + Configs.Count + Layers.Count;
+
+    public long TotalBytes => Manifests.Sum(m => m.Descriptor.Size) + Configs.Sum(c => c.Size) + Layers.Sum(l => l.Size);
+
+    public static async Task<BundleGraph> LoadAsync(OciLayoutStore layout, CancellationToken ct)
+    {
+        var entries = await layout.ReadIndexAsync(ct).ConfigureAwait(false);
+        var roots = new List<Descriptor>();
+        var refNames = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in entries)
+        {
+            var refName = e.RefName;
+            if (string.IsNullOrEmpty(refName))
+            {
+                throw new InputException($"{layout.DisplayName}: index.json entry {e.Digest} has no {Descriptor.RefNameAnnotation}; every bundled image needs its reference");
+            }
+
+            if (!refNames.Add(refName))
+            {
+                throw new InputException($"{layout.DisplayName}: ref name '{refName}' appears more than once in index.json");
+            }
+
+            if (!MediaTypes.IsManifest(e.MediaType))
+            {
+                throw new InputException($"{layout.DisplayName}: '{refName}' has media type '{e.MediaType}', which is not a manifest or index");
+            }
+
+            roots.Add(e);
+        }
+
+        roots.Sort((a, b) => string.CompareOrdinal(a.RefName, b.RefName));
+
+        var kinds = new Dictionary<Digest, (Descriptor Descriptor, Kind Kind, string ReferencedBy)>();
+        var manifests = new List<(Descriptor, byte[])>();
+        var documents = new Dictionary<Digest, ManifestDocument>();
+
+        void Note(Descriptor d, Kind kind, string referencedBy)
+        {
+            if (d.Digest.Algorithm != "sha256")
+            {
+                throw new InputException($"{layout.DisplayName}: {referencedBy} references {d.Digest}; bundles hold sha256 blobs only");
+            }
+
+            if (kinds.TryGetValue(d.Digest, out var known))
+            {
+                if (known.Descriptor.Size != d.Size)
+                {
+                    throw new InputException(
+                        $"{layout.DisplayName}: {referencedBy} says {d.Digest} is {d.Size} bytes, but {known.ReferencedBy} says {known.Descriptor.Size}");
+                }
+
+                if (kind < known.Kind)
+                {
+                    kinds[d.Digest] = (d, kind, referencedBy);
+                }
+
+                return;
+            }
+
+            kinds[d.Digest] = (d, kind, referencedBy);
+        }
+
+        // Breadth-first from the roots; a manifest is queued when first reached through a manifest-typed reference.
+        var queued = new HashSet<Digest>();
+        var level = new List<(Descriptor Descriptor, string ReferencedBy)>();
+        foreach (var root in roots.OrderBy(r => r.Digest.ToString(), StringComparer.Ordinal))
+        {
+            Note(root, Kind.Manifest, $"index.json ('{root.RefName}')");
+            if (queued.Add(root.Digest))
+            {
+                level.Add((root, $"index.json ('{root.RefName}')"));
+            }
+        }
+
+        while (level.Count > 0)
+        {
+            var next = new List<(Descriptor, string)>();
+            foreach (var (descriptor, referencedBy) in level)
+            {
+                RequirePresent(layout, descriptor, referencedBy);
+                var bytes = await ManifestReader.ReadBytesAsync(layout, descriptor, layout.DisplayName, ct).ConfigureAwait(false);
+                var doc = ManifestDocument.Parse(bytes, descriptor.MediaType, $"{layout.DisplayName}@{descriptor.Digest}");
+                manifests.Add((descriptor, bytes));
+                documents[descriptor.Digest] = doc;
+                var me = $"manifest {descriptor.Digest}";
+                if (doc.IsIndex)
+                {
+                    foreach (var child in doc.Manifests)
+                    {
+                        if (MediaTypes.IsManifest(child.MediaType))
+                        {
+                            Note(child, Kind.Manifest, me);
+                            if (queued.Add(child.Digest))
+                            {
+                                next.Add((child, me));
+                            }
+                        }
+                        else
+                        {
+                            Note(child, Kind.Config, me);
+                        }
+                    }
+                }
+                else
+                {
+                    Note(doc.Config!, Kind.Config, me);
+                    foreach (var layer in doc.Layers)
+                    {
+                        Note(layer, Kind.Layer, me);
+                    }
+                }
+            }
+
+            level = next.OrderBy(n => n.Item1.Digest.ToString(), StringComparer.Ordinal).ToList();
+        }
+
+        // A blob first noted as a config or layer but also referenced as a manifest was queued above; anything
+        // noted as a manifest and never queued cannot exist (queueing happens on every manifest note).
+        var configs = kinds.Values.Where(k => k.Kind == Kind.Config).Select(k => (k.Descriptor, k.ReferencedBy)).ToList();
+        var layers = kinds.Values.Where(k => k.Kind == Kind.Layer).Select(k => (k.Descriptor, k.ReferencedBy)).ToList();
+        foreach (var (d, referencedBy) in configs.Concat(layers))
+        {
+            RequirePresent(layout, d, referencedBy);
+        }
+
+        return new BundleGraph
+        {
+            Roots = roots,
+            Manifests = manifests,
+            Configs = configs.Select(c => c.Descriptor).OrderBy(d => d.Digest.ToString(), StringComparer.Ordinal).ToList(),
+            Layers = layers.Select(c => c.Descriptor).OrderBy(d => d.Digest.ToString(), StringComparer.Ordinal).ToList(),
+            Documents = documents,
+        };
+    }
+
+    /// <summary>Digests (with sizes) of everything reachable from <paramref name="root"/>, the root included.</summary>
+    public Dictionary<Digest, long> Reachable(Descriptor root)
+    {
+        var seen = new Dictionary<Digest, long>();
+        var stack = new Stack<Descriptor>();
+        stack.Push(root);
+        while (stack.Count > 0)
+        {
+            var d = stack.Pop();
+            if (!seen.TryAdd(d.Digest, d.Size))
+            {
+                continue;
+            }
+
+            if (Documents.TryGetValue(d.Digest, out var doc) && MediaTypes.IsManifest(d.MediaType))
+            {
+                foreach (var child in doc.Children)
+                {
+                    stack.Push(child);
+                }
+            }
+        }
+
+        return seen;
+    }
+
+    /// <summary>Platforms of an image: its index's child platforms, or the platform of a single manifest.</summary>
+    public async Task<IReadOnlyList<string>> PlatformsAsync(OciLayoutStore layout, Descriptor root, CancellationToken ct)
+    {
+        var doc = Documents[root.Digest];
+        if (doc.IsIndex)
+        {
+            return doc.Manifests
+                .Select(m => m.Platform)
+                .Where(p => p is not null && !(p.Os == "unknown" && p.Architecture == "unknown"))
+                .Select(p => p!.ToString())
+                .Distinct(StringComparer.Ordinal)
+                .ToList();
+        }
+
+        if (root.Platform is not null)
+        {
+            return [root.Platform.ToString()];
+        }
+
+        var config = doc.Config;
+        if (config is null || config.MediaType is not (MediaTypes.OciConfig or MediaTypes.DockerConfig) || config.Size > ManifestDocument.MaxManifestBytes)
+        {
+            return [];
+        }
+
+        var bytes = await ManifestReader.ReadBytesAsync(layout, config, layout.DisplayName, ct).ConfigureAwait(false);
+        try
+        {
+            using var json = JsonDocument.Parse(bytes);
+            var r = json.RootElement;
+            if (r.ValueKind == JsonValueKind.Object
+                && r.TryGetProperty("os", out var os) && os.ValueKind == JsonValueKind.String
+                && r.TryGetProperty("architecture", out var arch) && arch.ValueKind == JsonValueKind.String)
+            {
+                var variant = r.TryGetProperty("variant", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+                var platform = new Platform { Os = os.GetString()!, Architecture = arch.GetString()!, Variant = string.IsNullOrEmpty(variant) ? null : variant };
+                return [platform.ToString()];
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return [];
+    }
+
+    private static void RequirePresent(OciLayoutStore layout, Descriptor d, string referencedBy)
+    {
+        var info = new FileInfo(layout.BlobPath(d.Digest));
+        if (!info.Exists)
+        {
+            throw new InputException($"{layout.DisplayName} is incomplete: blob {d.Digest} ({d.MediaType}, referenced by {referencedBy}) is missing");
+        }
+
+        if (info.Length != d.Size)
+        {
+            throw new IntegrityException(
+                $"{layout.DisplayName}: blob {d.Digest} is {info.Length} bytes on disk, but {referencedBy} says {d.Size} (corrupt cache entry)");
+        }
+    }
+
+    /// <summary>Group of a blob; lower sorts first and wins when a blob is referenced in several roles.</summary>
+    private enum Kind
+    {
+        Manifest = 0,
+        Config = 1,
+        Layer = 2,
+    }
+}

@@ -1,0 +1,238 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace OpenLm.Mirror.Bundle;
+
+/// <summary>
+/// The model of <c>openlm-bundle.json</c>: what a bundle holds, who signed it, and the digest of its
+/// <c>index.json</c> (which pins every blob). Serialised with <see cref="BundleFormat.JsonOptions"/>;
+/// property order is fixed by <see cref="JsonPropertyOrderAttribute"/>. Unknown properties are ignored
+/// on read (forward compatibility within format version 1).
+/// </summary>
+public sealed record BundleManifest
+{
+    [JsonPropertyName("formatVersion")]
+    [JsonPropertyOrder(0)]
+    public int FormatVersion { get; init; } = BundleFormat.FormatVersion;
+
+    [JsonPropertyName("platform")]
+    [JsonPropertyOrder(1)]
+    public BundleProduct Platform { get; init; } = new();
+
+    /// <summary>When the bundle was made (UTC, whole seconds); from SOURCE_DATE_EPOCH when set.</summary>
+    [JsonPropertyName("created")]
+    [JsonPropertyOrder(2)]
+    [JsonConverter(typeof(Iso8601UtcConverter))]
+    public DateTimeOffset? Created { get; init; }
+
+    [JsonPropertyName("tool")]
+    [JsonPropertyOrder(3)]
+    public BundleProduct Tool { get; init; } = new();
+
+    /// <summary>Where the images came from, e.g. <c>public.ecr.aws/r3q3q2f4</c>.</summary>
+    [JsonPropertyName("source")]
+    [JsonPropertyOrder(4)]
+    public string Source { get; init; } = string.Empty;
+
+    [JsonPropertyName("images")]
+    [JsonPropertyOrder(5)]
+    public IReadOnlyList<BundleImage> Images { get; init; } = [];
+
+    [JsonPropertyName("charts")]
+    [JsonPropertyOrder(6)]
+    public IReadOnlyList<BundleChart> Charts { get; init; } = [];
+
+    /// <summary>SHA-256 and size of the exact <c>index.json</c> bytes in the bundle.</summary>
+    [JsonPropertyName("index")]
+    [JsonPropertyOrder(7)]
+    public BundleIndexInfo? Index { get; init; }
+
+    [JsonPropertyName("blobs")]
+    [JsonPropertyOrder(8)]
+    public BundleBlobStats? Blobs { get; init; }
+
+    [JsonPropertyName("signer")]
+    [JsonPropertyOrder(9)]
+    public BundleSigner? Signer { get; init; }
+
+    /// <summary>Reserved for delta bundles; always null in this version (a reader refuses non-null).</summary>
+    [JsonPropertyName("base")]
+    [JsonPropertyOrder(10)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
+    public BundleBase? Base { get; init; }
+
+    /// <summary>Reserved for bundles split over several media; always null in this version (a reader refuses non-null).</summary>
+    [JsonPropertyName("parts")]
+    [JsonPropertyOrder(11)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
+    public BundleParts? Parts { get; init; }
+}
+
+/// <summary>A product name and version (the platform release, or the tool that wrote the bundle).</summary>
+public sealed record BundleProduct
+{
+    [JsonPropertyName("name")]
+    [JsonPropertyOrder(0)]
+    public string Name { get; init; } = string.Empty;
+
+    [JsonPropertyName("version")]
+    [JsonPropertyOrder(1)]
+    public string Version { get; init; } = string.Empty;
+}
+
+/// <summary>One image of the bundle; <see cref="Reference"/> equals its ref name in <c>index.json</c>.</summary>
+public sealed record BundleImage
+{
+    /// <summary>Full source reference with tag, e.g. <c>public.ecr.aws/r3q3q2f4/olm-server:1.260716.1540</c>.</summary>
+    [JsonPropertyName("reference")]
+    [JsonPropertyOrder(0)]
+    public string Reference { get; init; } = string.Empty;
+
+    [JsonPropertyName("digest")]
+    [JsonPropertyOrder(1)]
+    public string Digest { get; init; } = string.Empty;
+
+    [JsonPropertyName("mediaType")]
+    [JsonPropertyOrder(2)]
+    public string MediaType { get; init; } = string.Empty;
+
+    /// <summary>Platforms kept, e.g. <c>linux/amd64</c>.</summary>
+    [JsonPropertyName("platforms")]
+    [JsonPropertyOrder(3)]
+    public IReadOnlyList<string> Platforms { get; init; } = [];
+
+    /// <summary>Sum of the sizes of the unique blobs (manifests included) this image needs.</summary>
+    [JsonPropertyName("size")]
+    [JsonPropertyOrder(4)]
+    public long Size { get; init; }
+
+    /// <summary>Helm values paths that name this image, e.g. <c>server.image</c>.</summary>
+    [JsonPropertyName("values")]
+    [JsonPropertyOrder(5)]
+    public IReadOnlyList<string> Values { get; init; } = [];
+}
+
+/// <summary>A Helm chart stored in the bundle as an OCI artifact.</summary>
+public sealed record BundleChart
+{
+    [JsonPropertyName("name")]
+    [JsonPropertyOrder(0)]
+    public string Name { get; init; } = string.Empty;
+
+    [JsonPropertyName("version")]
+    [JsonPropertyOrder(1)]
+    public string Version { get; init; } = string.Empty;
+
+    /// <summary>Its ref name in <c>index.json</c>, e.g. <c>public.ecr.aws/r3q3q2f4/charts/olm:1.2.3</c>.</summary>
+    [JsonPropertyName("reference")]
+    [JsonPropertyOrder(2)]
+    public string Reference { get; init; } = string.Empty;
+
+    [JsonPropertyName("digest")]
+    [JsonPropertyOrder(3)]
+    public string Digest { get; init; } = string.Empty;
+}
+
+public sealed record BundleIndexInfo
+{
+    [JsonPropertyName("digest")]
+    [JsonPropertyOrder(0)]
+    public string Digest { get; init; } = string.Empty;
+
+    [JsonPropertyName("size")]
+    [JsonPropertyOrder(1)]
+    public long Size { get; init; }
+}
+
+public sealed record BundleBlobStats
+{
+    /// <summary>Number of <c>blobs/sha256/…</c> entries.</summary>
+    [JsonPropertyName("count")]
+    [JsonPropertyOrder(0)]
+    public long Count { get; init; }
+
+    /// <summary>Sum of their sizes.</summary>
+    [JsonPropertyName("totalBytes")]
+    [JsonPropertyOrder(1)]
+    public long TotalBytes { get; init; }
+}
+
+public sealed record BundleSigner
+{
+    /// <summary><c>sha256:</c> + hex SHA-256 of the signer's DER SubjectPublicKeyInfo.</summary>
+    [JsonPropertyName("keyId")]
+    [JsonPropertyOrder(0)]
+    public string KeyId { get; init; } = string.Empty;
+}
+
+/// <summary>
+/// Reserved: the bundle a delta bundle builds on. A delta bundle omits blobs its base already delivered;
+/// <see cref="BundleDigest"/> names the base by the SHA-256 of its <c>openlm-bundle.json</c>, or
+/// <see cref="Receipt"/> names an import receipt of the target site.
+/// </summary>
+public sealed record BundleBase
+{
+    [JsonPropertyName("bundleDigest")]
+    [JsonPropertyOrder(0)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? BundleDigest { get; init; }
+
+    [JsonPropertyName("receipt")]
+    [JsonPropertyOrder(1)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Receipt { get; init; }
+}
+
+/// <summary>
+/// Reserved: this bundle is part <see cref="Index"/> (1-based) of <see cref="Count"/> of a set split over
+/// several media; every part carries the same <see cref="SetDigest"/>.
+/// </summary>
+public sealed record BundleParts
+{
+    [JsonPropertyName("index")]
+    [JsonPropertyOrder(0)]
+    public int Index { get; init; }
+
+    [JsonPropertyName("count")]
+    [JsonPropertyOrder(1)]
+    public int Count { get; init; }
+
+    [JsonPropertyName("setDigest")]
+    [JsonPropertyOrder(2)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? SetDigest { get; init; }
+}
+
+/// <summary>Writes <c>yyyy-MM-ddTHH:mm:ssZ</c> (UTC, whole seconds); reads any ISO 8601 date-time with offset.</summary>
+public sealed class Iso8601UtcConverter : JsonConverter<DateTimeOffset?>
+{
+    public override bool HandleNull => true;
+
+    public override DateTimeOffset? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return null;
+        }
+
+        var text = reader.GetString();
+        if (text is null || !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var value))
+        {
+            throw new JsonException($"'{text}' is not an ISO 8601 date-time");
+        }
+
+        return value.ToUniversalTime();
+    }
+
+    public override void Write(Utf8JsonWriter writer, DateTimeOffset? value, JsonSerializerOptions options)
+    {
+        if (value is null)
+        {
+            writer.WriteNullValue();
+            return;
+        }
+
+        writer.WriteStringValue(value.Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
+    }
+}

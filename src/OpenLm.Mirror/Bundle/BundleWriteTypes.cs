@@ -1,0 +1,49 @@
+using OpenLm.Mirror.Oci;
+
+namespace OpenLm.Mirror.Bundle;
+
+public enum BundleCompression
+{
+    /// <summary>A plain tar (<c>.tar</c>).</summary>
+    None,
+
+    /// <summary>The whole tar in one zstd frame (<c>.tar.zst</c>).</summary>
+    Zstd,
+}
+
+/// <summary>How <see cref="BundleWriter"/> writes a bundle.</summary>
+public sealed record BundleWriteOptions
+{
+    public BundleCompression Compression { get; init; } = BundleCompression.None;
+
+    /// <summary>zstd level (1–19) when <see cref="Compression"/> is <see cref="BundleCompression.Zstd"/>.</summary>
+    public int ZstdLevel { get; init; } = 3;
+
+    /// <summary>
+    /// The reproducible-build timestamp (see <see cref="BundleFormat.SourceDateEpochFromEnvironment"/>): every
+    /// tar entry's mtime and the manifest's <c>created</c>. When null, mtimes are 0 (1970-01-01) and
+    /// <c>created</c> is the manifest's own value, else the current time.
+    /// </summary>
+    public DateTimeOffset? SourceDateEpoch { get; init; }
+
+    /// <summary>Replace an existing file at the output path (otherwise refused).</summary>
+    public bool Overwrite { get; init; }
+}
+
+/// <summary>What <see cref="BundleWriter.WriteAsync"/> wrote.</summary>
+public sealed record BundleWriteResult
+{
+    public required string OutputPath { get; init; }
+
+    /// <summary>The completed manifest as stored (and signed).</summary>
+    public required BundleManifest Manifest { get; init; }
+
+    /// <summary>SHA-256 of the stored <c>openlm-bundle.json</c>: the bundle's identity.</summary>
+    public required Digest BundleDigest { get; init; }
+
+    /// <summary>Size of the uncompressed tar.</summary>
+    public required long TarBytes { get; init; }
+
+    /// <summary>Size of the file written (equals <see cref="TarBytes"/> when uncompressed).</summary>
+    public required long FileBytes { get; init; }
+}

@@ -1,0 +1,429 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Layout;
+using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.Signing;
+using ZstdSharp;
+using ZstdSharp.Unsafe;
+
+namespace OpenLm.Mirror.Bundle;
+
+/// <summary>
+/// Writes a signed bundle from an OCI layout: everything reachable from the layout's index.json, each blob
+/// once, streamed from the layout and verified while streamed. The file appears under its final name only
+/// when complete (written as <c>&lt;output&gt;.partial-&lt;random&gt;</c>, then renamed).
+/// </summary>
+public static class BundleWriter
+{
+    private const int CopyBufferSize = 1 << 20;
+
+    /// <summary>
+    /// Writes the bundle. <paramref name="manifest"/> supplies platform, tool, source, and optionally images
+    /// (reference + values) and charts (name, version, reference); the writer fills digests, media types,
+    /// platforms, sizes, index, blobs, signer and created, and adds any layout image the manifest does not
+    /// describe (charts are recognised by their Helm config media type). <paramref name="bytesWritten"/>
+    /// receives the number of uncompressed tar bytes written so far.
+    /// </summary>
+    public static async Task<BundleWriteResult> WriteAsync(
+        OciLayoutStore layout,
+        BundleManifest manifest,
+        SigningKey key,
+        string outputPath,
+        BundleWriteOptions? options = null,
+        IProgress<long>? bytesWritten = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentException.ThrowIfNullOrWhiteSpace(outputPath);
+        options ??= new BundleWriteOptions();
+
+        if (manifest.Base is not null || manifest.Parts is not null)
+        {
+            throw new InputException("delta and split bundles (base, parts) are not supported yet");
+        }
+
+        if (options.Compression == BundleCompression.Zstd && options.ZstdLevel is < 1 or > 19)
+        {
+            throw new InputException($"zstd level {options.ZstdLevel} is out of range (1-19)");
+        }
+
+        var output = Path.GetFullPath(outputPath);
+        var directory = Path.GetDirectoryName(output)!;
+        if (!Directory.Exists(directory))
+        {
+            throw new InputException($"directory '{directory}' does not exist");
+        }
+
+        if (Directory.Exists(output))
+        {
+            throw new InputException($"'{outputPath}' is a directory");
+        }
+
+        if (File.Exists(output) && !options.Overwrite)
+        {
+            throw new InputException($"'{outputPath}' already exists; refusing to overwrite it");
+        }
+
+        var mtime = options.SourceDateEpoch?.ToUnixTimeSeconds() ?? 0;
+        if (mtime is < 0 or > BundleFormat.MaxTarTime)
+        {
+            throw new InputException($"SOURCE_DATE_EPOCH {mtime} is out of range (0 to {BundleFormat.MaxTarTime})");
+        }
+
+        var graph = await BundleGraph.LoadAsync(layout, cancellationToken).ConfigureAwait(false);
+        var indexBytes = BuildIndex(graph.Roots);
+        var completed = await CompleteManifestAsync(layout, graph, manifest, indexBytes, key, options, cancellationToken).ConfigureAwait(false);
+        var manifestBytes = BundleFormat.SerializeManifest(completed);
+        var signatureBytes = BundleFormat.EncodeSignature(key.Sign(manifestBytes));
+
+        var head = new (string Name, byte[] Bytes)[]
+        {
+            (BundleFormat.OciLayoutEntry, System.Text.Encoding.ASCII.GetBytes(BundleFormat.OciLayoutContent)),
+            (BundleFormat.ManifestEntry, manifestBytes),
+            (BundleFormat.SignatureEntry, signatureBytes),
+            (BundleFormat.IndexEntry, indexBytes),
+        };
+        var blobs = graph.Configs.Concat(graph.Layers).ToList();
+        var tarBytes = head.Sum(h => TarHeaders.EntryLength(h.Name, h.Bytes.Length))
+            + graph.Manifests.Sum(m => TarHeaders.EntryLength(BlobName(m.Descriptor.Digest), m.Descriptor.Size))
+            + blobs.Sum(b => TarHeaders.EntryLength(BlobName(b.Digest), b.Size))
+            + TarHeaders.EndOfArchive.Length;
+
+        var temp = $"{output}.partial-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
+        try
+        {
+            var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            await using (file.ConfigureAwait(false))
+            {
+                Stream sinkStream = file;
+                CompressionStream? zstd = null;
+                try
+                {
+                    if (options.Compression == BundleCompression.Zstd)
+                    {
+                        zstd = new CompressionStream(file, options.ZstdLevel, bufferSize: 1 << 20, leaveOpen: true);
+                        zstd.SetParameter(ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
+                        zstd.SetPledgedSrcSize((ulong)tarBytes);
+                        sinkStream = zstd;
+                    }
+
+                    var sink = new TarSink(sinkStream, mtime, bytesWritten);
+                    foreach (var (name, bytes) in head)
+                    {
+                        await sink.WriteBytesAsync(name, bytes, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    foreach (var (descriptor, bytes) in graph.Manifests)
+                    {
+                        await sink.WriteBytesAsync(BlobName(descriptor.Digest), bytes, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    foreach (var blob in blobs)
+                    {
+                        var source = await layout.FetchAsync(blob, cancellationToken).ConfigureAwait(false);
+                        await using (source.ConfigureAwait(false))
+                        {
+                            await sink.WriteStreamAsync(BlobName(blob.Digest), blob, source, layout.DisplayName, cancellationToken).ConfigureAwait(false);
+                        }
+                    }
+
+                    await sink.FinishAsync(cancellationToken).ConfigureAwait(false);
+                    if (sink.Written != tarBytes)
+                    {
+                        throw new InvalidOperationException($"bundle writer wrote {sink.Written} tar bytes, expected {tarBytes}");
+                    }
+
+                    if (zstd is not null)
+                    {
+                        // Completes the zstd frame (epilogue and checksum).
+                        var finishing = zstd;
+                        zstd = null;
+                        await finishing.DisposeAsync().ConfigureAwait(false);
+                    }
+                }
+                finally
+                {
+                    // Only on failure: release the compressor; the partial file is deleted below.
+                    DisposeQuietly(zstd);
+                }
+
+                await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                file.Flush(flushToDisk: true);
+            }
+
+            var fileBytes = new FileInfo(temp).Length;
+            try
+            {
+                File.Move(temp, output, overwrite: options.Overwrite);
+            }
+            catch (IOException ex) when (!options.Overwrite && File.Exists(output))
+            {
+                throw new InputException($"'{outputPath}' already exists; refusing to overwrite it", ex);
+            }
+
+            return new BundleWriteResult
+            {
+                OutputPath = output,
+                Manifest = completed,
+                BundleDigest = Digest.Sha256(manifestBytes),
+                TarBytes = tarBytes,
+                FileBytes = fileBytes,
+            };
+        }
+        catch (IOException ex) when (ex is not EndOfStreamException)
+        {
+            throw new OperationException($"cannot write bundle '{outputPath}': {ex.Message}", ex);
+        }
+        finally
+        {
+            TryDelete(temp);
+        }
+    }
+
+    internal static string BlobName(Digest digest) => BundleFormat.BlobPrefix + digest.Hex;
+
+    /// <summary>index.json of the bundle: one descriptor per image, sorted by ref name; only the ref name annotation is kept.</summary>
+    internal static byte[] BuildIndex(IReadOnlyList<Descriptor> roots)
+    {
+        var entries = roots
+            .OrderBy(r => r.RefName, StringComparer.Ordinal)
+            .Select(r => new Descriptor
+            {
+                MediaType = r.MediaType,
+                Digest = r.Digest,
+                Size = r.Size,
+                Platform = r.Platform,
+                ArtifactType = r.ArtifactType,
+            }.WithRefName(r.RefName!))
+            .ToList();
+        var index = new JsonObject
+        {
+            ["schemaVersion"] = 2,
+            ["mediaType"] = MediaTypes.OciIndex,
+            ["manifests"] = JsonSerializer.SerializeToNode(entries, BundleFormat.JsonOptions),
+        };
+        var json = JsonSerializer.SerializeToUtf8Bytes(index, BundleFormat.JsonOptions);
+        return [.. json, (byte)'\n'];
+    }
+
+    private static async Task<BundleManifest> CompleteManifestAsync(
+        OciLayoutStore layout,
+        BundleGraph graph,
+        BundleManifest manifest,
+        byte[] indexBytes,
+        SigningKey key,
+        BundleWriteOptions options,
+        CancellationToken ct)
+    {
+        var roots = graph.Roots.ToDictionary(r => r.RefName!, StringComparer.Ordinal);
+        var described = new HashSet<string>(StringComparer.Ordinal);
+        var images = new List<BundleImage>();
+        var charts = new List<BundleChart>();
+
+        foreach (var image in manifest.Images)
+        {
+            if (!described.Add(image.Reference))
+            {
+                throw new InputException($"the bundle manifest lists '{image.Reference}' twice");
+            }
+
+            if (!roots.TryGetValue(image.Reference, out var root))
+            {
+                throw new InputException($"image '{image.Reference}' is not in {layout.DisplayName} (no index.json entry with that ref name)");
+            }
+
+            images.Add(await DescribeImageAsync(layout, graph, root, image.Values, ct).ConfigureAwait(false));
+        }
+
+        foreach (var chart in manifest.Charts)
+        {
+            if (!described.Add(chart.Reference))
+            {
+                throw new InputException($"the bundle manifest lists '{chart.Reference}' twice");
+            }
+
+            if (!roots.TryGetValue(chart.Reference, out var root))
+            {
+                throw new InputException($"chart '{chart.Reference}' is not in {layout.DisplayName} (no index.json entry with that ref name)");
+            }
+
+            var info = await ReadChartInfoAsync(layout, graph, root, ct).ConfigureAwait(false);
+            charts.Add(chart with
+            {
+                Name = string.IsNullOrEmpty(chart.Name) ? info?.Name ?? string.Empty : chart.Name,
+                Version = string.IsNullOrEmpty(chart.Version) ? info?.Version ?? string.Empty : chart.Version,
+                Digest = root.Digest.ToString(),
+            });
+        }
+
+        // Layout entries the caller did not describe: charts by their config media type, the rest as images.
+        foreach (var root in graph.Roots.Where(r => !described.Contains(r.RefName!)))
+        {
+            var info = await ReadChartInfoAsync(layout, graph, root, ct).ConfigureAwait(false);
+            if (info is not null)
+            {
+                charts.Add(new BundleChart { Name = info.Value.Name, Version = info.Value.Version, Reference = root.RefName!, Digest = root.Digest.ToString() });
+            }
+            else
+            {
+                images.Add(await DescribeImageAsync(layout, graph, root, [], ct).ConfigureAwait(false));
+            }
+        }
+
+        var created = options.SourceDateEpoch ?? manifest.Created ?? DateTimeOffset.UtcNow;
+        created = DateTimeOffset.FromUnixTimeSeconds(created.ToUnixTimeSeconds());
+        return manifest with
+        {
+            FormatVersion = BundleFormat.FormatVersion,
+            Created = created,
+            Images = images.OrderBy(i => i.Reference, StringComparer.Ordinal).ToList(),
+            Charts = charts.OrderBy(c => c.Reference, StringComparer.Ordinal).ToList(),
+            Index = new BundleIndexInfo { Digest = Digest.Sha256(indexBytes).ToString(), Size = indexBytes.Length },
+            Blobs = new BundleBlobStats { Count = graph.Count, TotalBytes = graph.TotalBytes },
+            Signer = new BundleSigner { KeyId = key.KeyId },
+            Base = null,
+            Parts = null,
+        };
+    }
+
+    private static async Task<BundleImage> DescribeImageAsync(
+        OciLayoutStore layout, BundleGraph graph, Descriptor root, IReadOnlyList<string> values, CancellationToken ct) =>
+        new()
+        {
+            Reference = root.RefName!,
+            Digest = root.Digest.ToString(),
+            MediaType = root.MediaType,
+            Platforms = await graph.PlatformsAsync(layout, root, ct).ConfigureAwait(false),
+            Size = graph.Reachable(root).Values.Sum(),
+            Values = values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(),
+        };
+
+    /// <summary>Name and version from a Helm chart artifact's config; null when the root is not a chart.</summary>
+    private static async Task<(string Name, string Version)?> ReadChartInfoAsync(OciLayoutStore layout, BundleGraph graph, Descriptor root, CancellationToken ct)
+    {
+        var config = graph.Documents[root.Digest].Config;
+        if (config?.MediaType != MediaTypes.HelmConfig)
+        {
+            return null;
+        }
+
+        var bytes = await ManifestReader.ReadBytesAsync(layout, config, layout.DisplayName, ct).ConfigureAwait(false);
+        try
+        {
+            using var doc = JsonDocument.Parse(bytes);
+            var name = doc.RootElement.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+            var version = doc.RootElement.TryGetProperty("version", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            return (name ?? string.Empty, version ?? string.Empty);
+        }
+        catch (JsonException ex)
+        {
+            throw new InputException($"{layout.DisplayName}: Helm chart config {config.Digest} of '{root.RefName}' is not valid JSON: {ex.Message}", ex);
+        }
+    }
+
+    private static void DisposeQuietly(IDisposable? disposable)
+    {
+        try
+        {
+            disposable?.Dispose();
+        }
+#pragma warning disable CA1031 // Already failing: an error while releasing must not hide the original one.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    /// <summary>Writes tar entries and counts uncompressed bytes.</summary>
+    private sealed class TarSink(Stream stream, long mtime, IProgress<long>? progress)
+    {
+        private static readonly byte[] Zeros = new byte[TarHeaders.BlockSize];
+
+        public long Written { get; private set; }
+
+        public async Task WriteBytesAsync(string name, byte[] bytes, CancellationToken ct)
+        {
+            await WriteAsync(TarHeaders.RegularFile(name, bytes.Length, mtime), ct).ConfigureAwait(false);
+            await WriteAsync(bytes, ct).ConfigureAwait(false);
+            await PadAsync(bytes.Length, ct).ConfigureAwait(false);
+            progress?.Report(Written);
+        }
+
+        public async Task WriteStreamAsync(string name, Descriptor descriptor, Stream source, string sourceName, CancellationToken ct)
+        {
+            await WriteAsync(TarHeaders.RegularFile(name, descriptor.Size, mtime), ct).ConfigureAwait(false);
+            var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
+            try
+            {
+                long copied = 0;
+                int n;
+
+                // Read to the end (0) so the verifying stream checks size and digest before the entry is finished.
+                while ((n = await source.ReadAsync(buffer.AsMemory(0, CopyBufferSize), ct).ConfigureAwait(false)) > 0)
+                {
+                    copied += n;
+                    if (copied > descriptor.Size)
+                    {
+                        throw new IntegrityException($"{sourceName}: blob {descriptor.Digest} is longer than its declared {descriptor.Size} bytes");
+                    }
+
+                    await WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                    progress?.Report(Written);
+                }
+
+                if (copied != descriptor.Size || source is VerifyingStream { Verified: false })
+                {
+                    throw new IntegrityException($"{sourceName}: blob {descriptor.Digest} ended after {copied} of {descriptor.Size} bytes");
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            await PadAsync(descriptor.Size, ct).ConfigureAwait(false);
+            progress?.Report(Written);
+        }
+
+        public async Task FinishAsync(CancellationToken ct)
+        {
+            await WriteAsync(TarHeaders.EndOfArchive, ct).ConfigureAwait(false);
+            await stream.FlushAsync(ct).ConfigureAwait(false);
+            progress?.Report(Written);
+        }
+
+        private Task PadAsync(long size, CancellationToken ct)
+        {
+            var padding = (int)TarHeaders.Padding(size);
+            return padding == 0 ? Task.CompletedTask : WriteAsync(Zeros.AsMemory(0, padding), ct).AsTask();
+        }
+
+        private async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+        {
+            await stream.WriteAsync(data, ct).ConfigureAwait(false);
+            Written += data.Length;
+        }
+
+        private ValueTask WriteAsync(byte[] data, CancellationToken ct) => WriteAsync(data.AsMemory(), ct);
+    }
+}
