@@ -2,7 +2,7 @@ using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.PlatformSpec;
 using Xunit;
 
-namespace OpenLm.Mirror.Tests.Platform;
+namespace OpenLm.Mirror.Tests.PlatformSpec;
 
 public sealed class ValuesPathTests
 {

@@ -3,7 +3,7 @@ using OpenLm.Mirror.PlatformSpec;
 using OpenLm.Mirror.TestFixtures;
 using Xunit;
 
-namespace OpenLm.Mirror.Tests.Platform;
+namespace OpenLm.Mirror.Tests.PlatformSpec;
 
 public sealed class PlatformImageListTests : IDisposable
 {
