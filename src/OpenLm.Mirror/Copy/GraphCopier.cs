@@ -34,7 +34,7 @@ public sealed class GraphCopier
 
         var (sourceRoot, rootBytes) = await FetchRootAsync(source, sourceReference, cancellationToken).ConfigureAwait(false);
         var rootDoc = ManifestDocument.Parse(rootBytes, sourceRoot.MediaType, $"{source.DisplayName}:{sourceReference}");
-        var (root, bytes, doc, kept) = ApplyPlatformFilter(sourceRoot, rootBytes, rootDoc, $"{source.DisplayName}:{sourceReference}");
+        var (root, bytes, doc, kept) = PlatformFilter.Apply(sourceRoot, rootBytes, rootDoc, _options.Platforms, $"{source.DisplayName}:{sourceReference}");
 
         RecordSourceLocation(source, doc);
         await CopyManifestAsync(source, target, root, bytes, doc, image, stats, cancellationToken).ConfigureAwait(false);
@@ -80,52 +80,6 @@ public sealed class GraphCopier
                 return (descriptor, bytes);
             },
             cancellationToken).ConfigureAwait(false);
-
-    /// <summary>Keeps only the requested platforms of an index. Nothing filtered: the exact original bytes.</summary>
-    private (Descriptor, byte[], ManifestDocument, IReadOnlyList<Platform>) ApplyPlatformFilter(Descriptor descriptor, byte[] bytes, ManifestDocument doc, string source)
-    {
-        if (!doc.IsIndex)
-        {
-            return (descriptor, bytes, doc, []);
-        }
-
-        var all = doc.Manifests.Where(m => m.Platform is not null).Select(m => m.Platform!).ToList();
-        if (_options.Platforms.Count == 0)
-        {
-            return (descriptor, bytes, doc, all);
-        }
-
-        var keep = doc.Manifests.Select((m, i) => (m, i)).Where(x => _options.Platforms.Any(p => p.Matches(x.m.Platform))).Select(x => x.i).ToHashSet();
-        if (keep.Count == 0)
-        {
-            throw new NotFoundException(
-                $"{source}: no manifest for platform {string.Join(", ", _options.Platforms)} (available: {(all.Count == 0 ? "none declared" : string.Join(", ", all.Distinct()))})");
-        }
-
-        var kept = doc.Manifests.Where((_, i) => keep.Contains(i)).Select(m => m.Platform!).ToList();
-        if (keep.Count == doc.Manifests.Count)
-        {
-            return (descriptor, bytes, doc, kept);
-        }
-
-        // Rewrite only the manifests array; every other field of the index is kept as it was.
-        var node = JsonNode.Parse(bytes)!.AsObject();
-        var original = node["manifests"]!.AsArray();
-        var filtered = new JsonArray();
-        for (var i = 0; i < original.Count; i++)
-        {
-            if (keep.Contains(i))
-            {
-                filtered.Add(original[i]!.DeepClone());
-            }
-        }
-
-        node["manifests"] = filtered;
-        var newBytes = JsonSerializer.SerializeToUtf8Bytes(node);
-        var newDescriptor = Descriptor.For(doc.MediaType, newBytes);
-        var newDoc = ManifestDocument.Parse(newBytes, doc.MediaType, source);
-        return (newDescriptor, newBytes, newDoc, kept);
-    }
 
     private async Task CopyManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor descriptor, byte[] bytes, ManifestDocument doc, string image, Stats stats, CancellationToken cancellationToken)
     {

@@ -174,6 +174,16 @@ public sealed class OciLayoutStore : ITarget
             cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Makes <c>index.json</c> list exactly these descriptors (each carries its ref name); blobs stay.</summary>
+    public Task ReplaceIndexAsync(IReadOnlyList<Descriptor> entries, CancellationToken cancellationToken = default) =>
+        UpdateIndexAsync(
+            current =>
+            {
+                current.Clear();
+                current.AddRange(entries);
+            },
+            cancellationToken);
+
     public async Task<Descriptor> ResolveAsync(string reference, CancellationToken cancellationToken = default)
     {
         var entries = await ReadIndexAsync(cancellationToken).ConfigureAwait(false);

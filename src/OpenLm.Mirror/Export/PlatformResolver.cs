@@ -1,0 +1,145 @@
+using System.Collections.Concurrent;
+using OpenLm.Mirror.Bundle;
+using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Copy;
+using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.PlatformSpec;
+using OpenLm.Mirror.Registry;
+
+namespace OpenLm.Mirror.Export;
+
+/// <summary>
+/// Resolves a platform manifest (its image list and the images its charts reference) to digests at the
+/// source, recording media types, kept per-platform children, sizes and Helm values paths.
+/// </summary>
+public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog log)
+{
+    /// <summary>How many images are resolved at once (the per-registry rate limit still applies).</summary>
+    public int Parallelism { get; init; } = 4;
+
+    public async Task<LockFile> ResolveAsync(PlatformManifest manifest, IReadOnlyList<PlannedImage> images, IReadOnlyList<Platform> platforms, CancellationToken cancellationToken = default)
+    {
+        var retry = new RetryPolicy(registries.Options.Retries, log, registries.Options.RetryBaseDelay);
+        var locked = new ConcurrentDictionary<int, LockedImage>();
+        var blobs = new ConcurrentDictionary<Digest, long>();
+        var failures = new ConcurrentBag<(int Index, Exception Error)>();
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, images.Count),
+            new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken },
+            async (i, ct) =>
+            {
+                try
+                {
+                    var (image, needed) = await retry.ExecuteAsync(c => new ValueTask<(LockedImage, IReadOnlyList<Descriptor>)>(ResolveImageAsync(images[i], platforms, c)), ct).ConfigureAwait(false);
+                    locked[i] = image;
+                    foreach (var blob in needed)
+                    {
+                        blobs[blob.Digest] = blob.Size;
+                    }
+
+                    log.Info($"resolved {images[i].Reference} -> {locked[i].Digest}");
+                }
+                catch (MirrorException ex)
+                {
+                    failures.Add((i, ex));
+                }
+            }).ConfigureAwait(false);
+
+        if (!failures.IsEmpty)
+        {
+            var ordered = failures.OrderBy(f => f.Index).ToList();
+            var kind = ordered.Select(f => ((MirrorException)f.Error).Kind).Max();
+            throw new MirrorException(kind, $"{ordered.Count} of {images.Count} images could not be resolved:\n  " + string.Join("\n  ", ordered.Select(f => f.Error.Message)));
+        }
+
+        var charts = new List<LockedChart>();
+        foreach (var chart in manifest.Charts)
+        {
+            charts.Add(await LockChartAsync(chart.FullPath, cancellationToken).ConfigureAwait(false));
+        }
+
+        return new LockFile
+        {
+            Name = manifest.Name,
+            Version = manifest.Version,
+            Source = manifest.Source,
+            Platforms = platforms.Select(p => p.ToString()).ToList(),
+            Images = locked.OrderBy(p => p.Key).Select(p => p.Value).OrderBy(i => i.Reference, StringComparer.Ordinal).ToList(),
+            Charts = charts.OrderBy(c => c.Name, StringComparer.Ordinal).ThenBy(c => c.Version, StringComparer.Ordinal).ToList(),
+            Blobs = blobs.Select(b => new LockedBlob(b.Key.ToString(), b.Value)).OrderBy(b => b.Digest, StringComparer.Ordinal).ToList(),
+        };
+    }
+
+    public static async Task<LockedChart> LockChartAsync(string path, CancellationToken cancellationToken)
+    {
+        var archive = await ChartArchive.EnsureArchiveAsync(path, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var metadata = await HelmChartPacker.ReadMetadataAsync(archive.Path, cancellationToken).ConfigureAwait(false);
+            await using var stream = File.OpenRead(archive.Path);
+            var digest = await Digest.Sha256Async(stream, cancellationToken).ConfigureAwait(false);
+            return new LockedChart { Path = Path.GetFullPath(path), Name = metadata.Name, Version = metadata.Version, Digest = digest.ToString() };
+        }
+        finally
+        {
+            archive.Dispose();
+        }
+    }
+
+    private async Task<(LockedImage, IReadOnlyList<Descriptor>)> ResolveImageAsync(PlannedImage image, IReadOnlyList<Platform> platforms, CancellationToken cancellationToken)
+    {
+        var reference = image.Reference;
+        var repository = registries.Repository(reference);
+        var (sourceRoot, bytes) = await repository.FetchManifestAsync(reference.TagOrDigest, cancellationToken).ConfigureAwait(false);
+        if (reference.Digest is { } pinned && pinned != sourceRoot.Digest)
+        {
+            throw new IntegrityException($"{reference}: the registry served {sourceRoot.Digest}");
+        }
+
+        var document = ManifestDocument.Parse(bytes, sourceRoot.MediaType, reference.ToString());
+        var (root, _, filtered, _) = PlatformFilter.Apply(sourceRoot, bytes, document, platforms, reference.ToString());
+
+        var seen = new HashSet<Digest> { root.Digest };
+        var needed = new List<Descriptor> { root };
+        long size = root.Size;
+        var children = new List<LockedPlatform>();
+        var manifests = filtered.IsIndex ? filtered.Manifests.Where(m => MediaTypes.IsManifest(m.MediaType)).ToList() : [];
+        foreach (var child in manifests)
+        {
+            var childDocument = await ManifestReader.ReadAsync(repository, child, reference.ToString(), cancellationToken).ConfigureAwait(false);
+            var childSize = child.Size + childDocument.Children.Sum(b => b.Size);
+            children.Add(new LockedPlatform(child.Platform?.ToString() ?? "unknown", child.Digest.ToString(), child.MediaType, childSize));
+            size += Add(seen, needed, child) + childDocument.Children.Sum(b => Add(seen, needed, b));
+        }
+
+        if (!filtered.IsIndex)
+        {
+            size += filtered.Children.Sum(b => Add(seen, needed, b));
+        }
+
+        return (new LockedImage
+        {
+            Reference = reference.ToString(),
+            Digest = root.Digest.ToString(),
+            SourceDigest = sourceRoot.Digest.ToString(),
+            MediaType = root.MediaType,
+            Children = children,
+            Size = size,
+            Values = image.ValuesPaths,
+            Origins = image.Origins,
+        }, needed);
+    }
+
+    private static long Add(HashSet<Digest> seen, List<Descriptor> needed, Descriptor descriptor)
+    {
+        if (!seen.Add(descriptor.Digest))
+        {
+            return 0;
+        }
+
+        needed.Add(descriptor);
+        return descriptor.Size;
+    }
+}
