@@ -17,6 +17,9 @@ internal static class CopyCommand
         var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
+        // An unknown option would otherwise be taken as SRC or DST and the error would name some other token.
+        source.Validators.Add(RejectOptionLikeValues);
+        destination.Validators.Add(RejectOptionLikeValues);
         var command = new Command("copy", "Copy an image (with every platform, or those named by --platform) between registries and OCI layouts, preserving digests");
         command.Arguments.Add(source);
         command.Arguments.Add(destination);
@@ -71,5 +74,16 @@ internal static class CopyCommand
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    private static void RejectOptionLikeValues(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        foreach (var token in result.Tokens)
+        {
+            if (token.Value.Length > 1 && token.Value[0] == '-')
+            {
+                result.AddError($"Unrecognized option '{token.Value}'.");
+            }
+        }
     }
 }

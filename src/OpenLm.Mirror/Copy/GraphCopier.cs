@@ -14,6 +14,9 @@ namespace OpenLm.Mirror.Copy;
 /// </summary>
 public sealed class GraphCopier
 {
+    /// <summary>Compact, with '+' in media types and non-ASCII annotation text written literally (the default encoder escapes them as \uXXXX).</summary>
+    private static readonly JsonSerializerOptions FilteredIndexJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private readonly CopyOptions _options;
     private readonly SemaphoreSlim _blobSlots;
     private readonly ConcurrentDictionary<string, Lazy<Task<BlobOutcome>>> _transfers = new(StringComparer.Ordinal);
@@ -121,7 +124,7 @@ public sealed class GraphCopier
         }
 
         node["manifests"] = filtered;
-        var newBytes = JsonSerializer.SerializeToUtf8Bytes(node);
+        var newBytes = JsonSerializer.SerializeToUtf8Bytes(node, FilteredIndexJson);
         var newDescriptor = Descriptor.For(doc.MediaType, newBytes);
         var newDoc = ManifestDocument.Parse(newBytes, doc.MediaType, source);
         return (newDescriptor, newBytes, newDoc, kept);
