@@ -12,17 +12,17 @@ internal sealed class RegistryOptionSet
 {
     public Option<bool> PlainHttp { get; } = new("--plain-http") { Description = "Use plain HTTP instead of HTTPS (loopback test registries only)" };
 
-    public Option<string?> CaFile { get; } = new("--ca-file") { Description = "PEM file with CA certificates to trust for registry TLS" };
+    public Option<string?> CaFile { get; } = new("--ca-file") { HelpName = "FILE", Description = "PEM file with CA certificates to trust for registry TLS" };
 
     public Option<bool> Insecure { get; } = new("--insecure") { Description = "Skip TLS certificate verification (dangerous; prefer --ca-file)" };
 
-    public Option<string?> Username { get; } = new("--username", "-u") { Description = "Registry username (password from --password-stdin)" };
+    public Option<string?> Username { get; } = new("--username", "-u") { HelpName = "USER", Description = "Registry username (password from --password-stdin)" };
 
     public Option<bool> PasswordStdin { get; } = new("--password-stdin") { Description = "Read the registry password from standard input" };
 
-    public Option<int> Retries { get; } = new("--retries") { Description = "Retries per operation on transient failures", DefaultValueFactory = _ => 4 };
+    public Option<int> Retries { get; } = new("--retries") { HelpName = "N", Description = "Retries per operation on transient failures", DefaultValueFactory = _ => 4 };
 
-    public Option<double?> RateLimit { get; } = new("--rate-limit") { Description = "At most N requests per second per registry (ECR Public allows 1 anonymously)" };
+    public Option<double?> RateLimit { get; } = new("--rate-limit") { HelpName = "N", Description = "At most N requests per second per registry (ECR Public allows 1 anonymously)" };
 
     public void AddTo(Command command)
     {
@@ -94,9 +94,9 @@ internal sealed class RegistryOptionSet
 /// <summary>Options that shape a copy.</summary>
 internal sealed class CopyOptionSet
 {
-    public Option<string?> Platform { get; } = new("--platform") { Description = "Keep only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (default: all)" };
+    public Option<string?> Platform { get; } = new("--platform") { HelpName = "os/arch[,...]", Description = "Keep only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (default: all)" };
 
-    public Option<int> Concurrency { get; } = new("--concurrency") { Description = "Blobs transferred in parallel", DefaultValueFactory = _ => 6 };
+    public Option<int> Concurrency { get; } = new("--concurrency") { HelpName = "N", Description = "Blobs transferred in parallel", DefaultValueFactory = _ => 6 };
 
     public void AddTo(Command command)
     {

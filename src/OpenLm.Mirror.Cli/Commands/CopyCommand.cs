@@ -13,18 +13,19 @@ internal static class CopyCommand
 {
     public static Command Create(CliConsole console)
     {
-        var locations = new Argument<string[]>("locations")
+        var locations = new Argument<string[]>("SRC... DST")
         {
-            HelpName = "SRC... DST",
             Description = "Each SRC is a registry reference (host/path:tag or @digest) or oci:DIR[:REF]; DST is a registry reference or oci:DIR[:REF] " +
                 "(REF defaults to the full source reference). With several sources DST is oci:DIR or a registry host[:port][/prefix].",
             Arity = ArgumentArity.OneOrMore,
         };
         var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
-        var imagesFrom = new Option<string?>("--images-from") { Description = "Read more source references from FILE, one per line ('#' comments allowed)" };
-        var parallelImages = new Option<int>("--parallel-images") { Description = "With several sources, how many images are copied at once", DefaultValueFactory = _ => 4 };
+        var imagesFrom = new Option<string?>("--images-from") { HelpName = "FILE", Description = "Read more source references from FILE, one per line ('#' comments allowed)" };
+        var parallelImages = new Option<int>("--parallel-images") { HelpName = "N", Description = "With several sources, how many images are copied at once", DefaultValueFactory = _ => 4 };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
+        // An unknown option would otherwise be taken as SRC or DST and the error would name some other token.
+        locations.Validators.Add(RejectOptionLikeValues);
         var command = new Command("copy", "Copy an image (with every platform, or those named by --platform) between registries and OCI layouts, preserving digests");
         command.Arguments.Add(locations);
         registry.AddTo(command);
@@ -184,6 +185,17 @@ internal static class CopyCommand
             }
 
             yield return line;
+        }
+    }
+
+    private static void RejectOptionLikeValues(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        foreach (var token in result.Tokens)
+        {
+            if (token.Value.Length > 1 && token.Value[0] == '-')
+            {
+                result.AddError($"Unrecognized option '{token.Value}'.");
+            }
         }
     }
 }

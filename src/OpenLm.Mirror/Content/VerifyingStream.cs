@@ -51,6 +51,12 @@ public sealed class VerifyingStream : Stream
 
     public override int Read(Span<byte> buffer)
     {
+        if (buffer.IsEmpty)
+        {
+            // A zero-length read says nothing about the end of the content.
+            return 0;
+        }
+
         var limited = Limit(buffer);
         var n = _untrusted.Read(limited);
         if (n == 0 && limited.Length == 0 && buffer.Length > 0 && _untrusted.Read(new byte[1]) > 0)
@@ -66,6 +72,11 @@ public sealed class VerifyingStream : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (buffer.IsEmpty)
+        {
+            return 0;
+        }
+
         var limited = LimitMemory(buffer);
         var n = await _untrusted.ReadAsync(limited, cancellationToken).ConfigureAwait(false);
         if (n == 0 && _position == _expected.Size && limited.Length == 0 && buffer.Length > 0)

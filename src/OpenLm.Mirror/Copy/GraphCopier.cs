@@ -14,6 +14,7 @@ namespace OpenLm.Mirror.Copy;
 /// </summary>
 public sealed class GraphCopier
 {
+    /// <summary>Compact, with '+' in media types and non-ASCII annotation text written literally (the default encoder escapes them as \uXXXX).</summary>
     private readonly CopyOptions _options;
     private readonly SemaphoreSlim _blobSlots;
     private readonly ConcurrentDictionary<string, Lazy<Task<BlobOutcome>>> _transfers = new(StringComparer.Ordinal);

@@ -8,6 +8,9 @@ namespace OpenLm.Mirror.Copy;
 /// <summary>The <c>--platform</c> rule, shared by copy, resolve and export so they agree on the resulting digest.</summary>
 public static class PlatformFilter
 {
+    // Written literally (no \u002B for '+'), as skopeo, crane and the image spec examples do.
+    private static readonly JsonSerializerOptions FilteredIndexJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     /// <summary>Keeps only the requested platforms of an index. Nothing filtered: the exact original bytes.</summary>
     public static (Descriptor Descriptor, byte[] Bytes, ManifestDocument Document, IReadOnlyList<Platform> Kept) Apply(Descriptor descriptor, byte[] bytes, ManifestDocument doc, IReadOnlyList<Platform> platforms, string source)
     {
@@ -48,7 +51,7 @@ public static class PlatformFilter
         }
 
         node["manifests"] = filtered;
-        var newBytes = JsonSerializer.SerializeToUtf8Bytes(node);
+        var newBytes = JsonSerializer.SerializeToUtf8Bytes(node, FilteredIndexJson);
         var newDescriptor = Descriptor.For(doc.MediaType, newBytes);
         var newDoc = ManifestDocument.Parse(newBytes, doc.MediaType, source);
         return (newDescriptor, newBytes, newDoc, kept);

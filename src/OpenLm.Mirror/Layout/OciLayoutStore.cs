@@ -130,7 +130,12 @@ public sealed class OciLayoutStore : ITarget
             }
             catch (IOException) when (File.Exists(final))
             {
-                // Another writer committed the same verified content first.
+                // Another writer committed the same verified content first, unless the file there is damaged
+                // (wrong size: ExistsAsync said no); our copy is verified, so it replaces that one.
+                if (new FileInfo(final).Length != expected.Size)
+                {
+                    File.Move(temp, final, overwrite: true);
+                }
             }
         }
         finally
@@ -265,7 +270,10 @@ public sealed class OciLayoutStore : ITarget
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-            if (!doc.RootElement.TryGetProperty("imageLayoutVersion", out var v) || v.GetString() != "1.0.0")
+            if (doc.RootElement.ValueKind != JsonValueKind.Object
+                || !doc.RootElement.TryGetProperty("imageLayoutVersion", out var v)
+                || v.ValueKind != JsonValueKind.String
+                || v.GetString() != "1.0.0")
             {
                 throw new InputException($"{path}: unsupported imageLayoutVersion (expected 1.0.0)");
             }

@@ -66,7 +66,9 @@ public sealed class ManifestDocument
             throw new InputException($"{source}: manifest is not a JSON object");
         }
 
-        var schemaVersion = root.TryGetProperty("schemaVersion", out var sv) && sv.ValueKind == JsonValueKind.Number ? sv.GetInt32() : 0;
+        var schemaVersion = root.TryGetProperty("schemaVersion", out var sv) && sv.ValueKind == JsonValueKind.Number
+            ? (sv.TryGetInt32(out var version) ? version : -1)
+            : 0;
         if (schemaVersion == 1)
         {
             throw new InputException($"{source}: Docker schema 1 manifests are not supported (deprecated since 2017); re-push the image with schema 2");
@@ -103,7 +105,7 @@ public sealed class ManifestDocument
 
         if (schemaVersion != 2)
         {
-            throw new InputException($"{source}: manifest schemaVersion is {schemaVersion}, expected 2");
+            throw new InputException($"{source}: manifest schemaVersion is {(schemaVersion < 0 ? sv.GetRawText() : schemaVersion)}, expected 2");
         }
 
         try
@@ -206,8 +208,20 @@ public sealed class ManifestDocument
         return d;
     }
 
-    private static IReadOnlyDictionary<string, string>? ReadAnnotations(JsonElement root) =>
-        root.TryGetProperty("annotations", out var e) && e.ValueKind == JsonValueKind.Object
-            ? e.Deserialize<Dictionary<string, string>>(JsonOptions)
-            : null;
+    private static IReadOnlyDictionary<string, string>? ReadAnnotations(JsonElement root)
+    {
+        if (!root.TryGetProperty("annotations", out var e) || e.ValueKind != JsonValueKind.Object)
+        {
+            return null;
+        }
+
+        try
+        {
+            return e.Deserialize<Dictionary<string, string>>(JsonOptions);
+        }
+        catch (JsonException ex)
+        {
+            throw new JsonException($"annotations: {ex.Message}", ex);
+        }
+    }
 }

@@ -142,7 +142,8 @@ public sealed class RegistryClient
 
             if (content is not null && !replayableContent)
             {
-                // The body stream is gone; drop the stale token and let the operation-level retry start over.
+                // The body stream is gone; drop the stale token and let the operation-level retry start over
+                // (RetryPolicy.IsTransient treats an OperationException caused by a TimeoutException as transient).
                 InvalidateTokens(scopes);
                 var error = await RegistryException.FromResponseAsync(response, "authorization expired during upload", cancellationToken).ConfigureAwait(false);
                 response.Dispose();

@@ -53,7 +53,7 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
 
             if (response.StatusCode == HttpStatusCode.NotFound)
             {
-                throw new NotFoundException($"{DisplayName}:{reference}: manifest unknown (404): the image or tag does not exist");
+                throw new NotFoundException($"{DisplayName}{(Digest.TryParse(reference, out _) ? "@" : ":")}{reference}: manifest unknown (404): the image or tag does not exist");
             }
         }
 

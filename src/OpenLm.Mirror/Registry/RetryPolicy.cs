@@ -71,6 +71,9 @@ public sealed class RetryPolicy
                 var status = (int)registry.StatusCode;
                 return registry.StatusCode is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests
                     || (status >= 500 && registry.StatusCode is not HttpStatusCode.NotImplemented and not HttpStatusCode.HttpVersionNotSupported);
+            case OperationException { InnerException: TimeoutException }:
+                // RegistryClient: the token expired while a streamed body was being sent; a new attempt re-authenticates.
+                return true;
             case MirrorException:
                 return false;
             case OperationCanceledException:

@@ -140,6 +140,7 @@ public sealed class DockerConfigCredentialProvider : ICredentialProvider
         }
 
         if (entry.TryGetProperty("username", out var u) && entry.TryGetProperty("password", out var p)
+            && u.ValueKind == JsonValueKind.String && p.ValueKind == JsonValueKind.String
             && u.GetString() is { } user && p.GetString() is { } pass)
         {
             return new Credential(user, pass);
