@@ -22,6 +22,9 @@ public static class PlatformImageList
     public const string ManifestOrigin = "manifest";
     public const string ChartOriginPrefix = "chart:";
 
+    /// <summary>Recorded among an image's values paths when its split-key chart honours <c>global.imageRegistry</c>.</summary>
+    public const string GlobalImageRegistryPath = "global.imageRegistry";
+
     /// <summary>
     /// One entry per distinct normalised reference (ordinal order of <see cref="Reference.ToString"/>).
     /// The same reference from the manifest and a chart merges (union of values paths and origins);
@@ -56,7 +59,12 @@ public static class PlatformImageList
         {
             foreach (var finding in scan.Findings)
             {
-                Add(finding.Reference, [finding.ValuesPath], ChartOriginPrefix + finding.ChartPath);
+                // A split-key image whose chart honours global.imageRegistry also records that path, so the
+                // values writer can tell from the bundle alone that it must set global.imageRegistry.
+                IEnumerable<string> paths = finding.Kind == ImageFindingKind.Split && finding.UsesGlobalImageRegistry
+                    ? [finding.ValuesPath, GlobalImageRegistryPath]
+                    : [finding.ValuesPath];
+                Add(finding.Reference, paths, ChartOriginPrefix + finding.ChartPath);
             }
         }
 
