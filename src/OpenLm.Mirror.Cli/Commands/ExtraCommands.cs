@@ -7,6 +7,10 @@ internal static class ExtraCommands
 {
     public static IEnumerable<Command> Create(CliConsole console)
     {
-        yield break;
+        yield return ResolveCommand.Create(console);
+        yield return ExportCommand.Create(console);
+        yield return KeygenCommand.Create(console);
+        yield return VerifyCommand.Create(console);
+        yield return InspectCommand.Create(console);
     }
 }
