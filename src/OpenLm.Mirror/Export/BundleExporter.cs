@@ -26,6 +26,7 @@ public sealed record ExportRequest
     public string ToolVersion { get; init; } = "0.0.0";
 }
 
+/// <summary>What an export did; <paramref name="BlobsReused"/> counts the lock's blobs that were already in the cache.</summary>
 public sealed record ExportResult(BundleWriteResult Bundle, long BytesDownloaded, int BlobsDownloaded, int BlobsReused, TimeSpan PullTime, TimeSpan WriteTime);
 
 /// <summary>
@@ -55,6 +56,7 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
         Directory.CreateDirectory(request.CacheDirectory);
         var cache = OpenCache(request.CacheDirectory);
         CheckDiskSpace(lockFile, cache, output);
+        var alreadyCached = lockFile.Blobs.Count(b => File.Exists(cache.BlobPath(Digest.Parse(b.Digest))));
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var platforms = lockFile.Platforms.Select(Platform.Parse).ToList();
@@ -132,7 +134,7 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             written,
             results.Sum(r => r.BytesCopied),
             results.Sum(r => r.BlobsCopied),
-            results.Sum(r => r.BlobsSkipped + r.BlobsMounted),
+            alreadyCached,
             pullTime,
             clock.Elapsed);
     }
