@@ -12,5 +12,6 @@ internal static class ExtraCommands
         yield return KeygenCommand.Create(console);
         yield return VerifyCommand.Create(console);
         yield return InspectCommand.Create(console);
+        yield return ImportCommand.Create(console);
     }
 }
