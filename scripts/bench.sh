@@ -88,5 +88,5 @@ row "registry->registry, one process per image" "$T_ours_registry_each" "$T_skop
 echo "skopeo peak RSS (MiB): dir $((M_skopeo_dir / 1024)), registry $((M_skopeo_registry / 1024))"
 echo "on disk: ours layout $(du -sm "$WORK/ours-layout" | cut -f1) MiB (every blob once), skopeo dir: $(du -sm "$WORK/skopeo-dir" | cut -f1) MiB"
 if [[ -x scripts/bench-bundle.sh ]]; then
-  SRC="$SRC" WORK="$WORK" MIRROR="$MIRROR" PLATFORM_JSON="$WORK/platform.json" bash scripts/bench-bundle.sh
+  SRC="$SRC" WORK="$WORK" MIRROR="$MIRROR" PLATFORM_JSON="$WORK/platform.json" T_skopeo_dir="$T_skopeo_dir" bash scripts/bench-bundle.sh
 fi

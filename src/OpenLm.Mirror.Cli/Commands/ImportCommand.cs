@@ -24,6 +24,7 @@ internal static class ImportCommand
         var receipt = new Option<string?>("--receipt") { Description = "Write what the target now holds (registry, images, digests, time) to FILE", HelpName = "FILE" };
         var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
         var registry = new RegistryOptionSet();
+        var copy = new CopyOptionSet();
         var command = new Command("import", "Verify a bundle and push it into a private registry in one streaming pass; tags are set only after the whole bundle verified");
         command.Arguments.Add(bundle);
         command.Options.Add(key);
@@ -32,6 +33,7 @@ internal static class ImportCommand
         command.Options.Add(map);
         command.Options.Add(dryRun);
         command.Options.Add(receipt);
+        command.Options.Add(copy.Concurrency);
         registry.AddTo(command);
         command.Options.Add(json);
         command.SetAction(async (parse, cancellationToken) =>
@@ -61,7 +63,7 @@ internal static class ImportCommand
             var registryOptions = registry.Build(parse, console, log);
             using var connector = new RegistryConnector(registryOptions);
             var result = await new BundleImporter(connector, log).ImportAsync(
-                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Mapper = mapper, DryRun = parse.GetValue(dryRun) },
+                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Mapper = mapper, DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse) },
                 cancellationToken: cancellationToken).ConfigureAwait(false);
 
             if (parse.GetValue(receipt) is { } receiptPath && !result.DryRun)

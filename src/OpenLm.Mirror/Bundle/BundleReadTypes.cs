@@ -37,6 +37,9 @@ public sealed record BundleReadOptions
     /// <summary>Stop after <c>index.json</c> (the head): no blob is read and completeness is not checked.</summary>
     public bool HeadOnly { get; init; }
 
+    /// <summary>Set when reading a file by path: lets a visitor claim blobs by their location (see <see cref="IBundleVisitor.ClaimBlobAsync"/>).</summary>
+    public string? FilePath { get; init; }
+
     /// <summary>
     /// Receives the number of (decompressed) tar bytes consumed so far: at every entry, at least every MiB
     /// while blob data streams (whether the visitor or the reader reads it), and once at the end.
@@ -114,6 +117,9 @@ public sealed record BundleReadResult
 /// </para>
 /// Every method has a no-op default; implement only what you need.
 /// </summary>
+/// <summary>Where a blob's bytes lie inside an uncompressed bundle file.</summary>
+public sealed record BlobLocation(string Path, long Offset, long Size);
+
 public interface IBundleVisitor
 {
     /// <summary>After <c>oci-layout</c>, <c>openlm-bundle.json</c>, the signature and <c>index.json</c> were read and checked.</summary>
@@ -134,6 +140,15 @@ public interface IBundleVisitor
     /// left after the call and throws on mismatch. Do not keep the stream after returning.
     /// </summary>
     ValueTask OnBlobAsync(Descriptor descriptor, Stream content, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Offered before <see cref="OnBlobAsync"/> when the bundle is an uncompressed file: the blob's bytes lie at
+    /// <paramref name="location"/>. Returning true takes the blob over: the reader then skips its bytes by seeking
+    /// (it still checks the entry's name, type, size and the bundle's completeness), and the visitor must verify the
+    /// content itself (e.g. read the range through a <see cref="Content.VerifyingStream"/>) or rely on a place that
+    /// already holds that digest verified. <see cref="OnCompletedAsync"/> must not commit before those checks finished.
+    /// </summary>
+    ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, BlobLocation location, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
     /// <summary>The whole bundle verified: every blob present with the right digest, nothing extra. Commit here (tags).</summary>
     ValueTask OnCompletedAsync(BundleReadResult result, CancellationToken cancellationToken) => ValueTask.CompletedTask;

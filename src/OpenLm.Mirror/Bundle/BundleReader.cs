@@ -25,7 +25,7 @@ public static class BundleReader
         var file = OpenFile(path);
         await using (file.ConfigureAwait(false))
         {
-            return await ReadAsync(file, options with { SourceName = options.SourceName ?? path }, cancellationToken).ConfigureAwait(false);
+            return await ReadAsync(file, options with { SourceName = options.SourceName ?? path, FilePath = Path.GetFullPath(path) }, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -462,6 +462,15 @@ public static class BundleReader
                     await options.Visitor.OnManifestAsync(descriptor, bytes, ct).ConfigureAwait(false);
                 }
 
+                return;
+            }
+
+            if (options.Visitor is not null && options.FilePath is not null && !compressed && tar.CanSeek
+                && await options.Visitor.ClaimBlobAsync(descriptor, new BlobLocation(options.FilePath, tar.Position, descriptor.Size), ct).ConfigureAwait(false))
+            {
+                tar.SeekPastData();
+                expected.Seen = true;
+                Count(descriptor);
                 return;
             }
 

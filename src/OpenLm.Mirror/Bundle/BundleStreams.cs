@@ -22,6 +22,13 @@ internal static class BundleStreams
             throw new InputException($"{source}: the file is gzip-compressed; a bundle is a plain tar or a zstd-compressed tar (.tar.zst)");
         }
 
+        if (input.CanSeek)
+        {
+            // A plain tar in a file: read it directly, so entries a visitor claims can be skipped by seeking.
+            input.Seek(-n, SeekOrigin.Current);
+            return (input, false);
+        }
+
         return (prefixed, false);
     }
 

@@ -134,6 +134,27 @@ internal sealed class TarStreamReader
         }
     }
 
+    /// <summary>True when the current entry's data can be skipped without reading it.</summary>
+    public bool CanSeek => _stream.CanSeek;
+
+    /// <summary>Skips the rest of the current entry's data by seeking (the padding is handled by the next header read).</summary>
+    public void SeekPastData()
+    {
+        if (!_stream.CanSeek)
+        {
+            throw new InvalidOperationException("the tar stream cannot seek");
+        }
+
+        if (_position + _remaining + _padding > _stream.Length)
+        {
+            throw Truncated($"in the data of entry '{_current}'");
+        }
+
+        _stream.Seek(_remaining, SeekOrigin.Current);
+        _position += _remaining;
+        _remaining = 0;
+    }
+
     /// <summary>The data of the current entry; reading past its end returns 0; truncation throws.</summary>
     public Stream OpenData() => new EntryStream(this, _generation);
 

@@ -46,17 +46,22 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
         while (true)
         {
             passes++;
-            var visitor = new ImportVisitor(plan, request.DryRun, log);
+            var visitor = new ImportVisitor(plan, request.DryRun, request.Concurrency, log);
             try
             {
-                await using var file = BundleReader.OpenFile(request.BundlePath);
                 await BundleReader.ReadAsync(
-                    file,
+                    request.BundlePath,
                     new BundleReadOptions { Key = request.Key, RequireSignature = !request.AllowUnsigned, Visitor = visitor, Progress = progress, SourceName = request.BundlePath },
                     cancellationToken).ConfigureAwait(false);
             }
             catch (DryRunComplete)
             {
+            }
+            catch
+            {
+                // Do not leave uploads running behind a failed pass (they never tag anything).
+                await visitor.WaitForUploadsAsync().ConfigureAwait(false);
+                throw;
             }
 
             if (request.DryRun || visitor.FailedBlobs.IsEmpty)
@@ -116,8 +121,17 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
         public RetryPolicy Retry { get; } = new(registries.Options.Retries, registries.Options.Log, registries.Options.RetryBaseDelay);
     }
 
-    private sealed class ImportVisitor(ImportPlan plan, bool dryRun, IMirrorLog log) : IBundleVisitor
+    private sealed class ImportVisitor(ImportPlan plan, bool dryRun, int concurrency, IMirrorLog log) : IBundleVisitor
     {
+        private readonly SemaphoreSlim _slots = new(concurrency, concurrency);
+        private readonly List<Task> _uploads = [];
+        private readonly ConcurrentDictionary<Digest, RemoteRepository> _holders = new();
+        private int _uploaded;
+        private long _bytesUploaded;
+        private int _mounted;
+        private int _present;
+        private long _bytesPresent;
+
         private readonly Dictionary<Digest, (Descriptor Descriptor, byte[] Bytes, ManifestDocument Document)> _manifests = [];
         private Dictionary<Digest, List<RemoteRepository>>? _needs;
         private readonly Dictionary<Digest, RemoteRepository> _holder = [];
@@ -126,15 +140,15 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 
         public Dictionary<string, TagOutcome> Tags { get; } = new(StringComparer.Ordinal);
 
-        public int Uploaded { get; private set; }
+        public int Uploaded => _uploaded;
 
-        public long BytesUploaded { get; private set; }
+        public long BytesUploaded => _bytesUploaded;
 
-        public int Mounted { get; private set; }
+        public int Mounted => _mounted;
 
-        public int Present { get; private set; }
+        public int Present => _present;
 
-        public long BytesPresent { get; private set; }
+        public long BytesPresent => _bytesPresent;
 
         public int ManifestsPushed { get; private set; }
 
@@ -143,6 +157,95 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             var bytes = verifiedBytes.ToArray();
             _manifests[descriptor.Digest] = (descriptor, bytes, ManifestDocument.Parse(bytes, descriptor.MediaType, $"bundle manifest {descriptor.Digest}"));
             return ValueTask.CompletedTask;
+        }
+
+        public async Task WaitForUploadsAsync()
+        {
+            try
+            {
+                await Task.WhenAll(_uploads).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is MirrorException or OperationCanceledException or HttpRequestException or IOException)
+            {
+                // The pass already failed; its first error is what gets reported.
+            }
+        }
+
+        /// <summary>
+        /// A plain bundle file: the blob is pushed from its byte range by a parallel task that verifies it while
+        /// streaming (and can re-read it on a retry); a blob every target repository already holds is not read at
+        /// all, since the registry verified it when it was stored.
+        /// </summary>
+        public ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, BlobLocation location, CancellationToken cancellationToken)
+        {
+            var needs = Needs();
+            if (dryRun || !needs.TryGetValue(descriptor.Digest, out var repositories))
+            {
+                return ValueTask.FromResult(false);
+            }
+
+            _uploads.Add(Task.Run(() => UploadRangeAsync(descriptor, location, repositories, cancellationToken), cancellationToken));
+            return ValueTask.FromResult(true);
+        }
+
+        private async Task UploadRangeAsync(Descriptor descriptor, BlobLocation location, List<RemoteRepository> repositories, CancellationToken cancellationToken)
+        {
+            await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var missing = new List<RemoteRepository>();
+                foreach (var repository in repositories)
+                {
+                    if (await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false))
+                    {
+                        _holders.TryAdd(descriptor.Digest, repository);
+                    }
+                    else
+                    {
+                        missing.Add(repository);
+                    }
+                }
+
+                if (missing.Count == 0)
+                {
+                    Interlocked.Increment(ref _present);
+                    Interlocked.Add(ref _bytesPresent, descriptor.Size);
+                    return;
+                }
+
+                foreach (var repository in missing)
+                {
+                    if (_holders.TryGetValue(descriptor.Digest, out var holder)
+                        && await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.MountAsync(descriptor, holder.RepositoryName, ct)), cancellationToken).ConfigureAwait(false))
+                    {
+                        Interlocked.Increment(ref _mounted);
+                        continue;
+                    }
+
+                    await plan.Retry.ExecuteAsync(
+                        async ct =>
+                        {
+                            var range = new VerifyingStream(new RangeStream(location.Path, location.Offset, location.Size), descriptor, $"{location.Path}: blob {descriptor.Digest}");
+                            await using (range.ConfigureAwait(false))
+                            {
+                                await repository.PushAsync(descriptor, range, ct).ConfigureAwait(false);
+                            }
+                        },
+                        cancellationToken).ConfigureAwait(false);
+                    Interlocked.Increment(ref _uploaded);
+                    Interlocked.Add(ref _bytesUploaded, descriptor.Size);
+                    _holders[descriptor.Digest] = repository;
+                }
+            }
+            catch (Exception ex) when (ex is not IntegrityException && ex is not OperationCanceledException { CancellationToken.IsCancellationRequested: true } && RetryPolicy.IsTransient(ex, cancellationToken))
+            {
+                log.Warn($"push {descriptor.Digest.Short} failed: {ex.Message}");
+                FailedBlobs[descriptor.Digest] = ex.Message;
+            }
+            finally
+            {
+                _slots.Release();
+            }
         }
 
         public async ValueTask OnBlobAsync(Descriptor descriptor, Stream content, CancellationToken cancellationToken)
@@ -174,8 +277,8 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 
             if (missing.Count == 0)
             {
-                Present++;
-                BytesPresent += descriptor.Size;
+                Interlocked.Increment(ref _present);
+                Interlocked.Add(ref _bytesPresent, descriptor.Size);
                 return;
             }
 
@@ -187,7 +290,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                     if (_holder.TryGetValue(descriptor.Digest, out var holder)
                         && await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.MountAsync(descriptor, holder.RepositoryName, ct)), cancellationToken).ConfigureAwait(false))
                     {
-                        Mounted++;
+                        Interlocked.Increment(ref _mounted);
                         continue;
                     }
 
@@ -200,8 +303,8 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 
                     streamUsed = true;
                     await repository.PushAsync(descriptor, content, cancellationToken).ConfigureAwait(false);
-                    Uploaded++;
-                    BytesUploaded += descriptor.Size;
+                    Interlocked.Increment(ref _uploaded);
+                    Interlocked.Add(ref _bytesUploaded, descriptor.Size);
                     _holder[descriptor.Digest] = repository;
                 }
                 catch (Exception ex) when (ex is not IntegrityException && ex is not OperationCanceledException { CancellationToken.IsCancellationRequested: true } && RetryPolicy.IsTransient(ex, cancellationToken))
@@ -221,6 +324,8 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 return;
             }
 
+            // Claimed blobs were verified by their upload tasks: wait for every one (an integrity failure ends here).
+            await Task.WhenAll(_uploads).ConfigureAwait(false);
             if (!FailedBlobs.IsEmpty)
             {
                 return;
@@ -298,14 +403,14 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 
                 if (lacking == 0)
                 {
-                    Present++;
-                    BytesPresent += descriptor.Size;
+                    _present++;
+                    _bytesPresent += descriptor.Size;
                 }
                 else
                 {
-                    Uploaded++;
-                    BytesUploaded += descriptor.Size;
-                    Mounted += lacking - 1;
+                    _uploaded++;
+                    _bytesUploaded += descriptor.Size;
+                    _mounted += lacking - 1;
                 }
             }
         }

@@ -19,6 +19,9 @@ public sealed record ImportRequest
     /// <summary>Print the plan, write nothing.</summary>
     public bool DryRun { get; init; }
 
+    /// <summary>Blobs uploaded in parallel (plain bundle files; a zstd bundle streams one blob at a time).</summary>
+    public int Concurrency { get; init; } = 6;
+
     /// <summary>Full passes over the bundle before giving up on blobs whose upload failed (registry down, reset).</summary>
     public int MaxPasses { get; init; } = 3;
 
