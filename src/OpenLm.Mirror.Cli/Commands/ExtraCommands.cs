@@ -7,6 +7,6 @@ internal static class ExtraCommands
 {
     public static IEnumerable<Command> Create(CliConsole console)
     {
-        yield break;
+        yield return LoadCommand.Create(console);
     }
 }
