@@ -13,5 +13,6 @@ internal static class ExtraCommands
         yield return VerifyCommand.Create(console);
         yield return InspectCommand.Create(console);
         yield return ImportCommand.Create(console);
+        yield return LoadCommand.Create(console);
     }
 }
