@@ -68,13 +68,23 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             Retry = copyOptions.Retry,
         });
         var roots = new Descriptor[lockFile.Images.Count];
-        var results = new CopyResult[lockFile.Images.Count];
+        var results = new CopyResult?[lockFile.Images.Count];
         await Parallel.ForEachAsync(
             Enumerable.Range(0, lockFile.Images.Count),
             new ParallelOptions { MaxDegreeOfParallelism = request.ParallelImages, CancellationToken = cancellationToken },
             async (i, ct) =>
             {
                 var image = lockFile.Images[i];
+                var pinned = Digest.Parse(image.Digest);
+                var cached = new FileInfo(cache.BlobPath(pinned));
+                if (cached.Exists)
+                {
+                    // A stored manifest implies its children are stored (they are always written first): no network.
+                    roots[i] = new Descriptor { MediaType = image.MediaType, Digest = pinned, Size = cached.Length }.WithRefName(image.Reference);
+                    results[i] = null;
+                    return;
+                }
+
                 var reference = Reference.Parse(image.Reference);
                 var source = registries.Repository(reference);
                 var result = await copier.CopyAsync(source, image.SourceDigest, cache, image.Reference, ct).ConfigureAwait(false);
@@ -132,8 +142,8 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
         var written = await BundleWriter.WriteAsync(cache, manifest, key, output, request.WriteOptions, bundleProgress, cancellationToken).ConfigureAwait(false);
         return new ExportResult(
             written,
-            results.Sum(r => r.BytesCopied),
-            results.Sum(r => r.BlobsCopied),
+            results.Sum(r => r?.BytesCopied ?? 0),
+            results.Sum(r => r?.BlobsCopied ?? 0),
             alreadyCached,
             pullTime,
             clock.Elapsed);
