@@ -81,20 +81,7 @@ internal static class CopyCommand
 
             if (parse.GetValue(json))
             {
-                var report = new
-                {
-                    source = src.ToString(),
-                    destination = dst.ToString(),
-                    digest = result.Root.Digest.ToString(),
-                    sourceDigest = result.SourceRoot.Digest.ToString(),
-                    mediaType = result.Root.MediaType,
-                    platforms = result.PlatformsKept.Select(p => p.ToString()).ToList(),
-                    bytesCopied = result.BytesCopied,
-                    blobsCopied = result.BlobsCopied,
-                    blobsSkipped = result.BlobsSkipped,
-                    blobsMounted = result.BlobsMounted,
-                    seconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
-                };
+                var report = Report(result) with { Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3) };
                 await console.Out.WriteLineAsync(JsonSerializer.Serialize(report, Format.Json)).ConfigureAwait(false);
             }
             else
@@ -131,19 +118,7 @@ internal static class CopyCommand
             var report = new
             {
                 destination,
-                images = results.Select(r => new
-                {
-                    source = r.Source,
-                    destination = r.Destination,
-                    digest = r.Root.Digest.ToString(),
-                    sourceDigest = r.SourceRoot.Digest.ToString(),
-                    mediaType = r.Root.MediaType,
-                    platforms = r.PlatformsKept.Select(p => p.ToString()).ToList(),
-                    bytesCopied = r.BytesCopied,
-                    blobsCopied = r.BlobsCopied,
-                    blobsSkipped = r.BlobsSkipped,
-                    blobsMounted = r.BlobsMounted,
-                }).ToList(),
+                images = results.Select(Report).ToList(),
                 bytesCopied = bytes,
                 seconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
             };
@@ -161,6 +136,32 @@ internal static class CopyCommand
 
         return ExitCodes.Success;
     }
+
+    private static CopyReport Report(CopyResult r) => new(
+        r.Source,
+        r.Destination,
+        r.Root.Digest.ToString(),
+        r.SourceRoot.Digest.ToString(),
+        r.Root.MediaType,
+        r.PlatformsKept.Select(p => p.ToString()).ToList(),
+        r.BytesCopied,
+        r.BlobsCopied,
+        r.BlobsSkipped,
+        r.BlobsMounted);
+
+    /// <summary>One image in the --json report (the contract runbooks read).</summary>
+    private sealed record CopyReport(
+        string Source,
+        string Destination,
+        string Digest,
+        string SourceDigest,
+        string MediaType,
+        IReadOnlyList<string> Platforms,
+        long BytesCopied,
+        int BlobsCopied,
+        int BlobsSkipped,
+        int BlobsMounted,
+        double? Seconds = null);
 
     private static IEnumerable<string> ReadImageList(string path)
     {

@@ -134,7 +134,6 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 
         private readonly Dictionary<Digest, (Descriptor Descriptor, byte[] Bytes, ManifestDocument Document)> _manifests = [];
         private Dictionary<Digest, List<RemoteRepository>>? _needs;
-        private readonly Dictionary<Digest, RemoteRepository> _holder = [];
 
         public ConcurrentDictionary<Digest, string> FailedBlobs { get; } = new();
 
@@ -157,6 +156,31 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             var bytes = verifiedBytes.ToArray();
             _manifests[descriptor.Digest] = (descriptor, bytes, ManifestDocument.Parse(bytes, descriptor.MediaType, $"bundle manifest {descriptor.Digest}"));
             return ValueTask.CompletedTask;
+        }
+
+        /// <summary>The repositories that lack the blob; the first that has it becomes the mount source. Counts a blob every repository has.</summary>
+        private async Task<List<RemoteRepository>> MissingFromAsync(Descriptor descriptor, List<RemoteRepository> repositories, CancellationToken cancellationToken)
+        {
+            var missing = new List<RemoteRepository>();
+            foreach (var repository in repositories)
+            {
+                if (await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false))
+                {
+                    _holders.TryAdd(descriptor.Digest, repository);
+                }
+                else
+                {
+                    missing.Add(repository);
+                }
+            }
+
+            if (missing.Count == 0)
+            {
+                Interlocked.Increment(ref _present);
+                Interlocked.Add(ref _bytesPresent, descriptor.Size);
+            }
+
+            return missing;
         }
 
         public async Task WaitForUploadsAsync()
@@ -193,23 +217,9 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                var missing = new List<RemoteRepository>();
-                foreach (var repository in repositories)
-                {
-                    if (await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false))
-                    {
-                        _holders.TryAdd(descriptor.Digest, repository);
-                    }
-                    else
-                    {
-                        missing.Add(repository);
-                    }
-                }
-
+                var missing = await MissingFromAsync(descriptor, repositories, cancellationToken).ConfigureAwait(false);
                 if (missing.Count == 0)
                 {
-                    Interlocked.Increment(ref _present);
-                    Interlocked.Add(ref _bytesPresent, descriptor.Size);
                     return;
                 }
 
@@ -262,23 +272,9 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 return;
             }
 
-            var missing = new List<RemoteRepository>();
-            foreach (var repository in repositories)
-            {
-                if (await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false))
-                {
-                    _holder.TryAdd(descriptor.Digest, repository);
-                }
-                else
-                {
-                    missing.Add(repository);
-                }
-            }
-
+            var missing = await MissingFromAsync(descriptor, repositories, cancellationToken).ConfigureAwait(false);
             if (missing.Count == 0)
             {
-                Interlocked.Increment(ref _present);
-                Interlocked.Add(ref _bytesPresent, descriptor.Size);
                 return;
             }
 
@@ -287,7 +283,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             {
                 try
                 {
-                    if (_holder.TryGetValue(descriptor.Digest, out var holder)
+                    if (_holders.TryGetValue(descriptor.Digest, out var holder)
                         && await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.MountAsync(descriptor, holder.RepositoryName, ct)), cancellationToken).ConfigureAwait(false))
                     {
                         Interlocked.Increment(ref _mounted);
@@ -305,7 +301,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                     await repository.PushAsync(descriptor, content, cancellationToken).ConfigureAwait(false);
                     Interlocked.Increment(ref _uploaded);
                     Interlocked.Add(ref _bytesUploaded, descriptor.Size);
-                    _holder[descriptor.Digest] = repository;
+                    _holders[descriptor.Digest] = repository;
                 }
                 catch (Exception ex) when (ex is not IntegrityException && ex is not OperationCanceledException { CancellationToken.IsCancellationRequested: true } && RetryPolicy.IsTransient(ex, cancellationToken))
                 {
