@@ -167,6 +167,33 @@ public sealed class ReleaseFlowTests(SharedRegistryFixture registry) : IAsyncLif
     }
 
     [Fact]
+    public async Task Export_DiskClearlyTooSmall_RefusesToStartAndSaysHowMuchIsNeeded()
+    {
+        // Given a cache directory on a 1 MiB filesystem
+        var lockPath = _temp.Sub("disk-lock.json");
+        Assert.Equal(0, (await MirrorCli.RunAsync("resolve", "--plain-http", "--manifest", _manifest, "-o", lockPath)).ExitCode);
+        var tiny = _temp.Sub("tiny");
+        Directory.CreateDirectory(tiny);
+        var (mountExit, _, mountError) = await Tools.RunAsync("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", tiny);
+        Assert.True(mountExit == 0, $"integration tests run as root; mounting a tmpfs failed: {mountError}");
+        try
+        {
+            // When exporting with the cache and the bundle there
+            var run = await MirrorCli.RunAsync("export", "--plain-http", "--lock", lockPath, "--key", _key, "-o", Path.Combine(tiny, "b.tar"), "--cache", Path.Combine(tiny, "cache"));
+
+            // Then it refuses before downloading anything, naming what it needs
+            Assert.Equal(1, run.ExitCode);
+            Assert.Contains("not enough free disk space", run.Error);
+            Assert.Contains("needs", run.Error);
+            Assert.False(Directory.Exists(Path.Combine(tiny, "cache", "blobs", "sha256")) && Directory.EnumerateFiles(Path.Combine(tiny, "cache", "blobs", "sha256")).Any());
+        }
+        finally
+        {
+            await Tools.RunAsync("umount", tiny);
+        }
+    }
+
+    [Fact]
     public async Task Resolve_UnknownImage_ExitsOneNamingIt()
     {
         var manifest = _temp.Sub("missing.yaml");
