@@ -7,6 +7,7 @@ internal static class ExtraCommands
 {
     public static IEnumerable<Command> Create(CliConsole console)
     {
-        yield break;
+        yield return ValuesCommand.Create(console);
+        yield return CheckCommand.Create(console);
     }
 }
