@@ -7,6 +7,12 @@ internal static class ExtraCommands
 {
     public static IEnumerable<Command> Create(CliConsole console)
     {
+        yield return ResolveCommand.Create(console);
+        yield return ExportCommand.Create(console);
+        yield return KeygenCommand.Create(console);
+        yield return VerifyCommand.Create(console);
+        yield return InspectCommand.Create(console);
+        yield return ImportCommand.Create(console);
         yield return ValuesCommand.Create(console);
         yield return CheckCommand.Create(console);
     }

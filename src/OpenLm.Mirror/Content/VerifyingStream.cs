@@ -28,6 +28,9 @@ public sealed class VerifyingStream : Stream
         _hash = IncrementalHash.CreateHash(expected.Digest.HashAlgorithm);
     }
 
+    /// <summary>The descriptor the content must match.</summary>
+    public Descriptor Expected => _expected;
+
     /// <summary>True once the whole content was read and matched.</summary>
     public bool Verified => _verified;
 

@@ -109,10 +109,26 @@ public sealed record LockFile
             throw new InputException($"{path}: invalid lock file:\n  " + string.Join("\n  ", problems));
         }
 
-        return lockFile;
+        // Chart paths are stored relative to the lock file, so a lock travels with its charts.
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        return lockFile with
+        {
+            Charts = lockFile.Charts.Select(c => c with { Path = Path.GetFullPath(Path.Combine(directory, c.Path)) }).ToList(),
+        };
     }
 
-    public void Save(string path) => Content.AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(this, Json));
+    public void Save(string path)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var portable = this with
+        {
+            Charts = Charts.Select(c => c with { Path = Path.GetRelativePath(directory, c.Path).Replace('\\', '/') }).ToList(),
+        };
+        Content.AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(portable, Json));
+    }
+
+    /// <summary>sha256 of the canonical serialisation: identifies one release's export in the cache.</summary>
+    public string Fingerprint() => Oci.Digest.Sha256(JsonSerializer.SerializeToUtf8Bytes(this, Json)).ToString();
 }
 
 /// <summary>One image pinned by digest.</summary>
@@ -147,7 +163,7 @@ public sealed record LockedPlatform(string Platform, string Digest, string Media
 /// <summary>A Helm chart shipped with the release, pinned by the sha256 of its archive.</summary>
 public sealed record LockedChart
 {
-    /// <summary>The chart path as written in the platform manifest, made absolute.</summary>
+    /// <summary>The chart path: relative to the lock file when saved, absolute once loaded.</summary>
     public required string Path { get; init; }
 
     public required string Name { get; init; }

@@ -271,8 +271,11 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
         var builder = new UriBuilder(location);
         var digestParam = "digest=" + Uri.EscapeDataString(expected.Digest.ToString());
         builder.Query = string.IsNullOrEmpty(builder.Query) || builder.Query == "?" ? digestParam : builder.Query.TrimStart('?') + "&" + digestParam;
-        var untrusted = new VerifyingStream(content, expected, context, leaveOpen: true);
-        await using (untrusted.ConfigureAwait(false))
+        // Content that already streams through a verifier for this very descriptor is not hashed twice.
+        var untrusted = content is VerifyingStream verifying && verifying.Expected.SameContent(expected)
+            ? verifying
+            : new VerifyingStream(content, expected, context, leaveOpen: true);
+        await using ((untrusted == content ? Stream.Null : untrusted).ConfigureAwait(false))
         {
             using var response = await _client.SendAsync(
                 HttpMethod.Put,

@@ -1,0 +1,124 @@
+using System.CommandLine;
+using System.Text.Json;
+using OpenLm.Mirror.Bundle;
+using OpenLm.Mirror.Cli.Output;
+using OpenLm.Mirror.Copy;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Export;
+using OpenLm.Mirror.Registry;
+using OpenLm.Mirror.Signing;
+
+namespace OpenLm.Mirror.Cli.Commands;
+
+/// <summary><c>openlm-mirror export (--lock LOCK | --manifest FILE) --key release.key -o BUNDLE.tar</c>.</summary>
+internal static class ExportCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var inputs = new ReleaseInputs();
+        var registry = new RegistryOptionSet();
+        var lockOption = new Option<string?>("--lock") { Description = "Lock file from resolve (pinned digests, no re-resolution)", HelpName = "LOCK.json" };
+        var key = new Option<string>("--key") { Description = "Release signing key (PKCS#8 PEM, from keygen)", HelpName = "FILE", Required = true };
+        var keyPasswordEnv = new Option<string?>("--key-password-env") { Description = "Environment variable holding the signing key's passphrase", HelpName = "VAR" };
+        var output = new Option<string>("--output", "-o") { Description = "The bundle to write (.tar, or .tar.zst with --compress zstd)", HelpName = "BUNDLE", Required = true };
+        var cache = new Option<string?>("--cache") { Description = "Cache directory (an OCI layout) reused across runs; an interrupted export resumes from it [default: ~/.cache/openlm-mirror/export]", HelpName = "DIR" };
+        var compress = new Option<string>("--compress") { Description = "none (default: layers are already compressed) or zstd", HelpName = "none|zstd", DefaultValueFactory = _ => "none" };
+        var force = new Option<bool>("--force") { Description = "Replace an existing bundle file" };
+        var json = new Option<bool>("--json") { Description = "Print a JSON summary on stdout" };
+        var copy = new CopyOptionSet();
+        var command = new Command("export", "Pull a release into the cache (verified as it streams) and write one signed, deterministic bundle");
+        command.Options.Add(lockOption);
+        inputs.AddTo(command);
+        command.Options.Add(key);
+        command.Options.Add(keyPasswordEnv);
+        command.Options.Add(output);
+        command.Options.Add(cache);
+        command.Options.Add(compress);
+        command.Options.Add(force);
+        command.Options.Add(copy.Concurrency);
+        registry.AddTo(command);
+        command.Options.Add(json);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var lockPath = parse.GetValue(lockOption);
+            var manifestPath = parse.GetValue(inputs.Manifest);
+            ReleaseInputs.Require(lockPath is null != manifestPath is null, "export needs exactly one of --lock LOCK.json or --manifest FILE");
+            ReleaseInputs.Require(lockPath is null || parse.GetValue(inputs.Platform) is null, "--platform applies when resolving; with --lock the lock's platforms are used");
+            var compression = parse.GetValue(compress) switch
+            {
+                "none" => BundleCompression.None,
+                "zstd" => BundleCompression.Zstd,
+                var other => throw new InputException($"--compress must be none or zstd (got '{other}')"),
+            };
+            var keyPath = parse.GetValue(key)!;
+            KeyInputs.RequireFile(keyPath, "--key");
+            var passphrase = KeyInputs.Passphrase(parse.GetValue(keyPasswordEnv), fromStdin: false, console, "--key-password");
+            using var signingKey = SigningKey.Load(keyPath, () => passphrase);
+
+            var log = new ConsoleLog(console.Error, verbose: false);
+            var registryOptions = registry.Build(parse, console, log);
+            using var connector = new RegistryConnector(registryOptions);
+            var lockFile = lockPath is not null
+                ? LockFile.Load(lockPath)
+                : await inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken).ConfigureAwait(false);
+            var cacheDir = parse.GetValue(cache) ?? DefaultCache();
+            var quiet = parse.GetValue(json);
+            var result = await CopyProgress.RunAsync(console, log, quiet, async observer =>
+            {
+                var exporter = new BundleExporter(connector, new CopyOptions { Concurrency = copy.GetConcurrency(parse), Observer = observer, Retry = new RetryPolicy(registryOptions.Retries, log) }, log);
+                return await exporter.ExportAsync(
+                    new ExportRequest
+                    {
+                        Lock = lockFile,
+                        OutputPath = parse.GetValue(output)!,
+                        CacheDirectory = cacheDir,
+                        WriteOptions = new BundleWriteOptions { Compression = compression, SourceDateEpoch = BundleFormat.SourceDateEpochFromEnvironment(), Overwrite = parse.GetValue(force) },
+                        ToolVersion = ReleaseInputs.ToolVersion,
+                    },
+                    signingKey,
+                    cancellationToken: cancellationToken).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+
+            var bundle = result.Bundle;
+            if (quiet)
+            {
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                {
+                    bundle = bundle.OutputPath,
+                    bundleDigest = bundle.BundleDigest.ToString(),
+                    keyId = signingKey.KeyId,
+                    platform = bundle.Manifest.Platform,
+                    images = bundle.Manifest.Images.Count,
+                    charts = bundle.Manifest.Charts.Count,
+                    blobs = bundle.Manifest.Blobs,
+                    fileBytes = bundle.FileBytes,
+                    bytesDownloaded = result.BytesDownloaded,
+                    blobsDownloaded = result.BlobsDownloaded,
+                    blobsReused = result.BlobsReused,
+                    pullSeconds = Math.Round(result.PullTime.TotalSeconds, 3),
+                    writeSeconds = Math.Round(result.WriteTime.TotalSeconds, 3),
+                }, Format.Json)).ConfigureAwait(false);
+            }
+            else
+            {
+                await console.Out.WriteLineAsync(
+                    $"{bundle.OutputPath}: {bundle.Manifest.Platform.Name} {bundle.Manifest.Platform.Version}, {bundle.Manifest.Images.Count} images, {bundle.Manifest.Charts.Count} charts, " +
+                    $"{bundle.Manifest.Blobs?.Count} blobs, {Format.Bytes(bundle.FileBytes)}; downloaded {Format.Bytes(result.BytesDownloaded)} ({result.BlobsReused} blobs reused from the cache); signed by {signingKey.KeyId}").ConfigureAwait(false);
+            }
+
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static string DefaultCache()
+    {
+        var root = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        if (string.IsNullOrEmpty(root))
+        {
+            root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        }
+
+        return Path.Combine(root, "openlm-mirror", "export");
+    }
+}

@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.Text.Json;
+using OpenLm.Mirror.AirGap;
+using OpenLm.Mirror.Cli.Output;
+using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Import;
+using OpenLm.Mirror.Registry;
+using OpenLm.Mirror.Signing;
+
+namespace OpenLm.Mirror.Cli.Commands;
+
+/// <summary><c>openlm-mirror import BUNDLE --key release.pub --to HOST[:PORT][/PREFIX]</c>.</summary>
+internal static class ImportCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var bundle = new Argument<string>("BUNDLE") { Description = "The signed bundle (.tar or .tar.zst)" };
+        var key = new Option<string?>("--key") { Description = "The release public key (SPKI PEM); the signature is checked before anything is pushed", HelpName = "FILE" };
+        var skipSignature = new Option<bool>("--insecure-skip-signature") { Description = "Import without checking the signature (digests are still verified). Dangerous." };
+        var to = new Option<string>("--to") { Description = "Target registry and optional prefix, e.g. registry.local:5000/openlm", HelpName = "HOST[:PORT][/PREFIX]", Required = true };
+        var map = new Option<string[]>("--map") { Description = "Rename rule FROM_PREFIX=TO_PREFIX (longest FROM wins), e.g. docker.io/library=thirdparty", HelpName = "FROM=TO", AllowMultipleArgumentsPerToken = false };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan (images, target references, blobs to upload vs present) and write nothing" };
+        var receipt = new Option<string?>("--receipt") { Description = "Write what the target now holds (registry, images, digests, time) to FILE", HelpName = "FILE" };
+        var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
+        var registry = new RegistryOptionSet();
+        var command = new Command("import", "Verify a bundle and push it into a private registry in one streaming pass; tags are set only after the whole bundle verified");
+        command.Arguments.Add(bundle);
+        command.Options.Add(key);
+        command.Options.Add(skipSignature);
+        command.Options.Add(to);
+        command.Options.Add(map);
+        command.Options.Add(dryRun);
+        command.Options.Add(receipt);
+        registry.AddTo(command);
+        command.Options.Add(json);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var path = parse.GetValue(bundle)!;
+            KeyInputs.RequireFile(path, "BUNDLE");
+            var keyPath = parse.GetValue(key);
+            if (keyPath is null && !parse.GetValue(skipSignature))
+            {
+                throw new IntegrityException("import refuses to run without --key (the release public key); --insecure-skip-signature is the explicit opt-out");
+            }
+
+            if (keyPath is not null && parse.GetValue(skipSignature))
+            {
+                throw new InputException("--key and --insecure-skip-signature cannot be combined");
+            }
+
+            if (keyPath is not null)
+            {
+                KeyInputs.RequireFile(keyPath, "--key");
+            }
+
+            using var publicKey = keyPath is null ? null : VerificationKey.Load(keyPath);
+            var log = new ConsoleLog(console.Error, verbose: false);
+            var head = await Bundle.BundleInspector.InspectAsync(path, publicKey, cancellationToken).ConfigureAwait(false);
+            var mapper = TargetNameMapper.Create(parse.GetValue(to)!, parse.GetValue(map) ?? [], head.Manifest.Source);
+            var registryOptions = registry.Build(parse, console, log);
+            using var connector = new RegistryConnector(registryOptions);
+            var result = await new BundleImporter(connector, log).ImportAsync(
+                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Mapper = mapper, DryRun = parse.GetValue(dryRun) },
+                cancellationToken: cancellationToken).ConfigureAwait(false);
+
+            if (parse.GetValue(receipt) is { } receiptPath && !result.DryRun)
+            {
+                var document = new
+                {
+                    receiptVersion = 1,
+                    registry = result.Registry,
+                    time = DateTimeOffset.UtcNow,
+                    bundleDigest = result.BundleDigest,
+                    platform = new { name = result.Platform, version = result.Version },
+                    images = result.Images.Select(i => new { source = i.Source, target = i.Target, digest = i.Digest, mediaType = i.MediaType }),
+                };
+                AtomicFile.WriteAllBytes(receiptPath, JsonSerializer.SerializeToUtf8Bytes(document, Format.Json));
+            }
+
+            if (parse.GetValue(json))
+            {
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(result, Format.Json)).ConfigureAwait(false);
+                return ExitCodes.Success;
+            }
+
+            var o = console.Out;
+            foreach (var image in result.Images)
+            {
+                await o.WriteLineAsync($"{(result.DryRun ? "would push" : image.Tag.ToString().ToLowerInvariant()),-10} {image.Target} {image.Digest}  <- {image.Source}").ConfigureAwait(false);
+            }
+
+            var summary = result.DryRun
+                ? $"dry run: {result.Images.Count} images; {result.BlobsUploaded} blobs to upload ({Format.Bytes(result.BytesUploaded)}), {result.BlobsPresent} already present ({Format.Bytes(result.BytesPresent)}); nothing written"
+                : result.BlobsUploaded == 0 && result.BlobsMounted == 0
+                    ? $"{result.Images.Count} images in {result.Registry}: every blob was already present, nothing uploaded"
+                    : $"{result.Images.Count} images in {result.Registry}: {result.BlobsUploaded} blobs uploaded ({Format.Bytes(result.BytesUploaded)}), {result.BlobsMounted} mounted, {result.BlobsPresent} already present, {result.ManifestsPushed} manifests";
+            await o.WriteLineAsync(summary).ConfigureAwait(false);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,56 @@
+using System.CommandLine;
+using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Export;
+using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.PlatformSpec;
+using OpenLm.Mirror.Registry;
+
+namespace OpenLm.Mirror.Cli.Commands;
+
+/// <summary>Reading a platform manifest (with its charts scanned) and resolving it, shared by resolve and export.</summary>
+internal sealed class ReleaseInputs
+{
+    public Option<string?> Manifest { get; } = new("--manifest") { Description = "Platform manifest (YAML, see docs/platform-manifest.md)", HelpName = "FILE" };
+
+    public Option<bool> SkipInvalid { get; } = new("--skip-invalid") { Description = "Chart values references that cannot be parsed become warnings instead of errors" };
+
+    public Option<string?> Platform { get; } = new("--platform") { Description = "Keep only these platforms (overrides the manifest's platforms), e.g. linux/amd64", HelpName = "os/arch[,...]" };
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Manifest);
+        command.Options.Add(SkipInvalid);
+        command.Options.Add(Platform);
+    }
+
+    public async Task<LockFile> ResolveAsync(ParseResult parse, string manifestPath, RegistryConnector connector, IMirrorLog log, CancellationToken cancellationToken)
+    {
+        var manifest = PlatformManifest.Load(manifestPath);
+        var scans = PlatformImageList.ScanCharts(manifest, new ChartScanOptions { SkipInvalid = parse.GetValue(SkipInvalid) });
+        foreach (var scan in scans)
+        {
+            foreach (var invalid in scan.Invalid)
+            {
+                log.Warn($"skipped invalid image reference in chart {invalid.ChartName} ({invalid.File}:{invalid.Line}, {invalid.ValuesPath}): {invalid.Error}");
+            }
+        }
+
+        var images = PlatformImageList.Build(manifest, scans);
+        var platforms = parse.GetValue(Platform) is { } text ? Oci.Platform.ParseList(text) : manifest.Platforms;
+        log.Info($"resolving {images.Count} images of {manifest.Name} {manifest.Version}{(platforms.Count > 0 ? $" for {string.Join(", ", platforms)}" : string.Empty)}");
+        return await new PlatformResolver(connector, log).ResolveAsync(manifest, images, platforms, cancellationToken).ConfigureAwait(false);
+    }
+
+    public static string ToolVersion =>
+        typeof(ReleaseInputs).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    public static void Require(bool condition, string message)
+    {
+        if (!condition)
+        {
+            throw new InputException(message);
+        }
+    }
+}

@@ -1,0 +1,44 @@
+using System.CommandLine;
+using System.Text.Json;
+using OpenLm.Mirror.Cli.Output;
+using OpenLm.Mirror.Registry;
+
+namespace OpenLm.Mirror.Cli.Commands;
+
+/// <summary><c>openlm-mirror resolve --manifest FILE -o LOCK.json</c>: pin every image of a release to its digest.</summary>
+internal static class ResolveCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var inputs = new ReleaseInputs();
+        var registry = new RegistryOptionSet();
+        var output = new Option<string>("--output", "-o") { Description = "Where to write the lock file", HelpName = "LOCK.json", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print the lock file on stdout too" };
+        var command = new Command("resolve", "Resolve a platform manifest (image list and Helm chart scan) to digests at the source and write a lock file");
+        inputs.AddTo(command);
+        registry.AddTo(command);
+        command.Options.Add(output);
+        command.Options.Add(json);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var manifestPath = parse.GetValue(inputs.Manifest);
+            ReleaseInputs.Require(manifestPath is not null, "resolve needs --manifest FILE");
+            var log = new ConsoleLog(console.Error, verbose: false);
+            using var connector = new RegistryConnector(registry.Build(parse, console, log));
+            var lockFile = await inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken).ConfigureAwait(false);
+            var path = parse.GetValue(output)!;
+            lockFile.Save(path);
+            if (parse.GetValue(json))
+            {
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(lockFile, Export.LockFile.Json)).ConfigureAwait(false);
+            }
+            else
+            {
+                await console.Out.WriteLineAsync($"{path}: {lockFile.Images.Count} images, {lockFile.Charts.Count} charts, {lockFile.Blobs.Count} unique blobs ({Format.Bytes(lockFile.TotalBytes)})").ConfigureAwait(false);
+            }
+
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,350 @@
+using System.Collections.Concurrent;
+using OpenLm.Mirror.AirGap;
+using OpenLm.Mirror.Bundle;
+using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.Registry;
+
+namespace OpenLm.Mirror.Import;
+
+/// <summary>
+/// Imports a bundle into a registry in one streaming pass over the tar (nothing is extracted): the signature is
+/// checked first; blobs are verified as they stream and pushed, skipping those the target has and mounting
+/// across repositories; manifests follow their blobs (children before indexes) and tags come only after the
+/// whole bundle verified, so a bundle found corrupt halfway leaves no new or moved tag. Blobs whose upload
+/// failed (registry restart, reset) are pushed by a further pass over the bundle file.
+/// </summary>
+public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
+{
+    public async Task<ImportResult> ImportAsync(ImportRequest request, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (request.Key is null && !request.AllowUnsigned)
+        {
+            throw new InputException("import needs --key (the release public key); skipping the signature check takes an explicit opt-out flag");
+        }
+
+        var head = await BundleInspector.InspectAsync(request.BundlePath, request.Key, cancellationToken).ConfigureAwait(false);
+        if (request.Key is not null && head.Signature != SignatureStatus.Verified)
+        {
+            throw new IntegrityException($"{request.BundlePath}: signature {head.Signature}; refusing to import");
+        }
+
+        if (request.Key is null)
+        {
+            log.Warn($"{request.BundlePath}: the signature is NOT checked (--insecure-skip-signature); digests are still verified, but nothing proves who made this bundle");
+        }
+
+        // Names first: a collision is refused before anything is pushed.
+        var roots = head.Images.Select(d => (Descriptor: d, Source: Reference.Parse(d.RefName!))).ToList();
+        var mappings = request.Mapper.MapAll(roots.Select(r => r.Source));
+        var targetOf = mappings.ToDictionary(m => m.Source.ToString(), m => m.Target, StringComparer.Ordinal);
+        var plan = new ImportPlan(roots.Select(r => (r.Descriptor, targetOf[r.Source.ToString()])).ToList(), registries);
+
+        var passes = 0;
+        while (true)
+        {
+            passes++;
+            var visitor = new ImportVisitor(plan, request.DryRun, log);
+            try
+            {
+                await using var file = BundleReader.OpenFile(request.BundlePath);
+                await BundleReader.ReadAsync(
+                    file,
+                    new BundleReadOptions { Key = request.Key, RequireSignature = !request.AllowUnsigned, Visitor = visitor, Progress = progress, SourceName = request.BundlePath },
+                    cancellationToken).ConfigureAwait(false);
+            }
+            catch (DryRunComplete)
+            {
+            }
+
+            if (request.DryRun || visitor.FailedBlobs.IsEmpty)
+            {
+                return BuildResult(request, head, plan, visitor, passes);
+            }
+
+            var failures = visitor.FailedBlobs.Select(f => $"{f.Key.Short}: {f.Value}").ToList();
+            if (passes >= request.MaxPasses)
+            {
+                throw new OperationException($"{visitor.FailedBlobs.Count} blobs could not be pushed to {request.Mapper.Target} after {passes} passes; no tag was created or moved; run the import again:\n  " + string.Join("\n  ", failures.Take(10)));
+            }
+
+            log.Warn($"{visitor.FailedBlobs.Count} blob uploads failed ({failures[0]}); no tag changed yet; pass {passes + 1} of {request.MaxPasses} in {request.PassDelay.TotalSeconds:0}s");
+            await Task.Delay(request.PassDelay, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static ImportResult BuildResult(ImportRequest request, BundleHead head, ImportPlan plan, ImportVisitor visitor, int passes) => new()
+    {
+        Registry = request.Mapper.Target.ToString(),
+        BundleDigest = head.BundleDigest.ToString(),
+        Platform = head.Manifest.Platform.Name,
+        Version = head.Manifest.Platform.Version,
+        SignatureVerified = head.Signature == SignatureStatus.Verified,
+        DryRun = request.DryRun,
+        Images = plan.Roots.Select(r => new ImportedImage(
+            r.Descriptor.RefName!,
+            r.Target.ToString(),
+            r.Descriptor.Digest.ToString(),
+            r.Descriptor.MediaType,
+            visitor.Tags.TryGetValue(r.Target.ToString(), out var outcome) ? outcome : TagOutcome.Planned)).ToList(),
+        BlobsUploaded = visitor.Uploaded,
+        BytesUploaded = visitor.BytesUploaded,
+        BlobsMounted = visitor.Mounted,
+        BlobsPresent = visitor.Present,
+        BytesPresent = visitor.BytesPresent,
+        ManifestsPushed = visitor.ManifestsPushed,
+        Passes = passes,
+    };
+
+    /// <summary>Thrown by the visitor to stop reading once a dry run has what it needs.</summary>
+    private sealed class DryRunComplete : Exception
+    {
+    }
+
+    /// <summary>The images, their target repositories, and (once manifests are read) which repositories need each digest.</summary>
+    private sealed class ImportPlan(IReadOnlyList<(Descriptor Descriptor, Reference Target)> roots, RegistryConnector registries)
+    {
+        private readonly ConcurrentDictionary<string, RemoteRepository> _repositories = new(StringComparer.Ordinal);
+
+        public IReadOnlyList<(Descriptor Descriptor, Reference Target)> Roots { get; } = roots;
+
+        public RemoteRepository Repository(Reference target) =>
+            _repositories.GetOrAdd(target.Name, _ => registries.Repository(target));
+
+        public RetryPolicy Retry { get; } = new(registries.Options.Retries, registries.Options.Log, registries.Options.RetryBaseDelay);
+    }
+
+    private sealed class ImportVisitor(ImportPlan plan, bool dryRun, IMirrorLog log) : IBundleVisitor
+    {
+        private readonly Dictionary<Digest, (Descriptor Descriptor, byte[] Bytes, ManifestDocument Document)> _manifests = [];
+        private Dictionary<Digest, List<RemoteRepository>>? _needs;
+        private readonly Dictionary<Digest, RemoteRepository> _holder = [];
+
+        public ConcurrentDictionary<Digest, string> FailedBlobs { get; } = new();
+
+        public Dictionary<string, TagOutcome> Tags { get; } = new(StringComparer.Ordinal);
+
+        public int Uploaded { get; private set; }
+
+        public long BytesUploaded { get; private set; }
+
+        public int Mounted { get; private set; }
+
+        public int Present { get; private set; }
+
+        public long BytesPresent { get; private set; }
+
+        public int ManifestsPushed { get; private set; }
+
+        public ValueTask OnManifestAsync(Descriptor descriptor, ReadOnlyMemory<byte> verifiedBytes, CancellationToken cancellationToken)
+        {
+            var bytes = verifiedBytes.ToArray();
+            _manifests[descriptor.Digest] = (descriptor, bytes, ManifestDocument.Parse(bytes, descriptor.MediaType, $"bundle manifest {descriptor.Digest}"));
+            return ValueTask.CompletedTask;
+        }
+
+        public async ValueTask OnBlobAsync(Descriptor descriptor, Stream content, CancellationToken cancellationToken)
+        {
+            var needs = Needs();
+            if (dryRun)
+            {
+                await PlanAllAsync(needs, cancellationToken).ConfigureAwait(false);
+                throw new DryRunComplete();
+            }
+
+            if (!needs.TryGetValue(descriptor.Digest, out var repositories))
+            {
+                return;
+            }
+
+            var missing = new List<RemoteRepository>();
+            foreach (var repository in repositories)
+            {
+                if (await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false))
+                {
+                    _holder.TryAdd(descriptor.Digest, repository);
+                }
+                else
+                {
+                    missing.Add(repository);
+                }
+            }
+
+            if (missing.Count == 0)
+            {
+                Present++;
+                BytesPresent += descriptor.Size;
+                return;
+            }
+
+            var streamUsed = false;
+            foreach (var repository in missing)
+            {
+                try
+                {
+                    if (_holder.TryGetValue(descriptor.Digest, out var holder)
+                        && await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.MountAsync(descriptor, holder.RepositoryName, ct)), cancellationToken).ConfigureAwait(false))
+                    {
+                        Mounted++;
+                        continue;
+                    }
+
+                    if (streamUsed)
+                    {
+                        // The registry refused to mount and the bytes already went by: the next pass pushes it here.
+                        FailedBlobs[descriptor.Digest] = $"{repository.DisplayName} declined a cross-repository mount";
+                        continue;
+                    }
+
+                    streamUsed = true;
+                    await repository.PushAsync(descriptor, content, cancellationToken).ConfigureAwait(false);
+                    Uploaded++;
+                    BytesUploaded += descriptor.Size;
+                    _holder[descriptor.Digest] = repository;
+                }
+                catch (Exception ex) when (ex is not IntegrityException && ex is not OperationCanceledException { CancellationToken.IsCancellationRequested: true } && RetryPolicy.IsTransient(ex, cancellationToken))
+                {
+                    log.Warn($"push {descriptor.Digest.Short} to {repository.DisplayName} failed: {ex.Message}");
+                    FailedBlobs[descriptor.Digest] = ex.Message;
+                }
+            }
+        }
+
+        public async ValueTask OnCompletedAsync(BundleReadResult result, CancellationToken cancellationToken)
+        {
+            var needs = Needs();
+            if (dryRun)
+            {
+                await PlanAllAsync(needs, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            if (!FailedBlobs.IsEmpty)
+            {
+                return;
+            }
+
+            // The whole bundle verified: manifests (children before indexes), then tags.
+            foreach (var manifest in result.ManifestsChildrenFirst)
+            {
+                var (descriptor, bytes, _) = _manifests[manifest.Digest];
+                foreach (var repository in needs.GetValueOrDefault(manifest.Digest) ?? [])
+                {
+                    var present = await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false);
+                    if (!present)
+                    {
+                        await plan.Retry.ExecuteAsync(async ct => await repository.PutManifestAsync(descriptor, bytes, descriptor.Digest.ToString(), ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                        ManifestsPushed++;
+                    }
+                }
+            }
+
+            foreach (var (root, target) in plan.Roots)
+            {
+                Tags[target.ToString()] = await TagAsync(root, target, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        private async Task<TagOutcome> TagAsync(Descriptor root, Reference target, CancellationToken cancellationToken)
+        {
+            var repository = plan.Repository(target);
+            var tag = target.Tag!;
+            Digest? current = null;
+            try
+            {
+                current = (await plan.Retry.ExecuteAsync(ct => new ValueTask<Descriptor>(repository.ResolveAsync(tag, ct)), cancellationToken).ConfigureAwait(false)).Digest;
+            }
+            catch (NotFoundException)
+            {
+            }
+
+            if (current == root.Digest)
+            {
+                return TagOutcome.Unchanged;
+            }
+
+            var (_, bytes, _) = _manifests[root.Digest];
+            await plan.Retry.ExecuteAsync(async ct => await repository.PutManifestAsync(root, bytes, tag, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            if (current is not null)
+            {
+                log.Warn($"{target}: tag moved from {current} to {root.Digest}");
+            }
+
+            return current is null ? TagOutcome.Created : TagOutcome.Moved;
+        }
+
+        /// <summary>Dry run: which blobs each repository lacks.</summary>
+        private async Task PlanAllAsync(Dictionary<Digest, List<RemoteRepository>> needs, CancellationToken cancellationToken)
+        {
+            var sizes = _manifests.Values.SelectMany(m => m.Document.Children.Append(m.Descriptor)).GroupBy(d => d.Digest).ToDictionary(g => g.Key, g => g.First());
+            foreach (var (digest, repositories) in needs)
+            {
+                var descriptor = sizes[digest];
+                if (MediaTypes.IsManifest(descriptor.MediaType))
+                {
+                    continue;
+                }
+
+                var lacking = 0;
+                foreach (var repository in repositories)
+                {
+                    if (!await repository.ExistsAsync(descriptor, cancellationToken).ConfigureAwait(false))
+                    {
+                        lacking++;
+                    }
+                }
+
+                if (lacking == 0)
+                {
+                    Present++;
+                    BytesPresent += descriptor.Size;
+                }
+                else
+                {
+                    Uploaded++;
+                    BytesUploaded += descriptor.Size;
+                    Mounted += lacking - 1;
+                }
+            }
+        }
+
+        /// <summary>Digest → target repositories that need it, from the manifests read so far (all of them precede the blobs).</summary>
+        private Dictionary<Digest, List<RemoteRepository>> Needs()
+        {
+            if (_needs is not null)
+            {
+                return _needs;
+            }
+
+            var needs = new Dictionary<Digest, List<RemoteRepository>>();
+            foreach (var (root, target) in plan.Roots)
+            {
+                var repository = plan.Repository(target);
+                var stack = new Stack<Descriptor>([root]);
+                while (stack.Count > 0)
+                {
+                    var node = stack.Pop();
+                    var list = needs.TryGetValue(node.Digest, out var existing) ? existing : needs[node.Digest] = [];
+                    if (list.Contains(repository))
+                    {
+                        continue;
+                    }
+
+                    list.Add(repository);
+                    if (_manifests.TryGetValue(node.Digest, out var manifest))
+                    {
+                        foreach (var child in manifest.Document.Children)
+                        {
+                            stack.Push(child);
+                        }
+                    }
+                }
+            }
+
+            log.Debug($"import plan: {plan.Roots.Count} images, {needs.Count} digests");
+            return _needs = needs;
+        }
+    }
+}

@@ -1,0 +1,255 @@
+using System.Diagnostics;
+using System.Text.Json;
+using OpenLm.Mirror.IntegrationTests.Infrastructure;
+using OpenLm.Mirror.IntegrationTests.Support;
+using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.Signing;
+using OpenLm.Mirror.TestFixtures;
+using Xunit;
+
+namespace OpenLm.Mirror.IntegrationTests.Release;
+
+/// <summary>
+/// Release engineering end to end on a real registry: a platform manifest plus the test umbrella chart
+/// (nested subcharts, a Bitnami-style chart) is resolved, exported into a signed bundle, verified and inspected.
+/// </summary>
+[Collection(RegistryCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class ReleaseFlowTests(SharedRegistryFixture registry) : IAsyncLifetime
+{
+    private readonly TempDir _temp = new();
+    private readonly string _namespace = "rel" + Guid.NewGuid().ToString("N")[..8];
+    private TestChart _chart = null!;
+    private string _manifest = null!;
+    private string _key = null!;
+    private string _pub = null!;
+    private List<string> _expected = null!;
+
+    public async Task InitializeAsync()
+    {
+        var source = $"{registry.Host}/{_namespace}";
+        _chart = TestChartBuilder.WriteTgz(_temp.Path, new TestChartOptions
+        {
+            Source = source,
+            ThirdPartyImage = $"{registry.Host}/thirdparty{_namespace}/kafka-ui:v0.7.1",
+            IncludeMalformed = false,
+        });
+        _expected = [.. _chart.ExpectedReferences, $"{source}/olm-extra:2.0"];
+
+        // Every image the chart and the manifest name exists at the "public" registry.
+        using var http = RegistrySeeder.CreateClient();
+        var seed = 0;
+        foreach (var reference in _expected.Distinct())
+        {
+            var parsed = Reference.Parse(reference);
+            await RegistrySeeder.PushImageAsync(http, registry.BaseUri, parsed.Repository, parsed.Tag!, layerSize: 32 * 1024, seed: ++seed);
+        }
+
+        _manifest = Path.Combine(_temp.Path, "platform.yaml");
+        File.WriteAllText(_manifest, $"""
+            apiVersion: mirror.openlm.io/v1
+            kind: Platform
+            name: openlm-platform
+            version: "1.260810.1250"
+            source: {source}
+            images:
+              - name: olm-extra
+                tag: "2.0"
+                values: [extra.deployment.image]
+            charts:
+              - path: {Path.GetFileName(_chart.Path)}
+            """);
+        var pair = KeyPairGenerator.Generate(Path.Combine(_temp.Path, "release"), passphrase: null);
+        (_key, _pub) = (pair.PrivateKeyPath, pair.PublicKeyPath);
+    }
+
+    public Task DisposeAsync()
+    {
+        _temp.Dispose();
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task ResolveExportVerifyInspect_ChartAndManifestImages_AllInOneSignedBundle()
+    {
+        // When the release is resolved and exported
+        var lockPath = _temp.Sub("lock.json");
+        var resolve = await MirrorCli.RunAsync("resolve", "--plain-http", "--manifest", _manifest, "-o", lockPath);
+        Assert.True(resolve.ExitCode == 0, resolve.ToString());
+        var bundle = _temp.Sub("bundle.tar");
+        var export = await MirrorCli.RunAsync("export", "--plain-http", "--lock", lockPath, "--key", _key, "-o", bundle, "--cache", _temp.Sub("cache"), "--json");
+        Assert.True(export.ExitCode == 0, export.ToString());
+
+        // Then the lock pins every image with its values paths as seen from the umbrella
+        using var lockJson = JsonDocument.Parse(File.ReadAllText(lockPath));
+        var locked = lockJson.RootElement.GetProperty("images").EnumerateArray().ToDictionary(i => i.GetProperty("reference").GetString()!, i => i);
+        Assert.Equal(_expected.Distinct().Order(StringComparer.Ordinal), locked.Keys.Order(StringComparer.Ordinal));
+        foreach (var (path, reference) in _chart.ExpectedFindings)
+        {
+            Assert.Contains(path, locked[reference].GetProperty("values").EnumerateArray().Select(v => v.GetString()));
+        }
+
+        // And the bundle verifies, lists every image and the chart, and stock tools agree with it
+        var verify = await MirrorCli.RunAsync("verify", bundle, "--key", _pub, "--json");
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+        var inspect = await MirrorCli.RunAsync("inspect", bundle, "--json");
+        Assert.Equal(0, inspect.ExitCode);
+        using var head = JsonDocument.Parse(inspect.Output);
+        var images = head.RootElement.GetProperty("images").EnumerateArray().Select(i => i.GetProperty("reference").GetString()).ToList();
+        Assert.Equal(locked.Keys.Order(StringComparer.Ordinal), images.Order(StringComparer.Ordinal));
+        Assert.Equal(_chart.ChartName, head.RootElement.GetProperty("charts")[0].GetProperty("name").GetString());
+        Assert.Equal("notChecked", head.RootElement.GetProperty("signature").GetString());
+
+        var extra = $"{registry.Host}/{_namespace}/olm-extra:2.0";
+        Assert.Equal(locked[extra].GetProperty("digest").GetString(), await Tools.SkopeoRawDigestAsync($"oci-archive:{bundle}:{extra}"));
+        await OpenSslVerifiesAsync(bundle);
+    }
+
+    [Fact]
+    public async Task Export_KilledHalfway_ResumesFromTheCacheAndWritesTheSameBundle()
+    {
+        // Given a lock and an export that is killed (SIGKILL) once about half of the blobs are in the cache
+        var lockPath = _temp.Sub("resume-lock.json");
+        Assert.Equal(0, (await MirrorCli.RunAsync("resolve", "--plain-http", "--manifest", _manifest, "-o", lockPath)).ExitCode);
+        using var lockJson = JsonDocument.Parse(File.ReadAllText(lockPath));
+        var totalBlobs = lockJson.RootElement.GetProperty("blobs").GetArrayLength();
+        var cache = _temp.Sub("resume-cache");
+        var bundle = _temp.Sub("resumed.tar");
+        var blobsAtKill = await StartAndKillHalfwayAsync(
+            ["export", "--plain-http", "--lock", lockPath, "--key", _key, "-o", bundle, "--cache", cache, "--concurrency", "1", "--rate-limit", "15"],
+            Path.Combine(cache, "blobs", "sha256"),
+            totalBlobs / 2);
+        Assert.True(blobsAtKill > 0 && blobsAtKill < totalBlobs, $"killed with {blobsAtKill} of {totalBlobs} blobs");
+        Assert.False(File.Exists(bundle));
+
+        // When the export runs again
+        var resumed = await MirrorCli.RunAsync("export", "--plain-http", "--lock", lockPath, "--key", _key, "-o", bundle, "--cache", cache, "--json");
+
+        // Then it reuses what the first run fetched, and the bundle verifies
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+        using var report = JsonDocument.Parse(resumed.Output);
+        Assert.True(report.RootElement.GetProperty("blobsReused").GetInt32() >= blobsAtKill - 2, resumed.Output);
+        Assert.Equal(0, (await MirrorCli.RunAsync("verify", bundle, "--key", _pub)).ExitCode);
+
+        // And exporting the same lock again yields the same signed content (openlm-bundle.json) and blobs
+        var again = _temp.Sub("again.tar");
+        var second = await MirrorCli.RunAsync("export", "--plain-http", "--lock", lockPath, "--key", _key, "-o", again, "--cache", cache, "--json");
+        Assert.True(second.ExitCode == 0, second.ToString());
+        using var secondReport = JsonDocument.Parse(second.Output);
+        Assert.Equal(0, secondReport.RootElement.GetProperty("bytesDownloaded").GetInt64());
+        Assert.Equal(report.RootElement.GetProperty("bundleDigest").GetString(), secondReport.RootElement.GetProperty("bundleDigest").GetString());
+        Assert.Equal(new FileInfo(bundle).Length, new FileInfo(again).Length);
+    }
+
+    [Fact]
+    public async Task Export_LockPinsAnotherDigest_ExitsThreeAndWritesNoBundle()
+    {
+        var lockPath = _temp.Sub("bad-lock.json");
+        Assert.Equal(0, (await MirrorCli.RunAsync("resolve", "--plain-http", "--manifest", _manifest, "-o", lockPath)).ExitCode);
+        var text = File.ReadAllText(lockPath);
+        using (var doc = JsonDocument.Parse(text))
+        {
+            var first = doc.RootElement.GetProperty("images")[0];
+            var digest = first.GetProperty("digest").GetString()!;
+            var other = doc.RootElement.GetProperty("images")[1].GetProperty("digest").GetString()!;
+            text = text.Replace($"\"digest\": \"{digest}\"", $"\"digest\": \"{other}\"", StringComparison.Ordinal);
+        }
+
+        File.WriteAllText(lockPath, text);
+        var bundle = _temp.Sub("never.tar");
+
+        var run = await MirrorCli.RunAsync("export", "--plain-http", "--lock", lockPath, "--key", _key, "-o", bundle, "--cache", _temp.Sub("cache3"));
+
+        Assert.Equal(3, run.ExitCode);
+        Assert.Contains("lock pins", run.Error);
+        Assert.False(File.Exists(bundle));
+        Assert.Empty(Directory.GetFiles(_temp.Path, "never.tar*"));
+    }
+
+    [Fact]
+    public async Task Resolve_UnknownImage_ExitsOneNamingIt()
+    {
+        var manifest = _temp.Sub("missing.yaml");
+        File.WriteAllText(manifest, $"""
+            apiVersion: mirror.openlm.io/v1
+            kind: Platform
+            name: p
+            version: "1"
+            source: {registry.Host}/{_namespace}
+            images:
+              - name: olm-does-not-exist
+                tag: "1.0"
+            """);
+
+        var run = await MirrorCli.RunAsync("resolve", "--plain-http", "--retries", "0", "--manifest", manifest, "-o", _temp.Sub("x.json"));
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"{_namespace}/olm-does-not-exist:1.0", run.Error);
+        Assert.False(File.Exists(_temp.Sub("x.json")));
+    }
+
+    [Fact]
+    public async Task Resolve_MalformedReferenceInManifest_ExitsTwoNamingFileAndLine()
+    {
+        var manifest = _temp.Sub("bad.yaml");
+        File.WriteAllText(manifest, """
+            apiVersion: mirror.openlm.io/v1
+            kind: Platform
+            name: p
+            version: "1"
+            source: public.ecr.aws/r3q3q2f4
+            images:
+              - ref: redis:alpine3.17:25.6.17.422
+            """);
+
+        var run = await MirrorCli.RunAsync("resolve", "--manifest", manifest, "-o", _temp.Sub("y.json"));
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("bad.yaml:7", run.Error);
+        Assert.Contains("redis:alpine3.17:25.6.17.422", run.Error);
+    }
+
+    private static async Task<int> StartAndKillHalfwayAsync(string[] args, string blobDirectory, int killAtBlobs)
+    {
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "openlm-mirror.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        _ = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        var count = 0;
+        while (DateTime.UtcNow < deadline && !process.HasExited)
+        {
+            count = Directory.Exists(blobDirectory) ? Directory.GetFiles(blobDirectory).Length : 0;
+            if (count >= killAtBlobs)
+            {
+                break;
+            }
+
+            await Task.Delay(20);
+        }
+
+        Assert.False(process.HasExited, "the export finished before it could be killed; slow it down further");
+        process.Kill(entireProcessTree: true);
+        await process.WaitForExitAsync();
+        return Directory.GetFiles(blobDirectory).Length;
+    }
+
+    private async Task OpenSslVerifiesAsync(string bundle)
+    {
+        var dir = _temp.Sub("openssl");
+        Directory.CreateDirectory(dir);
+        var (tarExit, _, tarErr) = await Tools.RunAsync("tar", "-xf", bundle, "-C", dir, "openlm-bundle.json", "openlm-bundle.json.sig");
+        Assert.True(tarExit == 0, tarErr);
+        var signature = Convert.FromBase64String(File.ReadAllText(Path.Combine(dir, "openlm-bundle.json.sig")).Trim());
+        File.WriteAllBytes(Path.Combine(dir, "sig.der"), signature);
+        var (exit, output, error) = await Tools.RunAsync("openssl", "dgst", "-sha256", "-verify", _pub, "-signature", Path.Combine(dir, "sig.der"), Path.Combine(dir, "openlm-bundle.json"));
+        Assert.True(exit == 0, error);
+        Assert.Contains("Verified OK", System.Text.Encoding.UTF8.GetString(output));
+    }
+}
