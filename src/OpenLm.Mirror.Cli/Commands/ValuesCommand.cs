@@ -207,7 +207,7 @@ internal static class ValuesCommand
             {
                 if (outputPath is not null)
                 {
-                    var what = inputPath is null ? "override file" : inPlace ? $"rewritten in place" : $"rewritten from {inputPath}";
+                    var what = inputPath is null ? "override file" : inPlace ? "rewritten in place" : $"rewritten from {inputPath}";
                     await console.Out.WriteLineAsync($"Helm values ({what}, {uses.Count} image paths, pinned by {parse.GetValue(pin)}): {outputPath}").ConfigureAwait(false);
                     if (inputPath is null)
                     {
