@@ -167,6 +167,23 @@ public sealed class CheckCommandTests(SharedRegistryFixture registry, CheckBundl
     }
 
     [Fact]
+    public async Task Check_AfterImport_AgreesOnEveryName()
+    {
+        // Given the bundle imported with the product's import command (its own naming of every image)
+        var target = $"{registry.Host}/{NewPrefix()}";
+        var import = await MirrorCli.RunAsync("import", bundle.BundlePath, "--key", bundle.PublicKey, "--to", target, "--plain-http");
+        Assert.True(import.ExitCode == 0, import.ToString());
+
+        // When check runs with the same target
+        var run = await MirrorCli.RunAsync("check", bundle.BundlePath, "--to", target, "--key", bundle.PublicKey, "--plain-http", "--json");
+
+        // Then it finds every image and chart complete
+        Assert.True(run.ExitCode == 0, run.ToString());
+        using var report = JsonDocument.Parse(run.Output);
+        Assert.Equal(bundle.Roots.Count, report.RootElement.GetProperty("summary").GetProperty("ok").GetInt32());
+    }
+
+    [Fact]
     public async Task Check_WrongKey_Exits3BeforeContactingTheRegistry()
     {
         var other = KeyPairGenerator.Generate(_temp.Sub("other"), null);
