@@ -14,5 +14,7 @@ internal static class ExtraCommands
         yield return InspectCommand.Create(console);
         yield return ImportCommand.Create(console);
         yield return LoadCommand.Create(console);
+        yield return ValuesCommand.Create(console);
+        yield return CheckCommand.Create(console);
     }
 }
