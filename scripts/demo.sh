@@ -130,20 +130,19 @@ step "air-gapped side: import into the private registry ($PRIVATE/openlm), dry r
 step "importing again is a no-op"
 "$MIRROR" import "$DEMO/release/openlm-platform-1.0.0.tar" --key "$DEMO/release/openlm-release.pub" --to "$PRIVATE/openlm" --plain-http
 
-if "$MIRROR" check --help >/dev/null 2>&1; then
-  step "check: every image of the bundle is in the private registry"
-  "$MIRROR" check "$DEMO/release/openlm-platform-1.0.0.tar" --key "$DEMO/release/openlm-release.pub" --to "$PRIVATE/openlm" --plain-http -o "$DEMO/airgap/check-report.json"
-fi
+step "check: every image of the bundle is in the private registry"
+"$MIRROR" check "$DEMO/release/openlm-platform-1.0.0.tar" --key "$DEMO/release/openlm-release.pub" --to "$PRIVATE/openlm" --plain-http -o "$DEMO/airgap/check-report.json"
 
-if "$MIRROR" values --help >/dev/null 2>&1; then
-  step "values: Helm overrides and node mirror configs for the private registry"
-  "$MIRROR" values "$DEMO/release/openlm-platform-1.0.0.tar" --key "$DEMO/release/openlm-release.pub" --to "$PRIVATE/openlm" \
-    -o "$DEMO/airgap/values-airgap.yaml" --k3s-registries-out "$DEMO/airgap/registries.yaml" --containerd-hosts-dir "$DEMO/airgap/certs.d"
-  echo "--- $DEMO/airgap/values-airgap.yaml"; cat "$DEMO/airgap/values-airgap.yaml"
-  echo "--- $DEMO/airgap/registries.yaml"; cat "$DEMO/airgap/registries.yaml"
-fi
+step "values: Helm overrides and node mirror configs for the private registry"
+"$MIRROR" values "$DEMO/release/openlm-platform-1.0.0.tar" --key "$DEMO/release/openlm-release.pub" --to "$PRIVATE/openlm" --plain-http \
+  -o "$DEMO/airgap/values-airgap.yaml" --k3s-registries-out "$DEMO/airgap/registries.yaml" --containerd-hosts-dir "$DEMO/airgap/certs.d"
+echo "--- $DEMO/airgap/values-airgap.yaml"; cat "$DEMO/airgap/values-airgap.yaml"
+echo "--- $DEMO/airgap/registries.yaml"; cat "$DEMO/airgap/registries.yaml"
+echo "--- $DEMO/airgap/certs.d"; find "$DEMO/airgap/certs.d" -name hosts.toml
 
 step "done: everything is under $DEMO"
 echo "  bundle:   $DEMO/release/openlm-platform-1.0.0.tar (+ lock.json, openlm-release.pub)"
 echo "  receipt:  $DEMO/airgap/receipt.json"
+echo "  check:    $DEMO/airgap/check-report.json"
+echo "  values:   $DEMO/airgap/values-airgap.yaml, node mirrors: $DEMO/airgap/registries.yaml, $DEMO/airgap/certs.d/"
 ls "$DEMO/airgap"
