@@ -106,6 +106,100 @@ public sealed class ReleaseFlowTests(SharedRegistryFixture registry) : IAsyncLif
     }
 
     [Fact]
+    public async Task Values_TestChartValuesFile_EveryImageRewrittenAndNothingElseChanged()
+    {
+        // Given the release exported from the test chart, and the umbrella's values.yaml as the customer's file
+        var lockPath = _temp.Sub("values-lock.json");
+        Assert.Equal(0, (await MirrorCli.RunAsync("resolve", "--plain-http", "--manifest", _manifest, "-o", lockPath)).ExitCode);
+        var bundle = _temp.Sub("values-bundle.tar");
+        Assert.Equal(0, (await MirrorCli.RunAsync("export", "--plain-http", "--lock", lockPath, "--key", _key, "-o", bundle, "--cache", _temp.Sub("values-cache"))).ExitCode);
+        var chartDir = TestChartBuilder.WriteDirectory(_temp.Sub("chart-dir"), new TestChartOptions
+        {
+            Source = $"{registry.Host}/{_namespace}",
+            ThirdPartyImage = $"{registry.Host}/thirdparty{_namespace}/kafka-ui:v0.7.1",
+            IncludeMalformed = false,
+        });
+        var input = Path.Combine(chartDir.Path, "values.yaml");
+        var output = _temp.Sub("values-airgap.yaml");
+        const string Target = "registry.airgap.example:5000/openlm";
+
+        // When values rewrites it for the air-gapped registry
+        var run = await MirrorCli.RunAsync("values", bundle, "--key", _pub, "--to", Target, "--values", input, "-o", output);
+        Assert.True(run.ExitCode == 0, run.ToString());
+
+        // Then every image path holds the air-gapped name pinned by the bundle's digest...
+        using var lockJson = JsonDocument.Parse(File.ReadAllText(lockPath));
+        var digests = lockJson.RootElement.GetProperty("images").EnumerateArray().ToDictionary(i => i.GetProperty("reference").GetString()!, i => i.GetProperty("digest").GetString()!);
+        var before = YamlPaths(File.ReadAllText(input));
+        var after = YamlPaths(File.ReadAllText(output));
+        var imagePaths = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (path, reference) in _chart.ExpectedFindings)
+        {
+            if (path.EndsWith(".*", StringComparison.Ordinal))
+            {
+                var prefix = path[..^2];
+                Assert.Equal("registry.airgap.example:5000", after[$"{prefix}.registry"]);
+                Assert.StartsWith("openlm/", after[$"{prefix}.repository"]);
+                Assert.Equal(digests[reference], after[$"{prefix}.digest"]);
+                imagePaths.UnionWith(new[] { "registry", "repository", "tag", "digest" }.Select(k => $"{prefix}.{k}"));
+            }
+            else
+            {
+                Assert.StartsWith($"{Target}/", after[path]);
+                Assert.EndsWith("@" + digests[reference], after[path]);
+                imagePaths.Add(path);
+            }
+        }
+
+        // ...and every other value of the customer's file is exactly as it was, comments included
+        foreach (var (path, value) in before.Where(p => !imagePaths.Contains(p.Key) && p.Key != "global.imageRegistry"))
+        {
+            Assert.True(after.TryGetValue(path, out var kept) && kept == value, $"{path} changed from '{value}' to '{(after.TryGetValue(path, out var v) ? v : "<missing>")}'");
+        }
+
+        var comments = File.ReadAllLines(input).Where(l => l.TrimStart().StartsWith('#')).ToList();
+        Assert.All(comments, c => Assert.Contains(c, File.ReadAllLines(output)));
+    }
+
+    /// <summary>Flattens YAML into dotted path → scalar text (list items as [i]).</summary>
+    private static Dictionary<string, string> YamlPaths(string yaml)
+    {
+        var stream = new YamlDotNet.RepresentationModel.YamlStream();
+        stream.Load(new StringReader(yaml));
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        void Walk(YamlDotNet.RepresentationModel.YamlNode node, string path)
+        {
+            switch (node)
+            {
+                case YamlDotNet.RepresentationModel.YamlMappingNode map:
+                    foreach (var (key, value) in map.Children)
+                    {
+                        Walk(value, path.Length == 0 ? ((YamlDotNet.RepresentationModel.YamlScalarNode)key).Value! : $"{path}.{((YamlDotNet.RepresentationModel.YamlScalarNode)key).Value}");
+                    }
+
+                    break;
+                case YamlDotNet.RepresentationModel.YamlSequenceNode list:
+                    for (var i = 0; i < list.Children.Count; i++)
+                    {
+                        Walk(list.Children[i], $"{path}[{i}]");
+                    }
+
+                    break;
+                case YamlDotNet.RepresentationModel.YamlScalarNode scalar:
+                    result[path] = scalar.Value ?? string.Empty;
+                    break;
+            }
+        }
+
+        if (stream.Documents.Count > 0)
+        {
+            Walk(stream.Documents[0].RootNode, string.Empty);
+        }
+
+        return result;
+    }
+
+    [Fact]
     public async Task Export_KilledHalfway_ResumesFromTheCacheAndWritesTheSameBundle()
     {
         // Given a lock and an export that is killed (SIGKILL) once about half of the blobs are in the cache
