@@ -137,7 +137,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 
         public ConcurrentDictionary<Digest, string> FailedBlobs { get; } = new();
 
-        public Dictionary<string, TagOutcome> Tags { get; } = new(StringComparer.Ordinal);
+        public ConcurrentDictionary<string, TagOutcome> Tags { get; } = new(StringComparer.Ordinal);
 
         public int Uploaded => _uploaded;
 
@@ -327,25 +327,28 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 return;
             }
 
-            // The whole bundle verified: manifests (children before indexes), then tags.
-            foreach (var manifest in result.ManifestsChildrenFirst)
+            // The whole bundle verified: manifests (children before indexes), then tags. Existence is asked in
+            // parallel; the pushes themselves keep the children-first order.
+            var pairs = result.ManifestsChildrenFirst
+                .SelectMany(m => (needs.GetValueOrDefault(m.Digest) ?? []).Select(repository => (Descriptor: _manifests[m.Digest].Descriptor, Repository: repository)))
+                .ToList();
+            var present = new ConcurrentDictionary<(Digest, string), bool>();
+            await Parallel.ForEachAsync(
+                pairs,
+                new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken },
+                async (pair, ct) => present[(pair.Descriptor.Digest, pair.Repository.DisplayName)] =
+                    await plan.Retry.ExecuteAsync(c => new ValueTask<bool>(pair.Repository.ExistsAsync(pair.Descriptor, c)), ct).ConfigureAwait(false)).ConfigureAwait(false);
+            foreach (var (descriptor, repository) in pairs.Where(p => !present[(p.Descriptor.Digest, p.Repository.DisplayName)]))
             {
-                var (descriptor, bytes, _) = _manifests[manifest.Digest];
-                foreach (var repository in needs.GetValueOrDefault(manifest.Digest) ?? [])
-                {
-                    var present = await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false);
-                    if (!present)
-                    {
-                        await plan.Retry.ExecuteAsync(async ct => await repository.PutManifestAsync(descriptor, bytes, descriptor.Digest.ToString(), ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-                        ManifestsPushed++;
-                    }
-                }
+                var bytes = _manifests[descriptor.Digest].Bytes;
+                await plan.Retry.ExecuteAsync(async ct => await repository.PutManifestAsync(descriptor, bytes, descriptor.Digest.ToString(), ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                ManifestsPushed++;
             }
 
-            foreach (var (root, target) in plan.Roots)
-            {
-                Tags[target.ToString()] = await TagAsync(root, target, cancellationToken).ConfigureAwait(false);
-            }
+            await Parallel.ForEachAsync(
+                plan.Roots,
+                new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken },
+                async (root, ct) => Tags[root.Target.ToString()] = await TagAsync(root.Descriptor, root.Target, ct).ConfigureAwait(false)).ConfigureAwait(false);
         }
 
         private async Task<TagOutcome> TagAsync(Descriptor root, Reference target, CancellationToken cancellationToken)
