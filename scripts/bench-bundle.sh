@@ -42,7 +42,7 @@ echo "== export killed at ~50% of the blobs, then resumed"
 PID=$!
 HALF=$(py 'import json,sys; print(len(json.load(open(sys.argv[1]))["blobs"]) // 2)' "$WORK/lock.json")
 while kill -0 $PID 2>/dev/null; do
-  n=$(find "$WORK/resume-cache/blobs/sha256" -type f 2>/dev/null | wc -l)
+  n=$( (find "$WORK/resume-cache/blobs/sha256" -type f 2>/dev/null || true) | wc -l)
   (( n >= HALF )) && break
   sleep 0.05
 done
