@@ -155,7 +155,8 @@ public sealed class RegistryClient
             if (challenge.IsBearer)
             {
                 _lastBearerChallenge = challenge;
-                await RefreshTokenAsync(challenge, scopes, force: true, cancellationToken).ConfigureAwait(false);
+                var sent = request.Headers.Authorization is { Scheme: "Bearer" } bearer ? bearer.Parameter : null;
+                await RefreshTokenAsync(challenge, scopes, sent, cancellationToken).ConfigureAwait(false);
             }
             else if (challenge.IsBasic)
             {
@@ -227,13 +228,17 @@ public sealed class RegistryClient
 
     private void InvalidateTokens(IReadOnlyList<string> scopes) => _tokens.TryRemove(TokenKey(scopes), out _);
 
-    private async Task RefreshTokenAsync(Challenge challenge, IReadOnlyList<string> scopes, bool force, CancellationToken cancellationToken)
+    /// <summary>
+    /// Fetches a new token unless another request already replaced the one this request was refused with
+    /// (<paramref name="refusedToken"/>; null when it carried none), so parallel requests share one token fetch.
+    /// </summary>
+    private async Task RefreshTokenAsync(Challenge challenge, IReadOnlyList<string> scopes, string? refusedToken, CancellationToken cancellationToken)
     {
         var key = TokenKey(scopes);
         await _tokenLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (!force && _tokens.TryGetValue(key, out var existing) && existing.ValidAt(DateTimeOffset.UtcNow))
+            if (_tokens.TryGetValue(key, out var existing) && existing.Value != refusedToken && existing.ValidAt(DateTimeOffset.UtcNow))
             {
                 return;
             }

@@ -82,6 +82,24 @@ public sealed class EcrPublicCopyTests(SharedRegistryFixture registry) : IAsyncL
     }
 
     [Fact]
+    public async Task RemoteRepository_ParallelFirstRequests_ShareOneTokenFetch()
+    {
+        // Given a fresh client and eight requests to one repository at once, none holding a token yet
+        await using var ecr = new EcrPublicEmulator(registry.BaseUri);
+        await ecr.StartAsync();
+        var image = _platform.Images[0];
+        using var connector = new RegistryConnector(new RegistryOptions { PlainHttp = true });
+        var repository = connector.Repository(Reference.Parse($"{ecr.RegistryHost}/{image.Reference}"));
+
+        // When they all meet the bearer challenge together
+        var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => repository.FetchManifestAsync(image.Tag)));
+
+        // Then one token was fetched and shared
+        Assert.All(results, r => Assert.Equal(image.Digest, r.Descriptor.Digest.ToString()));
+        Assert.Equal(1, ecr.TokenRequests);
+    }
+
+    [Fact]
     public async Task RemoteRepository_BlobHead401_FallsBackToGet()
     {
         await using var ecr = new EcrPublicEmulator(registry.BaseUri);
