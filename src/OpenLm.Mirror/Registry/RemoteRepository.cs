@@ -272,10 +272,9 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
         var digestParam = "digest=" + Uri.EscapeDataString(expected.Digest.ToString());
         builder.Query = string.IsNullOrEmpty(builder.Query) || builder.Query == "?" ? digestParam : builder.Query.TrimStart('?') + "&" + digestParam;
         // Content that already streams through a verifier for this very descriptor is not hashed twice.
-        var untrusted = content is VerifyingStream verifying && verifying.Expected.SameContent(expected)
-            ? verifying
-            : new VerifyingStream(content, expected, context, leaveOpen: true);
-        await using ((untrusted == content ? Stream.Null : untrusted).ConfigureAwait(false))
+        var alreadyVerifying = content is VerifyingStream verifying && verifying.Expected.SameContent(expected);
+        var untrusted = alreadyVerifying ? (VerifyingStream)content : new VerifyingStream(content, expected, context, leaveOpen: true);
+        try
         {
             using var response = await _client.SendAsync(
                 HttpMethod.Put,
@@ -301,6 +300,13 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
                 && stored != expected.Digest)
             {
                 throw new IntegrityException($"{context}: registry stored the blob as {stored}, expected {expected.Digest}");
+            }
+        }
+        finally
+        {
+            if (!alreadyVerifying)
+            {
+                await untrusted.DisposeAsync().ConfigureAwait(false);
             }
         }
     }
