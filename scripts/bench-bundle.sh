@@ -26,6 +26,7 @@ UNIQUE=$(py 'import json,sys; print(sum(b["size"] for b in json.load(open(sys.ar
 timed() { # timed NAME CMD...: wall seconds in T_NAME, peak RSS KiB in M_NAME
   local name=$1; shift
   local start end
+  sync  # earlier steps' dirty pages must not be written back on this step's clock
   start=$(date +%s.%N)
   /usr/bin/time -v -o "$WORK/time.txt" "$@" > "$WORK/last.out" 2> "$WORK/last.err" || { echo "bench: $name failed" >&2; cat "$WORK/last.err" >&2; exit 1; }
   end=$(date +%s.%N)
@@ -58,7 +59,7 @@ timed import "$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$
 timed reimport "$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$IMPORT/openlm" --plain-http
 
 # skopeo: the same images from the per-image dir: copies bench.sh made, one process per image.
-start=$(date +%s.%N); peak=0; i=0
+sync; start=$(date +%s.%N); peak=0; i=0
 mapfile -t REFS < <(py 'import json,sys; [print(i["reference"]) for i in json.load(open(sys.argv[1]))["images"]]' "$PLATFORM_JSON")
 for ref in "${REFS[@]}"; do
   /usr/bin/time -v -o "$WORK/time.txt" skopeo copy -q --all --preserve-digests --dest-tls-verify=false "dir:$WORK/skopeo-dir/$i" "docker://$SKOPEO_IMPORT/openlm/${ref#r3q3q2f4/}" 2> "$WORK/last.err" || { cat "$WORK/last.err" >&2; exit 1; }

@@ -39,6 +39,7 @@ echo "   ${#REFS[@]} images, $((UNIQUE / 1048576)) MiB of unique blobs"
 run_all() {
   local name=$1; shift
   local start end peak=0 i=0 ref rss
+  sync  # earlier steps' dirty pages must not be written back on this step's clock
   start=$(date +%s.%N)
   for ref in "${REFS[@]}"; do
     local args=()
@@ -58,6 +59,7 @@ run_all() {
 run_once() {
   local name=$1; shift
   local start end
+  sync  # earlier steps' dirty pages must not be written back on this step's clock
   start=$(date +%s.%N)
   /usr/bin/time -v -o "$WORK/time.txt" "$@" > "$WORK/last.out" 2> "$WORK/last.err" || {
     echo "bench: $name failed:" >&2; cat "$WORK/last.err" >&2; exit 1; }

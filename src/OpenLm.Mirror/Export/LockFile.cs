@@ -20,6 +20,7 @@ public sealed record LockFile
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         RespectRequiredConstructorParameters = true,
+        TypeInfoResolver = Oci.MirrorJsonContext.Resolver,
     };
 
     public int LockVersion { get; init; } = CurrentVersion;

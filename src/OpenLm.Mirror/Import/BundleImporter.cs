@@ -126,6 +126,8 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
         private readonly SemaphoreSlim _slots = new(concurrency, concurrency);
         private readonly List<Task> _uploads = [];
         private readonly ConcurrentDictionary<Digest, RemoteRepository> _holders = new();
+        private readonly ConcurrentDictionary<(Digest, string), bool> _knownPresent = new();
+        private Task? _prepared;
         private int _uploaded;
         private long _bytesUploaded;
         private int _mounted;
@@ -164,7 +166,8 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             var missing = new List<RemoteRepository>();
             foreach (var repository in repositories)
             {
-                if (await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false))
+                if (_knownPresent.ContainsKey((descriptor.Digest, repository.DisplayName))
+                    || await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false))
                 {
                     _holders.TryAdd(descriptor.Digest, repository);
                 }
@@ -200,16 +203,50 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
         /// streaming (and can re-read it on a retry); a blob every target repository already holds is not read at
         /// all, since the registry verified it when it was stored.
         /// </summary>
-        public ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, BlobLocation location, CancellationToken cancellationToken)
+        public async ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, BlobLocation location, CancellationToken cancellationToken)
         {
             var needs = Needs();
             if (dryRun || !needs.TryGetValue(descriptor.Digest, out var repositories))
             {
-                return ValueTask.FromResult(false);
+                return false;
             }
 
+            await (_prepared ??= PrepareAsync(needs, cancellationToken)).ConfigureAwait(false);
             _uploads.Add(Task.Run(() => UploadRangeAsync(descriptor, location, repositories, cancellationToken), cancellationToken));
-            return ValueTask.FromResult(true);
+            return true;
+        }
+
+        /// <summary>
+        /// An image whose manifest the target repository already stores has all its content there (registries refuse
+        /// a manifest whose blobs are missing), so nothing under it is asked for again: a re-import costs one request
+        /// per image instead of one per blob.
+        /// </summary>
+        private async Task PrepareAsync(Dictionary<Digest, List<RemoteRepository>> needs, CancellationToken cancellationToken)
+        {
+            await Parallel.ForEachAsync(
+                plan.Roots,
+                new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken },
+                async (root, ct) =>
+                {
+                    var repository = plan.Repository(root.Target);
+                    if (!await plan.Retry.ExecuteAsync(c => new ValueTask<bool>(repository.ExistsAsync(root.Descriptor, c)), ct).ConfigureAwait(false))
+                    {
+                        return;
+                    }
+
+                    var stack = new Stack<Descriptor>([root.Descriptor]);
+                    while (stack.Count > 0)
+                    {
+                        var node = stack.Pop();
+                        if (_knownPresent.TryAdd((node.Digest, repository.DisplayName), true) && _manifests.TryGetValue(node.Digest, out var manifest))
+                        {
+                            foreach (var child in manifest.Document.Children)
+                            {
+                                stack.Push(child);
+                            }
+                        }
+                    }
+                }).ConfigureAwait(false);
         }
 
         private async Task UploadRangeAsync(Descriptor descriptor, BlobLocation location, List<RemoteRepository> repositories, CancellationToken cancellationToken)
@@ -272,6 +309,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 return;
             }
 
+            await (_prepared ??= PrepareAsync(needs, cancellationToken)).ConfigureAwait(false);
             var missing = await MissingFromAsync(descriptor, repositories, cancellationToken).ConfigureAwait(false);
             if (missing.Count == 0)
             {
@@ -337,7 +375,8 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 pairs,
                 new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken },
                 async (pair, ct) => present[(pair.Descriptor.Digest, pair.Repository.DisplayName)] =
-                    await plan.Retry.ExecuteAsync(c => new ValueTask<bool>(pair.Repository.ExistsAsync(pair.Descriptor, c)), ct).ConfigureAwait(false)).ConfigureAwait(false);
+                    _knownPresent.ContainsKey((pair.Descriptor.Digest, pair.Repository.DisplayName))
+                    || await plan.Retry.ExecuteAsync(c => new ValueTask<bool>(pair.Repository.ExistsAsync(pair.Descriptor, c)), ct).ConfigureAwait(false)).ConfigureAwait(false);
             foreach (var (descriptor, repository) in pairs.Where(p => !present[(p.Descriptor.Digest, p.Repository.DisplayName)]))
             {
                 var bytes = _manifests[descriptor.Digest].Bytes;

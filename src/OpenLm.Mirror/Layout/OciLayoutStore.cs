@@ -17,7 +17,7 @@ public sealed class OciLayoutStore : ITarget
     public const string IndexFileName = "index.json";
     public const string TempDirectoryName = ".openlm-tmp";
     private const string LayoutFileContent = "{\"imageLayoutVersion\":\"1.0.0\"}";
-    private static readonly JsonSerializerOptions IndexJson = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions IndexJson = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, TypeInfoResolver = MirrorJsonContext.Resolver };
     private readonly SemaphoreSlim _indexLock = new(1, 1);
 
     private OciLayoutStore(string root)
@@ -255,7 +255,7 @@ public sealed class OciLayoutStore : ITarget
             {
                 ["schemaVersion"] = 2,
                 ["mediaType"] = MediaTypes.OciIndex,
-                ["manifests"] = JsonSerializer.SerializeToNode(entries),
+                ["manifests"] = JsonSerializer.SerializeToNode(entries, IndexJson),
             };
             AtomicFile.WriteAllBytes(Path.Combine(Root, IndexFileName), JsonSerializer.SerializeToUtf8Bytes(index, IndexJson));
         }

@@ -12,7 +12,7 @@ public sealed class ManifestDocument
     /// <summary>Manifests larger than this are refused (as Distribution and containerd do).</summary>
     public const int MaxManifestBytes = 4 * 1024 * 1024;
 
-    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNameCaseInsensitive = false };
+    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNameCaseInsensitive = false, TypeInfoResolver = MirrorJsonContext.Resolver };
 
     private ManifestDocument(string mediaType, ReadOnlyMemory<byte> bytes)
     {
