@@ -55,8 +55,9 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
 
         Directory.CreateDirectory(request.CacheDirectory);
         var cache = OpenCache(request.CacheDirectory);
-        CheckDiskSpace(lockFile, cache, output);
-        var alreadyCached = lockFile.Blobs.Count(b => File.Exists(cache.BlobPath(Digest.Parse(b.Digest))));
+        var missing = lockFile.Blobs.Where(b => !File.Exists(cache.BlobPath(Digest.Parse(b.Digest)))).ToList();
+        var alreadyCached = lockFile.Blobs.Count - missing.Count;
+        CheckDiskSpace(missing.Sum(b => b.Size), lockFile.TotalBytes, cache, output);
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var platforms = lockFile.Platforms.Select(Platform.Parse).ToList();
@@ -100,13 +101,13 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
         var charts = new List<(LockedChart Locked, HelmChartArtifact Artifact)>();
         foreach (var chart in lockFile.Charts)
         {
-            var current = await PlatformResolver.LockChartAsync(chart.Path, cancellationToken).ConfigureAwait(false);
+            using var archive = await ChartArchive.EnsureArchiveAsync(chart.Path, cancellationToken).ConfigureAwait(false);
+            var current = await PlatformResolver.DescribeChartAsync(chart.Path, archive, cancellationToken).ConfigureAwait(false);
             if (current.Digest != chart.Digest)
             {
                 throw new IntegrityException($"chart '{chart.Path}' changed since it was locked: sha256 is now {current.Digest}, the lock says {chart.Digest}");
             }
 
-            using var archive = await ChartArchive.EnsureArchiveAsync(chart.Path, cancellationToken).ConfigureAwait(false);
             charts.Add((chart, await HelmChartPacker.PackAsync(cache, archive.Path, lockFile.Source, cancellationToken).ConfigureAwait(false)));
         }
 
@@ -186,10 +187,8 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
     }
 
     /// <summary>Refuses to start when the free space is clearly too small for the blobs still missing plus the bundle.</summary>
-    private static void CheckDiskSpace(LockFile lockFile, OciLayoutStore cache, string output)
+    private static void CheckDiskSpace(long missing, long bundle, OciLayoutStore cache, string output)
     {
-        var missing = lockFile.Blobs.Where(b => !File.Exists(cache.BlobPath(Digest.Parse(b.Digest)))).Sum(b => b.Size);
-        var bundle = lockFile.TotalBytes;
         var cacheDrive = DriveOf(cache.Root);
         var outputDrive = DriveOf(Path.GetDirectoryName(output)!);
         if (cacheDrive is null || outputDrive is null)

@@ -74,18 +74,17 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
 
     public static async Task<LockedChart> LockChartAsync(string path, CancellationToken cancellationToken)
     {
-        var archive = await ChartArchive.EnsureArchiveAsync(path, cancellationToken).ConfigureAwait(false);
-        try
-        {
-            var metadata = await HelmChartPacker.ReadMetadataAsync(archive.Path, cancellationToken).ConfigureAwait(false);
-            await using var stream = File.OpenRead(archive.Path);
-            var digest = await Digest.Sha256Async(stream, cancellationToken).ConfigureAwait(false);
-            return new LockedChart { Path = Path.GetFullPath(path), Name = metadata.Name, Version = metadata.Version, Digest = digest.ToString() };
-        }
-        finally
-        {
-            archive.Dispose();
-        }
+        using var archive = await ChartArchive.EnsureArchiveAsync(path, cancellationToken).ConfigureAwait(false);
+        return await DescribeChartAsync(path, archive, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Name, version and sha256 of a chart already packed as <paramref name="archive"/>.</summary>
+    public static async Task<LockedChart> DescribeChartAsync(string path, ChartArchive archive, CancellationToken cancellationToken)
+    {
+        var metadata = await HelmChartPacker.ReadMetadataAsync(archive.Path, cancellationToken).ConfigureAwait(false);
+        await using var stream = File.OpenRead(archive.Path);
+        var digest = await Digest.Sha256Async(stream, cancellationToken).ConfigureAwait(false);
+        return new LockedChart { Path = Path.GetFullPath(path), Name = metadata.Name, Version = metadata.Version, Digest = digest.ToString() };
     }
 
     private async Task<(LockedImage, IReadOnlyList<Descriptor>)> ResolveImageAsync(PlannedImage image, IReadOnlyList<Platform> platforms, CancellationToken cancellationToken)
