@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using OpenLm.Mirror.AirGap;
 using OpenLm.Mirror.Cli.Output;
 using OpenLm.Mirror.Content;
 using OpenLm.Mirror.Errors;
@@ -58,12 +57,10 @@ internal static class ImportCommand
 
             using var publicKey = keyPath is null ? null : VerificationKey.Load(keyPath);
             var log = new ConsoleLog(console.Error, verbose: false);
-            var head = await Bundle.BundleInspector.InspectAsync(path, publicKey, cancellationToken).ConfigureAwait(false);
-            var mapper = TargetNameMapper.Create(parse.GetValue(to)!, parse.GetValue(map) ?? [], head.Manifest.Source);
             var registryOptions = registry.Build(parse, console, log);
             using var connector = new RegistryConnector(registryOptions);
             var result = await new BundleImporter(connector, log).ImportAsync(
-                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Mapper = mapper, DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse) },
+                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse) },
                 cancellationToken: cancellationToken).ConfigureAwait(false);
 
             if (parse.GetValue(receipt) is { } receiptPath && !result.DryRun)

@@ -38,7 +38,9 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 
         // Names first: a collision is refused before anything is pushed.
         var roots = head.Images.Select(d => (Descriptor: d, Source: Reference.Parse(d.RefName!))).ToList();
-        var mappings = request.Mapper.MapAll(roots.Select(r => r.Source));
+        // The platform prefix that --to replaces is the bundle's own source, so the mapper is built from the head.
+        var mapper = TargetNameMapper.Create(request.Target, request.Maps, head.Manifest.Source);
+        var mappings = mapper.MapAll(roots.Select(r => r.Source));
         var targetOf = mappings.ToDictionary(m => m.Source.ToString(), m => m.Target, StringComparer.Ordinal);
         var plan = new ImportPlan(roots.Select(r => (r.Descriptor, targetOf[r.Source.ToString()])).ToList(), registries);
 
@@ -66,13 +68,13 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 
             if (request.DryRun || visitor.FailedBlobs.IsEmpty)
             {
-                return BuildResult(request, head, plan, visitor, passes);
+                return BuildResult(request, mapper, head, plan, visitor, passes);
             }
 
             var failures = visitor.FailedBlobs.Select(f => $"{f.Key.Short}: {f.Value}").ToList();
             if (passes >= request.MaxPasses)
             {
-                throw new OperationException($"{visitor.FailedBlobs.Count} blobs could not be pushed to {request.Mapper.Target} after {passes} passes; no tag was created or moved; run the import again:\n  " + string.Join("\n  ", failures.Take(10)));
+                throw new OperationException($"{visitor.FailedBlobs.Count} blobs could not be pushed to {mapper.Target} after {passes} passes; no tag was created or moved; run the import again:\n  " + string.Join("\n  ", failures.Take(10)));
             }
 
             log.Warn($"{visitor.FailedBlobs.Count} blob uploads failed ({failures[0]}); no tag changed yet; pass {passes + 1} of {request.MaxPasses} in {request.PassDelay.TotalSeconds:0}s");
@@ -80,9 +82,9 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
         }
     }
 
-    private static ImportResult BuildResult(ImportRequest request, BundleHead head, ImportPlan plan, ImportVisitor visitor, int passes) => new()
+    private static ImportResult BuildResult(ImportRequest request, TargetNameMapper mapper, BundleHead head, ImportPlan plan, ImportVisitor visitor, int passes) => new()
     {
-        Registry = request.Mapper.Target.ToString(),
+        Registry = mapper.Target.ToString(),
         BundleDigest = head.BundleDigest.ToString(),
         Platform = head.Manifest.Platform.Name,
         Version = head.Manifest.Platform.Version,

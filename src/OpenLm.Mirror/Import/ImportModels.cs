@@ -1,4 +1,3 @@
-using OpenLm.Mirror.AirGap;
 using OpenLm.Mirror.Signing;
 
 namespace OpenLm.Mirror.Import;
@@ -14,7 +13,11 @@ public sealed record ImportRequest
     /// <summary>The explicit opt-out: import without checking the signature (digests are still verified).</summary>
     public bool AllowUnsigned { get; init; }
 
-    public required TargetNameMapper Mapper { get; init; }
+    /// <summary>Target registry and optional prefix (<c>HOST[:PORT][/PREFIX]</c>).</summary>
+    public required string Target { get; init; }
+
+    /// <summary><c>FROM_PREFIX=TO_PREFIX</c> renaming rules (longest FROM wins).</summary>
+    public IReadOnlyList<string> Maps { get; init; } = [];
 
     /// <summary>Print the plan, write nothing.</summary>
     public bool DryRun { get; init; }
