@@ -117,8 +117,6 @@ public sealed record BundleReadResult
 /// </para>
 /// Every method has a no-op default; implement only what you need.
 /// </summary>
-/// <summary>Where a blob's bytes lie inside an uncompressed bundle file.</summary>
-public sealed record BlobLocation(string Path, long Offset, long Size);
 
 public interface IBundleVisitor
 {
@@ -141,15 +139,20 @@ public interface IBundleVisitor
     /// </summary>
     ValueTask OnBlobAsync(Descriptor descriptor, Stream content, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    /// <summary>
-    /// Offered before <see cref="OnBlobAsync"/> when the bundle is an uncompressed file: the blob's bytes lie at
-    /// <paramref name="location"/>. Returning true takes the blob over: the reader then skips its bytes by seeking
-    /// (it still checks the entry's name, type, size and the bundle's completeness), and the visitor must verify the
-    /// content itself (e.g. read the range through a <see cref="Content.VerifyingStream"/>) or rely on a place that
-    /// already holds that digest verified. <see cref="OnCompletedAsync"/> must not commit before those checks finished.
-    /// </summary>
-    ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, BlobLocation location, CancellationToken cancellationToken) => ValueTask.FromResult(false);
-
     /// <summary>The whole bundle verified: every blob present with the right digest, nothing extra. Commit here (tags).</summary>
     ValueTask OnCompletedAsync(BundleReadResult result, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+}
+
+/// <summary>Where a blob's bytes lie inside an uncompressed bundle file.</summary>
+internal sealed record BlobLocation(string Path, long Offset, long Size);
+
+/// <summary>
+/// A visitor that indexes instead of reading (<see cref="BundleSource"/> only): offered each non-manifest blob of a
+/// plain bundle file before <see cref="IBundleVisitor.OnBlobAsync"/>; returning true takes it over: the reader seeks past
+/// its bytes (still checking the entry's name, type, size and the bundle's completeness) and its digest is NOT checked by
+/// this pass: the indexer must verify it whenever it is read.
+/// </summary>
+internal interface IBlobIndexer
+{
+    ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, BlobLocation location, CancellationToken cancellationToken);
 }

@@ -80,7 +80,7 @@ public static class BundleReader
     {
         private readonly Dictionary<Digest, Expected> _expected = [];
         private readonly HashSet<string> _names = new(StringComparer.Ordinal);
-        private readonly Dictionary<Digest, List<Digest>> _manifestChildren = [];
+        private readonly Dictionary<Digest, ManifestDocument> _documents = [];
         private readonly List<Digest> _roots = [];
         private long _blobCount;
         private long _blobBytes;
@@ -433,29 +433,13 @@ public static class BundleReader
 
                 expected.Seen = true;
                 var doc = ManifestDocument.Parse(bytes, descriptor.MediaType, label);
-                var children = new List<Digest>();
                 var referrer = $"manifest {digest} (entry '{name}')";
-                if (doc.IsIndex)
+                foreach (var edge in ImageGraph.Dependencies(doc))
                 {
-                    foreach (var child in doc.Manifests)
-                    {
-                        var childIsManifest = MediaTypes.IsManifest(child.MediaType);
-                        Expect(child, childIsManifest, referrer);
-                        if (childIsManifest)
-                        {
-                            children.Add(child.Digest);
-                        }
-                    }
-                }
-                else
-                {
-                    foreach (var child in doc.Children)
-                    {
-                        Expect(child, isManifest: false, referrer);
-                    }
+                    Expect(edge.Descriptor, edge.IsManifest, referrer);
                 }
 
-                _manifestChildren[digest] = children;
+                _documents[digest] = doc;
                 Count(descriptor);
                 if (options.Visitor is not null)
                 {
@@ -465,8 +449,8 @@ public static class BundleReader
                 return;
             }
 
-            if (options.Visitor is not null && options.FilePath is not null && !compressed && tar.CanSeek
-                && await options.Visitor.ClaimBlobAsync(descriptor, new BlobLocation(options.FilePath, tar.Position, descriptor.Size), ct).ConfigureAwait(false))
+            if (options.Visitor is IBlobIndexer indexer && options.FilePath is not null && !compressed && tar.CanSeek
+                && await indexer.ClaimBlobAsync(descriptor, new BlobLocation(options.FilePath, tar.Position, descriptor.Size), ct).ConfigureAwait(false))
             {
                 tar.SeekPastData();
                 expected.Seen = true;
@@ -567,46 +551,8 @@ public static class BundleReader
             }
         }
 
-        private List<Descriptor> ChildrenFirst()
-        {
-            var order = new List<Descriptor>();
-            var done = new HashSet<Digest>();
-            foreach (var root in _roots)
-            {
-                Visit(root);
-            }
-
-            return order;
-
-            void Visit(Digest digest)
-            {
-                // Iterative post-order keeps deep (malicious) nesting from overflowing the stack.
-                var stack = new Stack<(Digest Digest, int Next)>();
-                if (!done.Add(digest))
-                {
-                    return;
-                }
-
-                stack.Push((digest, 0));
-                while (stack.Count > 0)
-                {
-                    var (current, next) = stack.Pop();
-                    var children = _manifestChildren.TryGetValue(current, out var c) ? c : [];
-                    if (next < children.Count)
-                    {
-                        stack.Push((current, next + 1));
-                        if (done.Add(children[next]))
-                        {
-                            stack.Push((children[next], 0));
-                        }
-
-                        continue;
-                    }
-
-                    order.Add(_expected[current].Descriptor);
-                }
-            }
-        }
+        private IReadOnlyList<Descriptor> ChildrenFirst() =>
+            ImageGraph.ManifestsChildrenFirst(_roots.Select(r => _expected[r].Descriptor), _documents);
 
         /// <summary>The next entry that matters: regular files only; harmless directories are skipped, everything else refused.</summary>
         private async ValueTask<TarEntryHeader?> NextEntryAsync(CancellationToken ct)

@@ -1,8 +1,11 @@
 namespace OpenLm.Mirror.Content;
 
 /// <summary>A read-only pass-through that reports how many bytes went by.</summary>
-public sealed class CountingStream(Stream inner, Action<long> onBytes) : Stream
+public sealed class CountingStream(Stream inner, Action<long> onBytes) : Stream, IVerifiedSource
 {
+    /// <summary>The verifier under this counter, if the counted stream is one (a push then does not hash again).</summary>
+    public VerifyingStream? Verifier => inner as VerifyingStream ?? (inner as IVerifiedSource)?.Verifier;
+
     private long _count;
 
     public long Count => Interlocked.Read(ref _count);

@@ -4,6 +4,13 @@ using OpenLm.Mirror.Oci;
 
 namespace OpenLm.Mirror.Content;
 
+/// <summary>A pass-through stream (progress counting, say) over a <see cref="VerifyingStream"/>: a push reads through it and checks the verifier.</summary>
+public interface IVerifiedSource
+{
+    /// <summary>The verifier every byte read from this stream passed through.</summary>
+    VerifyingStream? Verifier { get; }
+}
+
 /// <summary>
 /// Wraps an untrusted stream: hashes bytes as they pass, refuses to read past the expected size, and
 /// throws <see cref="IntegrityException"/> at end of stream when size or digest differ. Every fetched
@@ -16,16 +23,42 @@ public sealed class VerifyingStream : Stream
     private readonly IncrementalHash _hash;
     private readonly string _source;
     private readonly bool _leaveOpen;
+    private readonly Action<Descriptor>? _onVerified;
     private long _position;
     private bool _verified;
 
-    public VerifyingStream(Stream untrusted, Descriptor expected, string source, bool leaveOpen = false)
+    /// <param name="untrusted">The bytes as they come from their source (a socket, a file, a tar entry).</param>
+    /// <param name="expected">The descriptor they must match.</param>
+    /// <param name="source">Names the source in error messages.</param>
+    /// <param name="leaveOpen">Leave <paramref name="untrusted"/> open on dispose.</param>
+    /// <param name="onVerified">Called once, when the whole content matched (e.g. a source recording what it has proven).</param>
+    public VerifyingStream(Stream untrusted, Descriptor expected, string source, bool leaveOpen = false, Action<Descriptor>? onVerified = null)
     {
         _untrusted = untrusted;
         _expected = expected;
         _source = source;
         _leaveOpen = leaveOpen;
+        _onVerified = onVerified;
         _hash = IncrementalHash.CreateHash(expected.Digest.HashAlgorithm);
+    }
+
+    /// <summary>
+    /// How a store's push reads <paramref name="content"/>: through the stream's own verifier when it already is (or
+    /// wraps, see <see cref="IVerifiedSource"/>) a verifier of this very content, so a copy hashes each blob once, at its
+    /// fetch; otherwise through a new verifier (content from anywhere else is untrusted). Read from
+    /// <see cref="PushContent.Stream"/>, check <see cref="PushContent.Verifier"/>, and dispose the result.
+    /// </summary>
+    public static PushContent Ensure(Stream content, Descriptor expected, string source)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var existing = content as VerifyingStream ?? (content as IVerifiedSource)?.Verifier;
+        if (existing is not null && existing.Expected.SameContent(expected) && existing.BytesRead == 0)
+        {
+            return new PushContent(content, existing, owned: false);
+        }
+
+        var verifier = new VerifyingStream(content, expected, source, leaveOpen: true);
+        return new PushContent(verifier, verifier, owned: true);
     }
 
     /// <summary>The descriptor the content must match.</summary>
@@ -147,6 +180,7 @@ public sealed class VerifyingStream : Stream
         }
 
         _verified = true;
+        _onVerified?.Invoke(_expected);
     }
 
     public override void Flush()
@@ -183,4 +217,26 @@ public sealed class VerifyingStream : Stream
 
         await base.DisposeAsync().ConfigureAwait(false);
     }
+}
+
+/// <summary>What <see cref="VerifyingStream.Ensure"/> gives a push: the stream to read and the verifier to check at the end.</summary>
+public readonly struct PushContent : IAsyncDisposable
+{
+    private readonly bool _owned;
+
+    internal PushContent(Stream stream, VerifyingStream verifier, bool owned)
+    {
+        Stream = stream;
+        Verifier = verifier;
+        _owned = owned;
+    }
+
+    /// <summary>Read the content from here.</summary>
+    public Stream Stream { get; }
+
+    /// <summary>True at the end of <see cref="Stream"/> only if size and digest matched.</summary>
+    public VerifyingStream Verifier { get; }
+
+    /// <summary>Disposes the verifier if <see cref="VerifyingStream.Ensure"/> created it (never the caller's stream).</summary>
+    public ValueTask DisposeAsync() => _owned ? Verifier.DisposeAsync() : ValueTask.CompletedTask;
 }

@@ -14,11 +14,11 @@ namespace OpenLm.Mirror.Copy;
 /// </summary>
 public sealed class GraphCopier
 {
-    /// <summary>Compact, with '+' in media types and non-ASCII annotation text written literally (the default encoder escapes them as \uXXXX).</summary>
     private readonly CopyOptions _options;
     private readonly SemaphoreSlim _blobSlots;
     private readonly ConcurrentDictionary<string, Lazy<Task<BlobOutcome>>> _transfers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Digest, List<(string Host, string Repository)>> _knownLocations = new();
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _registryTurns = new(StringComparer.Ordinal);
 
     public GraphCopier(CopyOptions options)
     {
@@ -84,8 +84,7 @@ public sealed class GraphCopier
 
     private async Task CopyManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor descriptor, byte[] bytes, ManifestDocument doc, string image, Stats stats, CancellationToken cancellationToken)
     {
-        var key = $"{target.DisplayName}|{descriptor.Digest}";
-        var outcome = await _transfers.GetOrAdd(key, _ => new Lazy<Task<BlobOutcome>>(() => TransferManifestAsync(source, target, descriptor, bytes, doc, image, stats, cancellationToken))).Value.ConfigureAwait(false);
+        var outcome = await OnceAsync($"{target.DisplayName}|{descriptor.Digest}", ct => TransferManifestAsync(source, target, descriptor, bytes, doc, image, stats, ct), cancellationToken).ConfigureAwait(false);
         _options.Observer.ManifestFinished(image, descriptor, outcome);
         Interlocked.Increment(ref stats.Manifests);
     }
@@ -100,19 +99,11 @@ public sealed class GraphCopier
         }
 
         var children = new List<Task>();
-        if (doc.IsIndex)
+        foreach (var edge in ImageGraph.Dependencies(doc))
         {
-            foreach (var child in doc.Manifests)
-            {
-                children.Add(CopyChildManifestAsync(source, target, child, image, stats, cancellationToken));
-            }
-        }
-        else
-        {
-            foreach (var blob in doc.Children)
-            {
-                children.Add(CopyBlobAsync(source, target, blob, image, stats, cancellationToken));
-            }
+            children.Add(edge.IsManifest
+                ? CopyChildManifestAsync(source, target, edge.Descriptor, image, stats, cancellationToken)
+                : CopyBlobAsync(source, target, edge.Descriptor, image, stats, cancellationToken));
         }
 
         await WhenAllOrFirstFailure(children).ConfigureAwait(false);
@@ -129,13 +120,6 @@ public sealed class GraphCopier
 
     private async Task CopyChildManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor child, string image, Stats stats, CancellationToken cancellationToken)
     {
-        if (!MediaTypes.IsManifest(child.MediaType))
-        {
-            // An index may point at non-manifest content (rare, e.g. artifacts): copy it as a blob.
-            await CopyBlobAsync(source, target, child, image, stats, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
         var bytes = await _options.Retry.ExecuteAsync(
             async ct => await ManifestReader.ReadBytesAsync(source, child, source.DisplayName, ct).ConfigureAwait(false),
             cancellationToken).ConfigureAwait(false);
@@ -150,13 +134,57 @@ public sealed class GraphCopier
 
     private async Task CopyBlobAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
     {
-        var key = $"{target.DisplayName}|{blob.Digest}";
-        var lazy = _transfers.GetOrAdd(key, _ => new Lazy<Task<BlobOutcome>>(() => TransferBlobAsync(source, target, blob, image, stats, cancellationToken)));
-        var outcome = await lazy.Value.ConfigureAwait(false);
+        var outcome = await OnceAsync($"{target.DisplayName}|{blob.Digest}", ct => TransferBlobAsync(source, target, blob, image, stats, ct), cancellationToken).ConfigureAwait(false);
         _options.Observer.BlobFinished(image, blob, outcome);
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> once per key for every caller that asks while it runs or after it succeeded. A failed
+    /// or cancelled run is forgotten, so a later caller (another image, the next pass) tries again instead of inheriting
+    /// the failure; a caller whose own token is fine does not inherit another caller's cancellation either.
+    /// </summary>
+    private async Task<BlobOutcome> OnceAsync(string key, Func<CancellationToken, Task<BlobOutcome>> work, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var entry = _transfers.GetOrAdd(key, _ => new Lazy<Task<BlobOutcome>>(() => work(cancellationToken)));
+            try
+            {
+                return await entry.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception) when (entry.Value.IsFaulted || entry.Value.IsCanceled)
+            {
+                _transfers.TryRemove(KeyValuePair.Create(key, entry));
+                if (entry.Value.IsCanceled && !cancellationToken.IsCancellationRequested)
+                {
+                    continue;
+                }
+
+                throw;
+            }
+        }
+    }
+
     private async Task<BlobOutcome> TransferBlobAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
+    {
+        // Transfers of one digest to repositories of one registry take turns, so every one after the first can mount.
+        var sameRegistry = target is IMountable mountable ? _registryTurns.GetOrAdd($"{mountable.RegistryHost}|{blob.Digest}", _ => new SemaphoreSlim(1, 1)) : null;
+        if (sameRegistry is not null)
+        {
+            await sameRegistry.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        try
+        {
+            return await TransferBlobInSlotAsync(source, target, blob, image, stats, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            sameRegistry?.Release();
+        }
+    }
+
+    private async Task<BlobOutcome> TransferBlobInSlotAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
     {
         await _blobSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -231,9 +259,9 @@ public sealed class GraphCopier
     {
         if (source is IMountable location)
         {
-            foreach (var child in root.Children)
+            foreach (var edge in ImageGraph.Dependencies(root))
             {
-                Remember(child.Digest, location.RegistryHost, location.RepositoryName);
+                Remember(edge.Descriptor.Digest, location.RegistryHost, location.RepositoryName);
             }
         }
     }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using OpenLm.Mirror.AirGap;
 using OpenLm.Mirror.Bundle;
 using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Oci;
@@ -10,486 +11,256 @@ using OpenLm.Mirror.Registry;
 namespace OpenLm.Mirror.Import;
 
 /// <summary>
-/// Imports a bundle into a registry in one streaming pass over the tar (nothing is extracted): the signature is
-/// checked first; blobs are verified as they stream and pushed, skipping those the target has and mounting
-/// across repositories; manifests follow their blobs (children before indexes) and tags come only after the
-/// whole bundle verified, so a bundle found corrupt halfway leaves no new or moved tag. Blobs whose upload
-/// failed (registry restart, reset) are pushed by a further pass over the bundle file.
+/// Imports a bundle into a registry as a graph copy: the bundle is opened as a content source (signature, head, every
+/// manifest and the tar's structure verified before anything is pushed), then <see cref="GraphCopier"/> copies every
+/// image into a <see cref="StagedTarget"/> over its target repository — blobs from their byte ranges, verified as they
+/// stream, skipped when the target has them and mounted across repositories, manifests after their children — and only
+/// when every image is stored are the tags committed. A bundle found corrupt halfway leaves no new or moved tag. Uploads
+/// that keep failing (registry restart, resets) are retried by a further pass over the graph, which skips what arrived.
 /// </summary>
 public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 {
     public async Task<ImportResult> ImportAsync(ImportRequest request, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(request);
         if (request.Key is null && !request.AllowUnsigned)
         {
-            throw new InputException("import needs --key (the release public key); skipping the signature check takes an explicit opt-out flag");
+            throw new InputException("import needs the release public key; importing without checking the signature must be asked for explicitly");
         }
 
-        var head = await BundleInspector.InspectAsync(request.BundlePath, request.Key, cancellationToken).ConfigureAwait(false);
-        if (request.Key is not null && head.Signature != SignatureStatus.Verified)
+        var bundle = await BundleSource.OpenAsync(
+            request.BundlePath,
+            new BundleOpenOptions { Key = request.Key, RequireSignature = !request.AllowUnsigned, TempDirectory = request.TempDirectory },
+            cancellationToken).ConfigureAwait(false);
+        await using (bundle.ConfigureAwait(false))
         {
-            throw new IntegrityException($"{request.BundlePath}: signature {head.Signature}; refusing to import");
-        }
-
-        if (request.Key is null)
-        {
-            log.Warn($"{request.BundlePath}: the signature is NOT checked (--insecure-skip-signature); digests are still verified, but nothing proves who made this bundle");
-        }
-
-        // Names first: a collision is refused before anything is pushed.
-        var roots = head.Images.Select(d => (Descriptor: d, Source: Reference.Parse(d.RefName!))).ToList();
-        // The platform prefix that --to replaces is the bundle's own source, so the mapper is built from the head.
-        var mapper = TargetNameMapper.Create(request.Target, request.Maps, head.Manifest.Source);
-        var mappings = mapper.MapAll(roots.Select(r => r.Source));
-        var targetOf = mappings.ToDictionary(m => m.Source.ToString(), m => m.Target, StringComparer.Ordinal);
-        var plan = new ImportPlan(roots.Select(r => (r.Descriptor, targetOf[r.Source.ToString()])).ToList(), registries);
-
-        var passes = 0;
-        while (true)
-        {
-            passes++;
-            var visitor = new ImportVisitor(plan, request.DryRun, request.Concurrency, log);
-            try
+            if (request.Key is null)
             {
-                await BundleReader.ReadAsync(
-                    request.BundlePath,
-                    new BundleReadOptions { Key = request.Key, RequireSignature = !request.AllowUnsigned, Visitor = visitor, Progress = progress, SourceName = request.BundlePath },
-                    cancellationToken).ConfigureAwait(false);
-            }
-            catch (DryRunComplete)
-            {
-            }
-            catch
-            {
-                // Do not leave uploads running behind a failed pass (they never tag anything).
-                await visitor.WaitForUploadsAsync().ConfigureAwait(false);
-                throw;
+                log.Warn($"{request.BundlePath}: the signature is NOT checked (explicitly skipped); digests are still verified, but nothing proves who made this bundle");
             }
 
-            if (request.DryRun || visitor.FailedBlobs.IsEmpty)
+            // Names first: a collision is refused before anything is pushed. The platform prefix that the target
+            // replaces is the bundle's own source.
+            var mapper = TargetNameMapper.Create(request.Target, request.Maps, bundle.Head.Manifest.Source);
+            var plan = new ImportPlan(bundle, mapper, registries);
+            var counts = new ImportCounts(plan, progress);
+            if (request.DryRun)
             {
-                return BuildResult(request, mapper, head, plan, visitor, passes);
+                await new ImportDryRun(plan, counts, request.Concurrency).RunAsync(cancellationToken).ConfigureAwait(false);
+                return counts.Result(request, plan, tags: null, passes: 1);
             }
 
-            var failures = visitor.FailedBlobs.Select(f => $"{f.Key.Short}: {f.Value}").ToList();
-            if (passes >= request.MaxPasses)
+            var passes = await CopyAsync(request, plan, counts, cancellationToken).ConfigureAwait(false);
+
+            // Every image is stored and every fetched blob verified: only now do tags appear or move.
+            var tags = new Dictionary<string, TagOutcome>(StringComparer.Ordinal);
+            foreach (var target in plan.Targets.Values)
             {
-                throw new OperationException($"{visitor.FailedBlobs.Count} blobs could not be pushed to {mapper.Target} after {passes} passes; no tag was created or moved; run the import again:\n  " + string.Join("\n  ", failures.Take(10)));
-            }
-
-            log.Warn($"{visitor.FailedBlobs.Count} blob uploads failed ({failures[0]}); no tag changed yet; pass {passes + 1} of {request.MaxPasses} in {request.PassDelay.TotalSeconds:0}s");
-            await Task.Delay(request.PassDelay, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private static ImportResult BuildResult(ImportRequest request, TargetNameMapper mapper, BundleHead head, ImportPlan plan, ImportVisitor visitor, int passes) => new()
-    {
-        Registry = mapper.Target.ToString(),
-        BundleDigest = head.BundleDigest.ToString(),
-        Platform = head.Manifest.Platform.Name,
-        Version = head.Manifest.Platform.Version,
-        SignatureVerified = head.Signature == SignatureStatus.Verified,
-        DryRun = request.DryRun,
-        Images = plan.Roots.Select(r => new ImportedImage(
-            r.Descriptor.RefName!,
-            r.Target.ToString(),
-            r.Descriptor.Digest.ToString(),
-            r.Descriptor.MediaType,
-            visitor.Tags.TryGetValue(r.Target.ToString(), out var outcome) ? outcome : TagOutcome.Planned)).ToList(),
-        BlobsUploaded = visitor.Uploaded,
-        BytesUploaded = visitor.BytesUploaded,
-        BlobsMounted = visitor.Mounted,
-        BlobsPresent = visitor.Present,
-        BytesPresent = visitor.BytesPresent,
-        ManifestsPushed = visitor.ManifestsPushed,
-        Passes = passes,
-    };
-
-    /// <summary>Thrown by the visitor to stop reading once a dry run has what it needs.</summary>
-    private sealed class DryRunComplete : Exception
-    {
-    }
-
-    /// <summary>The images, their target repositories, and (once manifests are read) which repositories need each digest.</summary>
-    private sealed class ImportPlan(IReadOnlyList<(Descriptor Descriptor, Reference Target)> roots, RegistryConnector registries)
-    {
-        private readonly ConcurrentDictionary<string, RemoteRepository> _repositories = new(StringComparer.Ordinal);
-
-        public IReadOnlyList<(Descriptor Descriptor, Reference Target)> Roots { get; } = roots;
-
-        public RemoteRepository Repository(Reference target) =>
-            _repositories.GetOrAdd(target.Name, _ => registries.Repository(target));
-
-        public RetryPolicy Retry { get; } = new(registries.Options.Retries, registries.Options.Log, registries.Options.RetryBaseDelay);
-    }
-
-    private sealed class ImportVisitor(ImportPlan plan, bool dryRun, int concurrency, IMirrorLog log) : IBundleVisitor
-    {
-        private readonly SemaphoreSlim _slots = new(concurrency, concurrency);
-        private readonly List<Task> _uploads = [];
-        private readonly ConcurrentDictionary<Digest, RemoteRepository> _holders = new();
-        private readonly ConcurrentDictionary<(Digest, string), bool> _knownPresent = new();
-        private Task? _prepared;
-        private int _uploaded;
-        private long _bytesUploaded;
-        private int _mounted;
-        private int _present;
-        private long _bytesPresent;
-
-        private readonly Dictionary<Digest, (Descriptor Descriptor, byte[] Bytes, ManifestDocument Document)> _manifests = [];
-        private Dictionary<Digest, List<RemoteRepository>>? _needs;
-
-        public ConcurrentDictionary<Digest, string> FailedBlobs { get; } = new();
-
-        public ConcurrentDictionary<string, TagOutcome> Tags { get; } = new(StringComparer.Ordinal);
-
-        public int Uploaded => _uploaded;
-
-        public long BytesUploaded => _bytesUploaded;
-
-        public int Mounted => _mounted;
-
-        public int Present => _present;
-
-        public long BytesPresent => _bytesPresent;
-
-        public int ManifestsPushed { get; private set; }
-
-        public ValueTask OnManifestAsync(Descriptor descriptor, ReadOnlyMemory<byte> verifiedBytes, CancellationToken cancellationToken)
-        {
-            var bytes = verifiedBytes.ToArray();
-            _manifests[descriptor.Digest] = (descriptor, bytes, ManifestDocument.Parse(bytes, descriptor.MediaType, $"bundle manifest {descriptor.Digest}"));
-            return ValueTask.CompletedTask;
-        }
-
-        /// <summary>The repositories that lack the blob; the first that has it becomes the mount source. Counts a blob every repository has.</summary>
-        private async Task<List<RemoteRepository>> MissingFromAsync(Descriptor descriptor, List<RemoteRepository> repositories, CancellationToken cancellationToken)
-        {
-            var missing = new List<RemoteRepository>();
-            foreach (var repository in repositories)
-            {
-                if (_knownPresent.ContainsKey((descriptor.Digest, repository.DisplayName))
-                    || await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false))
+                foreach (var committed in await target.CommitAsync(request.ParallelImages, cancellationToken).ConfigureAwait(false))
                 {
-                    _holders.TryAdd(descriptor.Digest, repository);
-                }
-                else
-                {
-                    missing.Add(repository);
+                    tags[$"{target.DisplayName}:{committed.Tag}"] = committed.Outcome;
+                    if (committed.Outcome == TagOutcome.Moved)
+                    {
+                        log.Warn($"{target.DisplayName}:{committed.Tag}: tag moved from {committed.Previous} to {committed.Descriptor.Digest}");
+                    }
                 }
             }
 
-            if (missing.Count == 0)
-            {
-                Interlocked.Increment(ref _present);
-                Interlocked.Add(ref _bytesPresent, descriptor.Size);
-            }
-
-            return missing;
+            return counts.Result(request, plan, tags, passes);
         }
+    }
 
-        public async Task WaitForUploadsAsync()
+    /// <summary>Copies every image, pass after pass while uploads fail for transient reasons; returns the number of passes.</summary>
+    private async Task<int> CopyAsync(ImportRequest request, ImportPlan plan, ImportCounts counts, CancellationToken cancellationToken)
+    {
+        var retry = new RetryPolicy(registries.Options.Retries, registries.Options.Log, registries.Options.RetryBaseDelay);
+        for (var pass = 1; ; pass++)
         {
+            var copier = new GraphCopier(new CopyOptions { Concurrency = request.Concurrency, Retry = retry, Observer = counts });
             try
             {
-                await Task.WhenAll(_uploads).ConfigureAwait(false);
+                await Parallel.ForEachAsync(
+                    plan.Images,
+                    new ParallelOptions { MaxDegreeOfParallelism = request.ParallelImages, CancellationToken = cancellationToken },
+                    async (image, ct) => await copier.CopyAsync(plan.Bundle, image.Source.RefName!, plan.Targets[image.Target.Name], image.Target.Tag, ct).ConfigureAwait(false))
+                    .ConfigureAwait(false);
+                return pass;
             }
-            catch (Exception ex) when (ex is MirrorException or OperationCanceledException or HttpRequestException or IOException)
+            catch (Exception ex) when (ex is not IntegrityException && RetryPolicy.IsTransient(ex, cancellationToken))
             {
-                // The pass already failed; its first error is what gets reported.
-            }
-        }
-
-        /// <summary>
-        /// A plain bundle file: the blob is pushed from its byte range by a parallel task that verifies it while
-        /// streaming (and can re-read it on a retry); a blob every target repository already holds is not read at
-        /// all, since the registry verified it when it was stored.
-        /// </summary>
-        public async ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, BlobLocation location, CancellationToken cancellationToken)
-        {
-            var needs = Needs();
-            if (dryRun || !needs.TryGetValue(descriptor.Digest, out var repositories))
-            {
-                return false;
-            }
-
-            await (_prepared ??= PrepareAsync(needs, cancellationToken)).ConfigureAwait(false);
-            _uploads.Add(Task.Run(() => UploadRangeAsync(descriptor, location, repositories, cancellationToken), cancellationToken));
-            return true;
-        }
-
-        /// <summary>
-        /// An image whose manifest the target repository already stores has all its content there (registries refuse
-        /// a manifest whose blobs are missing), so nothing under it is asked for again: a re-import costs one request
-        /// per image instead of one per blob.
-        /// </summary>
-        private async Task PrepareAsync(Dictionary<Digest, List<RemoteRepository>> needs, CancellationToken cancellationToken)
-        {
-            await Parallel.ForEachAsync(
-                plan.Roots,
-                new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken },
-                async (root, ct) =>
+                if (pass >= request.MaxPasses)
                 {
-                    var repository = plan.Repository(root.Target);
-                    if (!await plan.Retry.ExecuteAsync(c => new ValueTask<bool>(repository.ExistsAsync(root.Descriptor, c)), ct).ConfigureAwait(false))
-                    {
-                        return;
-                    }
+                    throw new OperationException(
+                        $"blobs could not be pushed to {plan.Mapper.Target} after {pass} passes; no tag was created or moved; run the import again (it skips what arrived): {ex.Message}", ex);
+                }
 
-                    var stack = new Stack<Descriptor>([root.Descriptor]);
-                    while (stack.Count > 0)
-                    {
-                        var node = stack.Pop();
-                        if (_knownPresent.TryAdd((node.Digest, repository.DisplayName), true) && _manifests.TryGetValue(node.Digest, out var manifest))
-                        {
-                            foreach (var child in manifest.Document.Children)
-                            {
-                                stack.Push(child);
-                            }
-                        }
-                    }
-                }).ConfigureAwait(false);
+                log.Warn($"uploads failed ({ex.Message}); no tag changed yet; pass {pass + 1} of {request.MaxPasses} in {request.PassDelay.TotalSeconds:0}s");
+                await Task.Delay(request.PassDelay, cancellationToken).ConfigureAwait(false);
+            }
         }
+    }
+}
 
-        private async Task UploadRangeAsync(Descriptor descriptor, BlobLocation location, List<RemoteRepository> repositories, CancellationToken cancellationToken)
+/// <summary>The bundle's images with their target names, and one staged target per target repository.</summary>
+internal sealed class ImportPlan
+{
+    public ImportPlan(BundleSource bundle, TargetNameMapper mapper, RegistryConnector registries)
+    {
+        Bundle = bundle;
+        Mapper = mapper;
+        var roots = bundle.Head.Images.Select(d => (Descriptor: d, Source: Reference.Parse(d.RefName!))).ToList();
+        var targetOf = mapper.MapAll(roots.Select(r => r.Source)).ToDictionary(m => m.Source.ToString(), m => m.Target, StringComparer.Ordinal);
+        Images = roots.Select(r => (r.Descriptor, targetOf[r.Source.ToString()])).ToList();
+        var retry = new RetryPolicy(registries.Options.Retries, registries.Options.Log, registries.Options.RetryBaseDelay);
+        Targets = Images.Select(i => i.Target.Name).Distinct(StringComparer.Ordinal)
+            .ToDictionary(name => name, name => StagedTarget.Wrap(registries.Repository(Images.First(i => i.Target.Name == name).Target), retry), StringComparer.Ordinal);
+        Retry = retry;
+    }
+
+    public BundleSource Bundle { get; }
+
+    public TargetNameMapper Mapper { get; }
+
+    public IReadOnlyList<(Descriptor Source, Reference Target)> Images { get; }
+
+    /// <summary>Staged target per repository name.</summary>
+    public IReadOnlyDictionary<string, StagedTarget> Targets { get; }
+
+    public RetryPolicy Retry { get; }
+
+    /// <summary>Every non-manifest blob of the bundle's images, by digest.</summary>
+    public IReadOnlyDictionary<Digest, Descriptor> Blobs() =>
+        Images.SelectMany(i => ImageGraph.Reachable(i.Source, Bundle.Documents).Values)
+            .Where(d => !Bundle.Documents.ContainsKey(d.Digest))
+            .GroupBy(d => d.Digest)
+            .ToDictionary(g => g.Key, g => g.First());
+}
+
+/// <summary>
+/// Counts what the copy did, once per repository and digest (the copier reports a shared blob to every image that
+/// needs it), and forwards uploaded bytes to the caller's progress.
+/// </summary>
+internal sealed class ImportCounts : ICopyObserver
+{
+    private readonly Dictionary<string, string> _repositoryOfImage = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Repository, Digest Digest), BlobOutcome> _blobs = new();
+    private readonly ConcurrentDictionary<(string Repository, Digest Digest), BlobOutcome> _manifests = new();
+    private readonly IProgress<long>? _progress;
+    private long _bytes;
+
+    public ImportCounts(ImportPlan plan, IProgress<long>? progress)
+    {
+        _progress = progress;
+        foreach (var (_, target) in plan.Images)
         {
-            await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
+            // The copier names an image "<target display name>:<tag>".
+            _repositoryOfImage[$"{plan.Targets[target.Name].DisplayName}:{target.Tag}"] = target.Name;
+        }
+    }
+
+    /// <summary>Dry-run figures, set by <see cref="ImportDryRun"/> instead of the copy.</summary>
+    public (int Uploaded, long Bytes, int Mounted, int Present, long BytesPresent)? Planned { get; set; }
+
+    public void ImageStarted(string image)
+    {
+    }
+
+    public void BlobStarted(string image, Descriptor blob)
+    {
+    }
+
+    public void BytesTransferred(string image, long bytes) => _progress?.Report(Interlocked.Add(ref _bytes, bytes));
+
+    public void BlobFinished(string image, Descriptor blob, BlobOutcome outcome) =>
+        _blobs.TryAdd((_repositoryOfImage.GetValueOrDefault(image, image), blob.Digest), outcome);
+
+    public void ManifestFinished(string image, Descriptor manifest, BlobOutcome outcome) =>
+        _manifests.TryAdd((_repositoryOfImage.GetValueOrDefault(image, image), manifest.Digest), outcome);
+
+    public void ImageFinished(string image, CopyResult result)
+    {
+    }
+
+    public ImportResult Result(ImportRequest request, ImportPlan plan, IReadOnlyDictionary<string, TagOutcome>? tags, int passes)
+    {
+        var blobs = plan.Blobs();
+        var moved = _blobs.Where(b => b.Value is BlobOutcome.Copied or BlobOutcome.Mounted).Select(b => b.Key.Digest).ToHashSet();
+        var present = blobs.Values.Where(b => !moved.Contains(b.Digest)).ToList();
+        var uploaded = _blobs.Where(b => b.Value == BlobOutcome.Copied).Select(b => b.Key).ToList();
+        var head = plan.Bundle.Head;
+        return new ImportResult
+        {
+            Registry = plan.Mapper.Target.ToString(),
+            BundleDigest = head.BundleDigest.ToString(),
+            Platform = head.Manifest.Platform.Name,
+            Version = head.Manifest.Platform.Version,
+            SignatureVerified = head.Signature == SignatureStatus.Verified,
+            DryRun = request.DryRun,
+            Images = plan.Images.Select(i => new ImportedImage(
+                i.Source.RefName!,
+                i.Target.ToString(),
+                i.Source.Digest.ToString(),
+                i.Source.MediaType,
+                tags?.GetValueOrDefault($"{plan.Targets[i.Target.Name].DisplayName}:{i.Target.Tag}", TagOutcome.Planned) ?? TagOutcome.Planned)).ToList(),
+            BlobsUploaded = Planned?.Uploaded ?? uploaded.Count,
+            BytesUploaded = Planned?.Bytes ?? uploaded.Sum(u => blobs.TryGetValue(u.Digest, out var d) ? d.Size : 0),
+            BlobsMounted = Planned?.Mounted ?? _blobs.Count(b => b.Value == BlobOutcome.Mounted),
+            BlobsPresent = Planned?.Present ?? present.Count,
+            BytesPresent = Planned?.BytesPresent ?? present.Sum(p => p.Size),
+            ManifestsPushed = _manifests.Count(m => m.Value == BlobOutcome.Copied),
+            Passes = passes,
+        };
+    }
+}
+
+/// <summary>
+/// The plan without writing: which blobs each target repository lacks. An image whose manifest the repository already
+/// stores has all its content there (registries refuse a manifest whose blobs are missing), so a re-import's plan costs
+/// one request per image.
+/// </summary>
+internal sealed class ImportDryRun(ImportPlan plan, ImportCounts counts, int concurrency)
+{
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var needs = new ConcurrentDictionary<Digest, ConcurrentBag<StagedTarget>>();
+        await Parallel.ForEachAsync(
+            plan.Images,
+            new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken },
+            async (image, ct) =>
             {
-                var missing = await MissingFromAsync(descriptor, repositories, cancellationToken).ConfigureAwait(false);
-                if (missing.Count == 0)
+                var target = plan.Targets[image.Target.Name];
+                if (await ExistsAsync(target, image.Source, ct).ConfigureAwait(false))
                 {
                     return;
                 }
 
-                foreach (var repository in missing)
+                foreach (var node in ImageGraph.Reachable(image.Source, plan.Bundle.Documents).Values.Where(n => !plan.Bundle.Documents.ContainsKey(n.Digest)))
                 {
-                    if (_holders.TryGetValue(descriptor.Digest, out var holder)
-                        && await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.MountAsync(descriptor, holder.RepositoryName, ct)), cancellationToken).ConfigureAwait(false))
-                    {
-                        Interlocked.Increment(ref _mounted);
-                        continue;
-                    }
-
-                    await plan.Retry.ExecuteAsync(
-                        async ct =>
-                        {
-                            var range = new VerifyingStream(new RangeStream(location.Path, location.Offset, location.Size), descriptor, $"{location.Path}: blob {descriptor.Digest}");
-                            await using (range.ConfigureAwait(false))
-                            {
-                                await repository.PushAsync(descriptor, range, ct).ConfigureAwait(false);
-                            }
-                        },
-                        cancellationToken).ConfigureAwait(false);
-                    Interlocked.Increment(ref _uploaded);
-                    Interlocked.Add(ref _bytesUploaded, descriptor.Size);
-                    _holders[descriptor.Digest] = repository;
+                    needs.GetOrAdd(node.Digest, _ => []).Add(target);
                 }
-            }
-            catch (Exception ex) when (ex is not IntegrityException && ex is not OperationCanceledException { CancellationToken.IsCancellationRequested: true } && RetryPolicy.IsTransient(ex, cancellationToken))
-            {
-                log.Warn($"push {descriptor.Digest.Short} failed: {ex.Message}");
-                FailedBlobs[descriptor.Digest] = ex.Message;
-            }
-            finally
-            {
-                _slots.Release();
-            }
-        }
+            }).ConfigureAwait(false);
 
-        public async ValueTask OnBlobAsync(Descriptor descriptor, Stream content, CancellationToken cancellationToken)
-        {
-            var needs = Needs();
-            if (dryRun)
+        var blobs = plan.Blobs();
+        var lacking = new ConcurrentDictionary<Digest, int>();
+        await Parallel.ForEachAsync(
+            needs,
+            new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken },
+            async (need, ct) =>
             {
-                await PlanAllAsync(needs, cancellationToken).ConfigureAwait(false);
-                throw new DryRunComplete();
-            }
-
-            if (!needs.TryGetValue(descriptor.Digest, out var repositories))
-            {
-                return;
-            }
-
-            await (_prepared ??= PrepareAsync(needs, cancellationToken)).ConfigureAwait(false);
-            var missing = await MissingFromAsync(descriptor, repositories, cancellationToken).ConfigureAwait(false);
-            if (missing.Count == 0)
-            {
-                return;
-            }
-
-            var streamUsed = false;
-            foreach (var repository in missing)
-            {
-                try
+                var missing = 0;
+                foreach (var target in need.Value.Distinct())
                 {
-                    if (_holders.TryGetValue(descriptor.Digest, out var holder)
-                        && await plan.Retry.ExecuteAsync(ct => new ValueTask<bool>(repository.MountAsync(descriptor, holder.RepositoryName, ct)), cancellationToken).ConfigureAwait(false))
-                    {
-                        Interlocked.Increment(ref _mounted);
-                        continue;
-                    }
-
-                    if (streamUsed)
-                    {
-                        // The registry refused to mount and the bytes already went by: the next pass pushes it here.
-                        FailedBlobs[descriptor.Digest] = $"{repository.DisplayName} declined a cross-repository mount";
-                        continue;
-                    }
-
-                    streamUsed = true;
-                    await repository.PushAsync(descriptor, content, cancellationToken).ConfigureAwait(false);
-                    Interlocked.Increment(ref _uploaded);
-                    Interlocked.Add(ref _bytesUploaded, descriptor.Size);
-                    _holders[descriptor.Digest] = repository;
-                }
-                catch (Exception ex) when (ex is not IntegrityException && ex is not OperationCanceledException { CancellationToken.IsCancellationRequested: true } && RetryPolicy.IsTransient(ex, cancellationToken))
-                {
-                    log.Warn($"push {descriptor.Digest.Short} to {repository.DisplayName} failed: {ex.Message}");
-                    FailedBlobs[descriptor.Digest] = ex.Message;
-                }
-            }
-        }
-
-        public async ValueTask OnCompletedAsync(BundleReadResult result, CancellationToken cancellationToken)
-        {
-            var needs = Needs();
-            if (dryRun)
-            {
-                await PlanAllAsync(needs, cancellationToken).ConfigureAwait(false);
-                return;
-            }
-
-            // Claimed blobs were verified by their upload tasks: wait for every one (an integrity failure ends here).
-            await Task.WhenAll(_uploads).ConfigureAwait(false);
-            if (!FailedBlobs.IsEmpty)
-            {
-                return;
-            }
-
-            // The whole bundle verified: manifests (children before indexes), then tags. Existence is asked in
-            // parallel; the pushes themselves keep the children-first order.
-            var pairs = result.ManifestsChildrenFirst
-                .SelectMany(m => (needs.GetValueOrDefault(m.Digest) ?? []).Select(repository => (Descriptor: _manifests[m.Digest].Descriptor, Repository: repository)))
-                .ToList();
-            var present = new ConcurrentDictionary<(Digest, string), bool>();
-            await Parallel.ForEachAsync(
-                pairs,
-                new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken },
-                async (pair, ct) => present[(pair.Descriptor.Digest, pair.Repository.DisplayName)] =
-                    _knownPresent.ContainsKey((pair.Descriptor.Digest, pair.Repository.DisplayName))
-                    || await plan.Retry.ExecuteAsync(c => new ValueTask<bool>(pair.Repository.ExistsAsync(pair.Descriptor, c)), ct).ConfigureAwait(false)).ConfigureAwait(false);
-            foreach (var (descriptor, repository) in pairs.Where(p => !present[(p.Descriptor.Digest, p.Repository.DisplayName)]))
-            {
-                var bytes = _manifests[descriptor.Digest].Bytes;
-                await plan.Retry.ExecuteAsync(async ct => await repository.PutManifestAsync(descriptor, bytes, descriptor.Digest.ToString(), ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-                ManifestsPushed++;
-            }
-
-            await Parallel.ForEachAsync(
-                plan.Roots,
-                new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken },
-                async (root, ct) => Tags[root.Target.ToString()] = await TagAsync(root.Descriptor, root.Target, ct).ConfigureAwait(false)).ConfigureAwait(false);
-        }
-
-        private async Task<TagOutcome> TagAsync(Descriptor root, Reference target, CancellationToken cancellationToken)
-        {
-            var repository = plan.Repository(target);
-            var tag = target.Tag!;
-            Digest? current = null;
-            try
-            {
-                current = (await plan.Retry.ExecuteAsync(ct => new ValueTask<Descriptor>(repository.ResolveAsync(tag, ct)), cancellationToken).ConfigureAwait(false)).Digest;
-            }
-            catch (NotFoundException)
-            {
-            }
-
-            if (current == root.Digest)
-            {
-                return TagOutcome.Unchanged;
-            }
-
-            var (_, bytes, _) = _manifests[root.Digest];
-            await plan.Retry.ExecuteAsync(async ct => await repository.PutManifestAsync(root, bytes, tag, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-            if (current is not null)
-            {
-                log.Warn($"{target}: tag moved from {current} to {root.Digest}");
-            }
-
-            return current is null ? TagOutcome.Created : TagOutcome.Moved;
-        }
-
-        /// <summary>Dry run: which blobs each repository lacks.</summary>
-        private async Task PlanAllAsync(Dictionary<Digest, List<RemoteRepository>> needs, CancellationToken cancellationToken)
-        {
-            var sizes = _manifests.Values.SelectMany(m => m.Document.Children.Append(m.Descriptor)).GroupBy(d => d.Digest).ToDictionary(g => g.Key, g => g.First());
-            foreach (var (digest, repositories) in needs)
-            {
-                var descriptor = sizes[digest];
-                if (MediaTypes.IsManifest(descriptor.MediaType))
-                {
-                    continue;
+                    missing += await ExistsAsync(target, blobs[need.Key], ct).ConfigureAwait(false) ? 0 : 1;
                 }
 
-                var lacking = 0;
-                foreach (var repository in repositories)
-                {
-                    if (!await repository.ExistsAsync(descriptor, cancellationToken).ConfigureAwait(false))
-                    {
-                        lacking++;
-                    }
-                }
+                lacking[need.Key] = missing;
+            }).ConfigureAwait(false);
 
-                if (lacking == 0)
-                {
-                    _present++;
-                    _bytesPresent += descriptor.Size;
-                }
-                else
-                {
-                    _uploaded++;
-                    _bytesUploaded += descriptor.Size;
-                    _mounted += lacking - 1;
-                }
-            }
-        }
-
-        /// <summary>Digest → target repositories that need it, from the manifests read so far (all of them precede the blobs).</summary>
-        private Dictionary<Digest, List<RemoteRepository>> Needs()
-        {
-            if (_needs is not null)
-            {
-                return _needs;
-            }
-
-            var needs = new Dictionary<Digest, List<RemoteRepository>>();
-            foreach (var (root, target) in plan.Roots)
-            {
-                var repository = plan.Repository(target);
-                var stack = new Stack<Descriptor>([root]);
-                while (stack.Count > 0)
-                {
-                    var node = stack.Pop();
-                    var list = needs.TryGetValue(node.Digest, out var existing) ? existing : needs[node.Digest] = [];
-                    if (list.Contains(repository))
-                    {
-                        continue;
-                    }
-
-                    list.Add(repository);
-                    if (_manifests.TryGetValue(node.Digest, out var manifest))
-                    {
-                        foreach (var child in manifest.Document.Children)
-                        {
-                            stack.Push(child);
-                        }
-                    }
-                }
-            }
-
-            log.Debug($"import plan: {plan.Roots.Count} images, {needs.Count} digests");
-            return _needs = needs;
-        }
+        var toUpload = lacking.Where(l => l.Value > 0).ToList();
+        var present = blobs.Values.Where(b => !lacking.TryGetValue(b.Digest, out var n) || n == 0).ToList();
+        counts.Planned = (toUpload.Count, toUpload.Sum(l => blobs[l.Key].Size), toUpload.Sum(l => l.Value - 1), present.Count, present.Sum(p => p.Size));
     }
+
+    private async Task<bool> ExistsAsync(StagedTarget target, Descriptor descriptor, CancellationToken ct) =>
+        await plan.Retry.ExecuteAsync(c => new ValueTask<bool>(target.ExistsAsync(descriptor, c)), ct).ConfigureAwait(false);
 }

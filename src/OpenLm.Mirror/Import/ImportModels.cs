@@ -1,3 +1,4 @@
+using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Signing;
 
 namespace OpenLm.Mirror.Import;
@@ -22,21 +23,19 @@ public sealed record ImportRequest
     /// <summary>Print the plan, write nothing.</summary>
     public bool DryRun { get; init; }
 
-    /// <summary>Blobs uploaded in parallel (plain bundle files; a zstd bundle streams one blob at a time).</summary>
+    /// <summary>Blobs uploaded in parallel, each from its byte range of the bundle.</summary>
     public int Concurrency { get; init; } = 6;
 
-    /// <summary>Full passes over the bundle before giving up on blobs whose upload failed (registry down, reset).</summary>
+    /// <summary>Whole copies of the bundle's graph before giving up on blobs whose upload kept failing (registry down, reset); each pass skips what the target already has.</summary>
     public int MaxPasses { get; init; } = 3;
 
     public TimeSpan PassDelay { get; init; } = TimeSpan.FromSeconds(2);
-}
 
-public enum TagOutcome
-{
-    Created,
-    Moved,
-    Unchanged,
-    Planned,
+    /// <summary>Images copied at once (blob transfers stay bounded by <see cref="Concurrency"/> over all of them).</summary>
+    public int ParallelImages { get; init; } = 4;
+
+    /// <summary>Where an old single-stream zstd bundle is decompressed for reading by range (default: the system temporary directory).</summary>
+    public string? TempDirectory { get; init; }
 }
 
 public sealed record ImportedImage(string Source, string Target, string Digest, string MediaType, TagOutcome Tag);

@@ -108,17 +108,18 @@ public sealed class OciLayoutStore : ITarget
         var temp = Path.Combine(tempDir, $"{expected.Digest.Hex}.{Guid.NewGuid():N}.partial");
         try
         {
-            var untrusted = new VerifyingStream(content, expected, $"{DisplayName} push {expected.Digest}", leaveOpen: true);
+            // Content fetched through a verifier of this very descriptor is not hashed a second time.
+            var untrusted = VerifyingStream.Ensure(content, expected, $"{DisplayName} push {expected.Digest}");
             await using (untrusted.ConfigureAwait(false))
             {
                 var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
                 await using (file.ConfigureAwait(false))
                 {
-                    await untrusted.CopyToAsync(file, 1 << 20, cancellationToken).ConfigureAwait(false);
+                    await untrusted.Stream.CopyToAsync(file, 1 << 20, cancellationToken).ConfigureAwait(false);
                     await file.FlushAsync(cancellationToken).ConfigureAwait(false);
                 }
 
-                if (!untrusted.Verified)
+                if (!untrusted.Verifier.Verified)
                 {
                     throw new IntegrityException($"{DisplayName}: content for {expected.Digest} was not fully verified");
                 }

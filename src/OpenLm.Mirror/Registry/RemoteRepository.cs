@@ -272,9 +272,8 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
         var digestParam = "digest=" + Uri.EscapeDataString(expected.Digest.ToString());
         builder.Query = string.IsNullOrEmpty(builder.Query) || builder.Query == "?" ? digestParam : builder.Query.TrimStart('?') + "&" + digestParam;
         // Content that already streams through a verifier for this very descriptor is not hashed twice.
-        var alreadyVerifying = content is VerifyingStream verifying && verifying.Expected.SameContent(expected);
-        var untrusted = alreadyVerifying ? (VerifyingStream)content : new VerifyingStream(content, expected, context, leaveOpen: true);
-        try
+        var untrusted = VerifyingStream.Ensure(content, expected, context);
+        await using (untrusted.ConfigureAwait(false))
         {
             using var response = await _client.SendAsync(
                 HttpMethod.Put,
@@ -283,14 +282,14 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
                 cancellationToken,
                 content: () =>
                 {
-                    var body = new StreamContent(untrusted, 1 << 20);
+                    var body = new StreamContent(untrusted.Stream, 1 << 20);
                     body.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
                     body.Headers.ContentLength = expected.Size;
                     return body;
                 },
                 replayableContent: false).ConfigureAwait(false);
             await RegistryClient.EnsureSuccessAsync(response, context, cancellationToken).ConfigureAwait(false);
-            if (!untrusted.Verified)
+            if (!untrusted.Verifier.Verified)
             {
                 throw new IntegrityException($"{context}: the registry accepted the upload before the content was verified");
             }
@@ -300,13 +299,6 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
                 && stored != expected.Digest)
             {
                 throw new IntegrityException($"{context}: registry stored the blob as {stored}, expected {expected.Digest}");
-            }
-        }
-        finally
-        {
-            if (!alreadyVerifying)
-            {
-                await untrusted.DisposeAsync().ConfigureAwait(false);
             }
         }
     }
@@ -329,14 +321,15 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
             throw new InputException($"manifest {expected.Digest} declares {expected.Size} bytes, larger than the {ManifestDocument.MaxManifestBytes} byte limit");
         }
 
-        var verifying = new VerifyingStream(content, expected, $"manifest {expected.Digest}", leaveOpen: true);
-        await using (verifying.ConfigureAwait(false))
+        // The bytes are checked against the digest by PutManifestAsync before they are sent.
+        var bytes = new byte[expected.Size];
+        await content.ReadExactlyAsync(bytes, cancellationToken).ConfigureAwait(false);
+        if (await content.ReadAsync(new byte[1], cancellationToken).ConfigureAwait(false) != 0)
         {
-            var bytes = new byte[expected.Size];
-            await verifying.ReadExactlyAsync(bytes, cancellationToken).ConfigureAwait(false);
-            _ = await verifying.ReadAsync(new byte[1], cancellationToken).ConfigureAwait(false);
-            return bytes;
+            throw new IntegrityException($"manifest {expected.Digest}: the content is longer than its declared {expected.Size} bytes");
         }
+
+        return bytes;
     }
 
     private static async Task<byte[]> ReadCappedAsync(HttpResponseMessage response, int cap, string context, CancellationToken cancellationToken)
