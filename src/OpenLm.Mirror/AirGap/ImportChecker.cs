@@ -190,14 +190,15 @@ public sealed class ImportChecker
 
         public async Task VisitAsync(ManifestDocument document, CancellationToken cancellationToken)
         {
-            var children = document.Children.Where(c => _seen.TryAdd(c.Digest, 0)).ToList();
-            await Task.WhenAll(children.Select(c => VisitChildAsync(c, cancellationToken))).ConfigureAwait(false);
+            var children = ImageGraph.Dependencies(document).Where(e => _seen.TryAdd(e.Descriptor.Digest, 0)).ToList();
+            await Task.WhenAll(children.Select(e => VisitChildAsync(e, cancellationToken))).ConfigureAwait(false);
         }
 
-        private async Task VisitChildAsync(Descriptor child, CancellationToken cancellationToken)
+        private async Task VisitChildAsync(GraphEdge edge, CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref _checked);
-            if (MediaTypes.IsManifest(child.MediaType))
+            var child = edge.Descriptor;
+            if (edge.IsManifest)
             {
                 ManifestDocument document;
                 try

@@ -94,62 +94,34 @@ internal sealed class BundleGraph
             kinds[d.Digest] = (d, kind, referencedBy);
         }
 
-        // Breadth-first from the roots; a manifest is queued when first reached through a manifest-typed reference.
-        var queued = new HashSet<Digest>();
-        var level = new List<(Descriptor Descriptor, string ReferencedBy)>();
-        foreach (var root in roots.OrderBy(r => r.Digest.ToString(), StringComparer.Ordinal))
+        // Breadth-first from the roots (the one graph definition decides what a child is); each level sorted by digest.
+        foreach (var root in roots)
         {
             Note(root, Kind.Manifest, $"index.json ('{root.RefName}')");
-            if (queued.Add(root.Digest))
-            {
-                level.Add((root, $"index.json ('{root.RefName}')"));
-            }
         }
 
-        while (level.Count > 0)
+        var levels = ImageGraph.ManifestLevels(
+            roots,
+            d => documents[d.Digest],
+            level => level.OrderBy(d => d.Digest.ToString(), StringComparer.Ordinal));
+        foreach (var level in levels)
         {
-            var next = new List<(Descriptor, string)>();
-            foreach (var (descriptor, referencedBy) in level)
+            foreach (var descriptor in level)
             {
+                var referencedBy = kinds[descriptor.Digest].ReferencedBy;
                 RequirePresent(layout, descriptor, referencedBy);
                 var bytes = await ManifestReader.ReadBytesAsync(layout, descriptor, layout.DisplayName, ct).ConfigureAwait(false);
                 var doc = ManifestDocument.Parse(bytes, descriptor.MediaType, $"{layout.DisplayName}@{descriptor.Digest}");
                 manifests.Add((descriptor, bytes));
                 documents[descriptor.Digest] = doc;
-                var me = $"manifest {descriptor.Digest}";
-                if (doc.IsIndex)
+                foreach (var edge in ImageGraph.Dependencies(doc))
                 {
-                    foreach (var child in doc.Manifests)
-                    {
-                        if (MediaTypes.IsManifest(child.MediaType))
-                        {
-                            Note(child, Kind.Manifest, me);
-                            if (queued.Add(child.Digest))
-                            {
-                                next.Add((child, me));
-                            }
-                        }
-                        else
-                        {
-                            Note(child, Kind.Config, me);
-                        }
-                    }
-                }
-                else
-                {
-                    Note(doc.Config!, Kind.Config, me);
-                    foreach (var layer in doc.Layers)
-                    {
-                        Note(layer, Kind.Layer, me);
-                    }
+                    Note(edge.Descriptor, KindOf(edge.Kind), $"manifest {descriptor.Digest}");
                 }
             }
-
-            level = next.OrderBy(n => n.Item1.Digest.ToString(), StringComparer.Ordinal).ToList();
         }
 
-        // A blob first noted as a config or layer but also referenced as a manifest was queued above; anything
-        // noted as a manifest and never queued cannot exist (queueing happens on every manifest note).
+        // Every manifest noted was reached through a manifest edge, so the levels above read it.
         var configs = kinds.Values.Where(k => k.Kind == Kind.Config).Select(k => (k.Descriptor, k.ReferencedBy)).ToList();
         var layers = kinds.Values.Where(k => k.Kind == Kind.Layer).Select(k => (k.Descriptor, k.ReferencedBy)).ToList();
         foreach (var (d, referencedBy) in configs.Concat(layers))
@@ -168,30 +140,8 @@ internal sealed class BundleGraph
     }
 
     /// <summary>Digests (with sizes) of everything reachable from <paramref name="root"/>, the root included.</summary>
-    public Dictionary<Digest, long> Reachable(Descriptor root)
-    {
-        var seen = new Dictionary<Digest, long>();
-        var stack = new Stack<Descriptor>();
-        stack.Push(root);
-        while (stack.Count > 0)
-        {
-            var d = stack.Pop();
-            if (!seen.TryAdd(d.Digest, d.Size))
-            {
-                continue;
-            }
-
-            if (Documents.TryGetValue(d.Digest, out var doc) && MediaTypes.IsManifest(d.MediaType))
-            {
-                foreach (var child in doc.Children)
-                {
-                    stack.Push(child);
-                }
-            }
-        }
-
-        return seen;
-    }
+    public Dictionary<Digest, long> Reachable(Descriptor root) =>
+        ImageGraph.Reachable(root, Documents).ToDictionary(p => p.Key, p => p.Value.Size);
 
     /// <summary>Platforms of an image: its index's child platforms, or the platform of a single manifest.</summary>
     public async Task<IReadOnlyList<string>> PlatformsAsync(OciLayoutStore layout, Descriptor root, CancellationToken ct)
@@ -253,6 +203,13 @@ internal sealed class BundleGraph
                 $"{layout.DisplayName}: blob {d.Digest} is {info.Length} bytes on disk, but {referencedBy} says {d.Size} (corrupt cache entry)");
         }
     }
+
+    private static Kind KindOf(EdgeKind edge) => edge switch
+    {
+        EdgeKind.Manifest or EdgeKind.Subject => Kind.Manifest,
+        EdgeKind.Layer => Kind.Layer,
+        _ => Kind.Config,
+    };
 
     /// <summary>Group of a blob; lower sorts first and wins when a blob is referenced in several roles.</summary>
     private enum Kind

@@ -33,26 +33,23 @@ internal sealed class LoadCandidate(string referenceName, Descriptor root)
 }
 
 /// <summary>
-/// The visitor of the one verifying pass over the bundle: picks each image's manifest for the platform as the
-/// manifests stream past (they all come before any config or layer), then writes the configs and layers those
-/// manifests need to the spool directory. Nothing is trusted or used until <see cref="Completed"/>: a blob file is
-/// complete only when its stream was read to the end, which is where the reader checks its digest.
+/// The load's walk over the bundle source: picks each image's manifest for the platform (one graph definition, all
+/// manifests verified when the bundle was opened), copies the configs and layers those manifests need to the spool
+/// directory through the source's verifying fetch, then verifies the rest of the bundle. Nothing is used until
+/// <see cref="Completed"/>.
 /// </summary>
-internal sealed class BundleSpooler(string spoolDirectory, Platform platform, DockerLoadOptions options) : IBundleVisitor
+internal sealed class BundleSpooler(string spoolDirectory, Platform platform, DockerLoadOptions options)
 {
     private const long FreeSpaceMargin = 64L << 20;
 
     private readonly IMirrorLog _log = options.Log;
     private readonly List<LoadCandidate> _candidates = [];
-    private readonly Dictionary<Digest, ManifestDocument> _documents = [];
-    private readonly Dictionary<Digest, List<LoadCandidate>> _awaiting = [];
     private readonly Dictionary<Digest, Descriptor> _needed = [];
     private readonly Dictionary<Digest, string> _spooled = [];
-    private bool _spaceChecked;
 
     public BundleHead? Head { get; private set; }
 
-    /// <summary>True once the reader reported the whole bundle verified.</summary>
+    /// <summary>True once every spooled blob and the rest of the bundle verified.</summary>
     public bool Completed { get; private set; }
 
     public IReadOnlyList<LoadCandidate> Candidates => _candidates;
@@ -62,7 +59,46 @@ internal sealed class BundleSpooler(string spoolDirectory, Platform platform, Do
 
     public long SpooledBytes { get; private set; }
 
-    public ValueTask OnHeadAsync(BundleHead head, CancellationToken cancellationToken)
+    /// <summary>Chooses, spools and verifies: see the type summary.</summary>
+    public async Task SpoolAsync(BundleSource bundle, CancellationToken cancellationToken)
+    {
+        Plan(bundle.Head);
+        foreach (var candidate in _candidates.Where(c => c.Skipped is null))
+        {
+            Choose(candidate, bundle.Documents);
+        }
+
+        CheckFreeSpace();
+        foreach (var entry in bundle.Blobs.Where(b => _needed.ContainsKey(b.Descriptor.Digest)))
+        {
+            await SpoolOneAsync(bundle, entry.Descriptor, cancellationToken).ConfigureAwait(false);
+        }
+
+        // Nothing reaches the engine before the whole bundle verified, as with a registry import of every image.
+        await bundle.VerifyRemainingAsync(options.ReadProgress, cancellationToken).ConfigureAwait(false);
+        Completed = true;
+    }
+
+    private async Task SpoolOneAsync(BundleSource bundle, Descriptor descriptor, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(spoolDirectory, descriptor.Digest.Hex);
+        var content = await bundle.FetchAsync(descriptor, cancellationToken).ConfigureAwait(false);
+        await using (content.ConfigureAwait(false))
+        {
+            var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            await using (file.ConfigureAwait(false))
+            {
+                // Reading to the end is what checks the digest (IntegrityException on mismatch).
+                await content.CopyToAsync(file, 1 << 20, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        _spooled[descriptor.Digest] = path;
+        SpooledBytes += descriptor.Size;
+    }
+
+    /// <summary>The candidates and their engine tags; name collisions are refused before anything is spooled.</summary>
+    private void Plan(BundleHead head)
     {
         Head = head;
         var charts = head.Manifest.Charts.Select(c => c.Reference).ToHashSet(StringComparer.Ordinal);
@@ -88,77 +124,11 @@ internal sealed class BundleSpooler(string spoolDirectory, Platform platform, Do
             sources.Add((candidate, source));
         }
 
-        // Map all names at once, so that --to collisions are refused before anything is spooled.
         var mapped = mapper?.MapAll(sources.Select(s => s.Source)).ToDictionary(m => m.Source.ToString(), m => m.Target, StringComparer.Ordinal);
         foreach (var (candidate, source) in sources)
         {
             candidate.Tag = DockerTag(mapped is null ? source : mapped[source.ToString()]);
         }
-
-        return ValueTask.CompletedTask;
-    }
-
-    public ValueTask OnManifestAsync(Descriptor descriptor, ReadOnlyMemory<byte> verifiedBytes, CancellationToken cancellationToken)
-    {
-        var document = ManifestDocument.Parse(verifiedBytes, descriptor.MediaType, $"manifest {descriptor.Digest}");
-        _documents[descriptor.Digest] = document;
-        foreach (var candidate in _candidates.Where(c => c.Skipped is null && c.Manifest is null && c.Root.Digest == descriptor.Digest))
-        {
-            Choose(candidate, document);
-        }
-
-        if (_awaiting.Remove(descriptor.Digest, out var waiting))
-        {
-            foreach (var candidate in waiting)
-            {
-                Accept(candidate, document);
-            }
-        }
-
-        return ValueTask.CompletedTask;
-    }
-
-    public async ValueTask OnBlobAsync(Descriptor descriptor, Stream content, CancellationToken cancellationToken)
-    {
-        if (!_spaceChecked)
-        {
-            _spaceChecked = true;
-            CheckFreeSpace();
-        }
-
-        if (!_needed.ContainsKey(descriptor.Digest) || _spooled.ContainsKey(descriptor.Digest))
-        {
-            return;
-        }
-
-        var path = Path.Combine(spoolDirectory, descriptor.Digest.Hex);
-        var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
-        await using (file.ConfigureAwait(false))
-        {
-            // Reading to the end is what makes the reader check the digest (IntegrityException on mismatch).
-            await content.CopyToAsync(file, 1 << 20, cancellationToken).ConfigureAwait(false);
-        }
-
-        _spooled[descriptor.Digest] = path;
-        SpooledBytes += descriptor.Size;
-    }
-
-    public ValueTask OnCompletedAsync(BundleReadResult result, CancellationToken cancellationToken)
-    {
-        var unresolved = _candidates.FirstOrDefault(c => c.Skipped is null && c.Document is null);
-        if (unresolved is not null)
-        {
-            throw new InvalidOperationException($"'{unresolved.ReferenceName}': its manifest never arrived although the bundle verified");
-        }
-
-        var missing = _needed.Keys.FirstOrDefault(d => !_spooled.ContainsKey(d));
-        if (!missing.IsEmpty)
-        {
-            throw new InvalidOperationException($"blob {missing} was needed but never spooled although the bundle verified");
-        }
-
-        Completed = true;
-        return ValueTask.CompletedTask;
     }
 
     private TargetNameMapper? CreateMapper(BundleHead head)
@@ -192,9 +162,10 @@ internal sealed class BundleSpooler(string spoolDirectory, Platform platform, Do
         return $"{reference.Name}:{tag}";
     }
 
-    /// <summary>The root arrived: use it (a manifest) or pick its child for the platform (an index).</summary>
-    private void Choose(LoadCandidate candidate, ManifestDocument root)
+    /// <summary>Uses the root (a manifest) or picks its child for the platform (an index).</summary>
+    private void Choose(LoadCandidate candidate, IReadOnlyDictionary<Digest, ManifestDocument> documents)
     {
+        var root = documents[candidate.Root.Digest];
         if (!root.IsIndex)
         {
             candidate.Manifest = candidate.Root;
@@ -202,31 +173,20 @@ internal sealed class BundleSpooler(string spoolDirectory, Platform platform, Do
             return;
         }
 
-        var child = PlatformMatcher.SelectManifest(root.Manifests, platform);
+        var platformChildren = ImageGraph.Dependencies(root).Where(e => e.IsManifest).Select(e => e.Descriptor).ToList();
+        var child = PlatformMatcher.SelectManifest(platformChildren, platform);
         if (child is null)
         {
-            Skip(candidate, SkipKind.Platform, $"no {platform} image (it has {PlatformMatcher.Describe(root.Manifests)})");
+            Skip(candidate, SkipKind.Platform, $"no {platform} image (it has {PlatformMatcher.Describe(platformChildren)})");
             return;
         }
 
         candidate.Manifest = child;
         candidate.FromIndex = true;
-        if (_documents.TryGetValue(child.Digest, out var known))
-        {
-            Accept(candidate, known);
-        }
-        else
-        {
-            if (!_awaiting.TryGetValue(child.Digest, out var list))
-            {
-                _awaiting[child.Digest] = list = [];
-            }
-
-            list.Add(candidate);
-        }
+        Accept(candidate, documents[child.Digest]);
     }
 
-    /// <summary>The chosen manifest arrived: load it if it is a container image, and note the blobs it needs.</summary>
+    /// <summary>The chosen manifest: load it if it is a container image, and note the blobs it needs.</summary>
     private void Accept(LoadCandidate candidate, ManifestDocument manifest)
     {
         if (manifest.IsIndex || manifest.Config is null)

@@ -10,9 +10,10 @@ namespace OpenLm.Mirror.EngineLoad;
 /// <summary>
 /// Loads the images of a signed bundle into a Docker engine (for hosts with an engine and no registry).
 /// <list type="number">
-/// <item>One verifying pass over the bundle (<see cref="BundleReader"/>): signature first, then every digest. For each
-/// image the manifest of the wanted platform is picked as the manifests stream past; the configs and layers it needs are
-/// spooled to a private temporary directory. Charts and other artifacts are skipped.</item>
+/// <item>The bundle is opened as a content source (<see cref="BundleSource"/>): signature first, then every manifest. For
+/// each image the manifest of the wanted platform is picked; the configs and layers it needs are spooled to a private
+/// temporary directory through the source's verifying fetch, then the rest of the bundle is verified. Charts and other
+/// artifacts are skipped.</item>
 /// <item>Only when the whole bundle verified: a <c>docker save</c>-format archive (<see cref="DockerArchive"/>) is
 /// streamed from the spooled files into the engine's load endpoint. zstd layers are decompressed first (Docker 20.10
 /// reads only plain and gzip layers).</item>
@@ -38,18 +39,18 @@ public static class DockerBundleLoader
         {
             var spooler = new BundleSpooler(spoolDirectory, platform, options);
             options.Log.Info($"verifying {bundlePath} and spooling the {platform} images to {spoolDirectory}");
-            await BundleReader.ReadAsync(bundlePath, new BundleReadOptions
+            var bundle = await BundleSource.OpenAsync(
+                bundlePath,
+                new BundleOpenOptions { Key = options.Key, RequireSignature = options.RequireSignature, TempDirectory = spoolDirectory },
+                cancellationToken).ConfigureAwait(false);
+            await using (bundle.ConfigureAwait(false))
             {
-                Key = options.Key,
-                RequireSignature = options.RequireSignature,
-                Visitor = spooler,
-                Progress = options.ReadProgress,
-            }, cancellationToken).ConfigureAwait(false);
+                await spooler.SpoolAsync(bundle, cancellationToken).ConfigureAwait(false);
+            }
 
-            // BundleReader returns only after the whole bundle verified; the visitor saw the same.
             if (!spooler.Completed || spooler.Head is null)
             {
-                throw new InvalidOperationException("the bundle read finished without verifying the whole bundle");
+                throw new InvalidOperationException("the spool finished without verifying the whole bundle");
             }
 
             var images = await PrepareAsync(spooler, platform, options.Log, cancellationToken).ConfigureAwait(false);
