@@ -113,8 +113,14 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
                 throw new InputException($"{source}: manifest declares {descriptor.Size} bytes, larger than the {ManifestDocument.MaxManifestBytes} byte limit");
             }
 
+            // Fetched by digest: FetchManifestAsync has hashed the bytes against it; only the size is left to check.
             var (_, bytes) = await FetchManifestAsync(descriptor.Digest.ToString(), cancellationToken).ConfigureAwait(false);
-            return new VerifyingStream(new MemoryStream(bytes, writable: false), descriptor, source);
+            if (bytes.Length != descriptor.Size)
+            {
+                throw new IntegrityException($"{source}: manifest is {bytes.Length} bytes, expected {descriptor.Size}");
+            }
+
+            return new MemoryStream(bytes, writable: false);
         }
 
         var body = await ResumableBlobStream.OpenAsync(this, descriptor, cancellationToken).ConfigureAwait(false);
