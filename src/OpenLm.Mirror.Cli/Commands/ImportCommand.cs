@@ -65,16 +65,7 @@ internal static class ImportCommand
 
             if (parse.GetValue(receipt) is { } receiptPath && !result.DryRun)
             {
-                var document = new
-                {
-                    receiptVersion = 1,
-                    registry = result.Registry,
-                    time = DateTimeOffset.UtcNow,
-                    bundleDigest = result.BundleDigest,
-                    platform = new { name = result.Platform, version = result.Version },
-                    images = result.Images.Select(i => new { source = i.Source, target = i.Target, digest = i.Digest, mediaType = i.MediaType }),
-                };
-                AtomicFile.WriteAllBytes(receiptPath, JsonSerializer.SerializeToUtf8Bytes(document, Format.Json));
+                ImportReceipt.From(result, DateTimeOffset.UtcNow).Write(receiptPath);
             }
 
             if (parse.GetValue(json))
