@@ -104,18 +104,18 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
         var needed = new List<Descriptor> { root };
         long size = root.Size;
         var children = new List<LockedPlatform>();
-        var manifests = filtered.IsIndex ? filtered.Manifests.Where(m => MediaTypes.IsManifest(m.MediaType)).ToList() : [];
-        foreach (var child in manifests)
+        foreach (var edge in ImageGraph.Dependencies(filtered))
         {
-            var childDocument = await ManifestReader.ReadAsync(repository, child, reference.ToString(), cancellationToken).ConfigureAwait(false);
-            var childSize = child.Size + childDocument.Children.Sum(b => b.Size);
-            children.Add(new LockedPlatform(child.Platform?.ToString() ?? "unknown", child.Digest.ToString(), child.MediaType, childSize));
-            size += Add(seen, needed, child) + childDocument.Children.Sum(b => Add(seen, needed, b));
-        }
+            if (!edge.IsManifest)
+            {
+                size += Add(seen, needed, edge.Descriptor);
+                continue;
+            }
 
-        if (!filtered.IsIndex)
-        {
-            size += filtered.Children.Sum(b => Add(seen, needed, b));
+            // A platform's size is its whole subtree; the image's size counts each blob once.
+            var (subtree, added) = await WalkAsync(repository, edge.Descriptor, seen, needed, reference.ToString(), cancellationToken).ConfigureAwait(false);
+            children.Add(new LockedPlatform(edge.Descriptor.Platform?.ToString() ?? "unknown", edge.Descriptor.Digest.ToString(), edge.Descriptor.MediaType, subtree));
+            size += added;
         }
 
         return (new LockedImage
@@ -129,6 +129,41 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
             Values = image.ValuesPaths,
             Origins = image.Origins,
         }, needed);
+    }
+
+    /// <summary>
+    /// Fetches the manifest <paramref name="top"/> and everything below it (nested indexes included), adding what is new to
+    /// <paramref name="needed"/>. Returns the subtree's size (each digest once) and the bytes that were new.
+    /// </summary>
+    private static async Task<(long Subtree, long Added)> WalkAsync(
+        Registry.RemoteRepository repository, Descriptor top, HashSet<Digest> seen, List<Descriptor> needed, string source, CancellationToken cancellationToken)
+    {
+        var inSubtree = new HashSet<Digest>();
+        long subtree = 0, added = 0;
+        var stack = new Stack<Descriptor>([top]);
+        while (stack.Count > 0)
+        {
+            var node = stack.Pop();
+            if (!inSubtree.Add(node.Digest))
+            {
+                continue;
+            }
+
+            subtree += node.Size;
+            added += Add(seen, needed, node);
+            if (!MediaTypes.IsManifest(node.MediaType))
+            {
+                continue;
+            }
+
+            var document = await ManifestReader.ReadAsync(repository, node, source, cancellationToken).ConfigureAwait(false);
+            foreach (var edge in ImageGraph.Dependencies(document))
+            {
+                stack.Push(edge.Descriptor);
+            }
+        }
+
+        return (subtree, added);
     }
 
     private static long Add(HashSet<Digest> seen, List<Descriptor> needed, Descriptor descriptor)
