@@ -40,17 +40,17 @@ public sealed record BundleEntry(Descriptor Descriptor, long Offset);
 /// </summary>
 public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDisposable
 {
-    private readonly string _dataPath;
+    private readonly Func<long, long, Stream> _openRange;
     private readonly string? _temporaryCopy;
     private readonly IReadOnlyDictionary<Digest, BundleEntry> _blobs;
     private readonly IReadOnlyDictionary<Digest, (Descriptor Descriptor, byte[] Bytes)> _manifests;
     private readonly IReadOnlyDictionary<string, Descriptor> _roots;
     private readonly ConcurrentDictionary<Digest, byte> _verified = new();
 
-    private BundleSource(string path, string dataPath, string? temporaryCopy, BundleIndex index)
+    private BundleSource(string path, Func<long, long, Stream> openRange, string? temporaryCopy, BundleIndex index)
     {
         DisplayName = path;
-        _dataPath = dataPath;
+        _openRange = openRange;
         _temporaryCopy = temporaryCopy;
         Head = index.Head! with { Compressed = temporaryCopy is not null };
         _blobs = index.Blobs;
@@ -104,7 +104,7 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
                 }, cancellationToken).ConfigureAwait(false);
             }
 
-            return new BundleSource(path, dataPath, temporaryCopy, index);
+            return new BundleSource(path, (offset, length) => new RangeStream(dataPath, offset, length), temporaryCopy, index);
         }
         catch
         {
@@ -144,7 +144,7 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
         }
 
         RequireSize(descriptor, entry.Descriptor.Size);
-        Stream range = new RangeStream(_dataPath, entry.Offset, entry.Descriptor.Size);
+        var range = _openRange(entry.Offset, entry.Descriptor.Size);
         return Task.FromResult<Stream>(new VerifyingStream(range, entry.Descriptor, $"{DisplayName}: blob {descriptor.Digest}", onVerified: d => _verified.TryAdd(d.Digest, 0)));
     }
 
@@ -171,7 +171,7 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
         }
 
         CheckRange(offset, length, entry.Descriptor.Size);
-        return new RangeStream(_dataPath, entry.Offset + offset, length);
+        return _openRange(entry.Offset + offset, length);
     }
 
     /// <summary>Reads every blob not yet proven through its verifier, in file order; the first mismatch throws.</summary>
