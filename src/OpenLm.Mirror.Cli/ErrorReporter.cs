@@ -68,8 +68,18 @@ internal static class ErrorReporter
 
     private static string Render(MirrorException mirror)
     {
-        var message = WithRemedy(mirror.Message, mirror.Remedy, mirror.Subject);
+        // A wrapper that quotes its cause's message keeps the cause's advice: the first remedy in the chain applies.
+        var advised = Chain(mirror).OfType<MirrorException>().FirstOrDefault(e => e.Remedy != Remedy.None) ?? mirror;
+        var message = WithRemedy(mirror.Message, advised.Remedy, advised.Subject);
         return Flag(mirror.Setting) is { } flag ? $"{flag}: {message}" : message;
+    }
+
+    private static IEnumerable<Exception> Chain(Exception exception)
+    {
+        for (Exception? e = exception; e is not null; e = e.InnerException)
+        {
+            yield return e;
+        }
     }
 
     private static string OutOfRange(string flag, ArgumentOutOfRangeException range)

@@ -33,6 +33,18 @@ public sealed class ErrorReporterTests
         Assert.Null(ErrorReporter.Flag(Setting.None));
     }
 
+    [Theory]
+    [InlineData(Remedy.ReleaseKey, "--key release.pub")]
+    [InlineData(Remedy.ReleaseKeyOrUnsignedOptOut, "--key release.pub; or, only if you accept whatever the file contains, --insecure-skip-signature")]
+    [InlineData(Remedy.UnsignedOptOut, "--insecure-skip-signature")]
+    [InlineData(Remedy.Platform, "--platform os/arch")]
+    [InlineData(Remedy.TempDirectory, "--temp-dir DIR")]
+    [InlineData(Remedy.EngineAddress, "is dockerd running? see --docker-host / DOCKER_HOST")]
+    public void ErrorReporter_WithRemedy_AppendsTheFlagInParentheses(Remedy remedy, string hint)
+    {
+        Assert.Equal($"the message ({hint})", ErrorReporter.WithRemedy("the message", remedy));
+    }
+
     [Fact]
     public void ErrorReporter_Describe_AppendsTheRemedyFlags()
     {
@@ -53,6 +65,18 @@ public sealed class ErrorReporterTests
             ErrorReporter.Describe(untrusted));
         Assert.EndsWith("(use --username with --password-stdin, or a Docker config.json entry for reg.local)", ErrorReporter.Describe(noCredentials), StringComparison.Ordinal);
         Assert.Equal("'out.tar' already exists; remove it or allow overwriting (use --force)", CliApp.Describe(exists));
+    }
+
+    [Fact]
+    public void ErrorReporter_Describe_WrapperKeepsTheRemedyOfItsCause()
+    {
+        // Given an error that quotes a cause carrying a remedy
+        var cause = new OperationException("cannot reach the Docker engine at unix:///x.sock: no socket") { Remedy = Remedy.EngineAddress };
+        var wrapper = new OperationException($"load failed: {cause.Message}", cause);
+
+        // When the CLI describes the wrapper
+        // Then the cause's advice follows the wrapper's message
+        Assert.Equal("load failed: cannot reach the Docker engine at unix:///x.sock: no socket (is dockerd running? see --docker-host / DOCKER_HOST)", ErrorReporter.Describe(wrapper));
     }
 
     [Fact]
