@@ -62,7 +62,6 @@ internal static class ErrorReporter
         Setting.ValuesOutput => "-o",
         Setting.K3sRegistriesOutput => "--k3s-registries-out",
         Setting.ContainerdHostsDirectory => "--containerd-hosts-dir",
-        Setting.ReportOutput => "-o",
         _ => throw new ArgumentOutOfRangeException(nameof(setting), setting, "no flag for this setting"),
     };
 

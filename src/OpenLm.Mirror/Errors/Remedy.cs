@@ -72,7 +72,4 @@ public enum Setting
 
     /// <summary>Where the containerd hosts.toml tree is written.</summary>
     ContainerdHostsDirectory,
-
-    /// <summary>Where a report file is written.</summary>
-    ReportOutput,
 }
