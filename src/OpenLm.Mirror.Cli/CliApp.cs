@@ -1,6 +1,5 @@
 using System.CommandLine;
 using OpenLm.Mirror.Cli.Commands;
-using OpenLm.Mirror.Errors;
 
 namespace OpenLm.Mirror.Cli;
 
@@ -53,13 +52,6 @@ public static class CliApp
         }
     }
 
-    /// <summary>A one-line message with the cause chain for unexpected exceptions.</summary>
-    public static string Describe(Exception exception) => exception switch
-    {
-        MirrorException mirror => mirror.Message,
-        OperationCanceledException => "cancelled",
-        AggregateException { InnerExceptions.Count: 1 } aggregate => Describe(aggregate.InnerExceptions[0]),
-        _ when exception.InnerException is { } inner && inner.Message != exception.Message => $"{exception.Message} ({inner.Message})",
-        _ => exception.Message,
-    };
+    /// <summary>A one-line message with the cause chain for unexpected exceptions, and flags for the library's remedies.</summary>
+    public static string Describe(Exception exception) => ErrorReporter.Describe(exception);
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Oci;
@@ -35,19 +36,16 @@ internal sealed class RegistryOptionSet
     /// <summary>Builds registry options; credentials from flags win, else Docker's config.json.</summary>
     public RegistryOptions Build(ParseResult parse, CliConsole console, IMirrorLog log)
     {
-        var options = new RegistryOptions { Log = log };
-        try
+        // A value the setters refuse surfaces as ArgumentOutOfRangeException; ErrorReporter names the flag.
+        var options = new RegistryOptions
         {
-            options.PlainHttp = parse.GetValue(PlainHttp);
-            options.CaFile = parse.GetValue(CaFile);
-            options.Insecure = parse.GetValue(Insecure);
-            options.Retries = parse.GetValue(Retries);
-            options.RateLimit = parse.GetValue(RateLimit);
-        }
-        catch (ArgumentOutOfRangeException ex)
-        {
-            throw new InputException(ex.Message.Split(" (Parameter")[0], ex);
-        }
+            Log = log,
+            PlainHttp = parse.GetValue(PlainHttp),
+            CaFile = parse.GetValue(CaFile),
+            Insecure = parse.GetValue(Insecure),
+            Retries = parse.GetValue(Retries),
+            RateLimit = parse.GetValue(RateLimit),
+        };
 
         if (options.Insecure)
         {
@@ -106,9 +104,6 @@ internal sealed class CopyOptionSet
 
     public IReadOnlyList<Platform> Platforms(ParseResult parse) => Oci.Platform.ParseList(parse.GetValue(Platform));
 
-    public int GetConcurrency(ParseResult parse)
-    {
-        var value = parse.GetValue(Concurrency);
-        return value is >= 1 and <= 256 ? value : throw new InputException($"--concurrency must be between 1 and 256 (got {value})");
-    }
+    /// <summary>The value, checked by the <see cref="CopyOptions.Concurrency"/> setter (the one place its range is kept).</summary>
+    public int GetConcurrency(ParseResult parse) => new CopyOptions { Concurrency = parse.GetValue(Concurrency) }.Concurrency;
 }

@@ -1,9 +1,6 @@
 using System.CommandLine;
 using OpenLm.Mirror.AirGap;
-using OpenLm.Mirror.Bundle;
 using OpenLm.Mirror.Diagnostics;
-using OpenLm.Mirror.Errors;
-using OpenLm.Mirror.Oci;
 using OpenLm.Mirror.Signing;
 
 namespace OpenLm.Mirror.Cli.Commands;
@@ -43,48 +40,19 @@ internal sealed class BundleTargetOptions
         command.Options.Add(Map);
     }
 
-    /// <summary>Reads and checks the bundle head: with <c>--key</c> the signature must verify, without one a warning is logged.</summary>
-    public async Task<BundleHead> InspectAsync(ParseResult parse, IMirrorLog log, CancellationToken cancellationToken)
+    public string BundlePath(ParseResult parse) => parse.GetValue(Bundle)!;
+
+    public string Target(ParseResult parse) => parse.GetValue(To)!;
+
+    public IReadOnlyList<string> Maps(ParseResult parse) => parse.GetValue(Map) ?? [];
+
+    /// <summary>The release key given with <c>--key</c>, or null.</summary>
+    public VerificationKey? LoadKey(ParseResult parse) => parse.GetValue(Key) is { } path ? VerificationKey.Load(path) : null;
+
+    /// <summary>Reads and checks the bundle head (with <c>--key</c> the signature must verify) and maps every root.</summary>
+    public async Task<AirGapBundle> OpenAsync(ParseResult parse, IMirrorLog log, CancellationToken cancellationToken)
     {
-        var path = parse.GetValue(Bundle)!;
-        var keyPath = parse.GetValue(Key);
-        if (keyPath is null)
-        {
-            var head = await BundleInspector.InspectAsync(path, null, cancellationToken).ConfigureAwait(false);
-            log.Warn($"signature not checked: no --key given, so nothing proves '{path}' is the bundle your vendor released");
-            return head;
-        }
-
-        using var key = VerificationKey.Load(keyPath);
-        return await BundleInspector.InspectAsync(path, key, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// The naming rule of the import: the bundle's <c>source</c> is the platform source whose namespace is dropped
-    /// (as <c>import</c> does).
-    /// </summary>
-    public TargetNameMapper Mapper(ParseResult parse, BundleManifest manifest) =>
-        TargetNameMapper.Create(parse.GetValue(To)!, parse.GetValue(Map) ?? [], manifest.Source);
-
-    /// <summary>Every root of the bundle (images and charts) with the digest the bundle holds for it.</summary>
-    public static IReadOnlyList<BundleRoot> Roots(BundleHead head)
-    {
-        var charts = head.Manifest.Charts.Select(c => c.Reference).ToHashSet(StringComparer.Ordinal);
-        var roots = new List<BundleRoot>();
-        foreach (var descriptor in head.Images)
-        {
-            var name = descriptor.RefName ?? throw new InputException($"bundle index.json entry {descriptor.Digest} has no ref name");
-            if (!Reference.TryParse(name, out var reference, out var error))
-            {
-                throw new InputException($"bundle image '{name}' is not a valid image reference: {error}");
-            }
-
-            roots.Add(new BundleRoot(reference, descriptor, charts.Contains(name)));
-        }
-
-        return roots;
+        using var key = LoadKey(parse);
+        return await AirGapBundle.OpenAsync(BundlePath(parse), Target(parse), Maps(parse), key, log, cancellationToken).ConfigureAwait(false);
     }
 }
-
-/// <summary>One <c>index.json</c> entry of a bundle: its source reference, its descriptor, and whether it is a Helm chart.</summary>
-internal sealed record BundleRoot(Reference Source, Descriptor Descriptor, bool IsChart);

@@ -12,9 +12,8 @@ using OpenLm.Mirror.Registry;
 namespace OpenLm.Mirror.Cli.Commands;
 
 /// <summary>
-/// <c>openlm-mirror check BUNDLE --to HOST[:PORT][/PREFIX]</c>: audits an import. Every image and chart of the bundle
-/// must be tagged in the target with the bundle's digest, and its whole graph must be present there.
-/// Exit 0 when everything is there, 1 otherwise.
+/// <c>openlm-mirror check BUNDLE --to HOST[:PORT][/PREFIX]</c>: audits an import with <see cref="CheckWorkflow"/> and
+/// prints the report. Exit 0 when everything is there, 1 otherwise.
 /// </summary>
 internal static class CheckCommand
 {
@@ -56,109 +55,112 @@ internal static class CheckCommand
                 throw new InputException($"-o '{reportPath}' is a directory");
             }
 
-            var head = await bundle.InspectAsync(parse, log, cancellationToken).ConfigureAwait(false);
-            var mapper = bundle.Mapper(parse, head.Manifest);
-            var roots = BundleTargetOptions.Roots(head);
-            var targets = mapper.MapAll(roots.Select(r => r.Source)).ToDictionary(m => m.Source.ToString(), m => m.Target, StringComparer.Ordinal);
-            var items = roots
-                .Select(r => new ImportCheckItem(r.Source, targets[r.Source.ToString()], r.Descriptor, r.IsChart))
-                .ToList();
-
-            var registryOptions = registry.Build(parse, console, log);
-            using var connector = new RegistryConnector(registryOptions);
-            var started = DateTimeOffset.UtcNow;
-            var results = await new ImportChecker(connector, new ImportCheckOptions { ParallelImages = images, Concurrency = requests })
-                .CheckAsync(items, null, cancellationToken).ConfigureAwait(false);
-            var finished = DateTimeOffset.UtcNow;
-            var complete = results.All(r => r.Status == ImportCheckStatus.Ok);
-
-            var document = new
-            {
-                registry = mapper.Target.ToString(),
-                checkedAt = started.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
-                seconds = Math.Round((finished - started).TotalSeconds, 3),
-                complete,
-                bundle = new
-                {
-                    path = Path.GetFullPath(parse.GetValue(bundle.Bundle)!),
-                    digest = head.BundleDigest.ToString(),
-                    platform = new { name = head.Manifest.Platform.Name, version = head.Manifest.Platform.Version },
-                    created = head.Manifest.Created?.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
-                    signature = head.Signature switch
-                    {
-                        SignatureStatus.Verified => "verified",
-                        SignatureStatus.NotChecked => "notChecked",
-                        _ => "absent",
-                    },
-                    keyId = head.VerifiedKeyId,
-                },
-                summary = new
-                {
-                    images = results.Count,
-                    ok = Count(results, ImportCheckStatus.Ok),
-                    missing = Count(results, ImportCheckStatus.Missing),
-                    wrongDigest = Count(results, ImportCheckStatus.WrongDigest),
-                    incomplete = Count(results, ImportCheckStatus.Incomplete),
-                    error = Count(results, ImportCheckStatus.Error),
-                },
-                images = results.Select(r => new
-                {
-                    kind = r.Item.IsChart ? "chart" : "image",
-                    source = r.Item.Source.ToString(),
-                    target = r.Item.Target.ToString(),
-                    expectedDigest = r.Item.Expected.Digest.ToString(),
-                    foundDigest = r.FoundDigest?.ToString(),
-                    status = StatusText(r.Status),
-                    blobsChecked = r.DescendantsChecked,
-                    missingBlobs = r.MissingBlobs.Select(b => new { digest = b.Digest.ToString(), mediaType = b.MediaType, size = b.Size }).ToList(),
-                    error = r.Error,
-                }).ToList(),
-            };
-            var reportJson = JsonSerializer.Serialize(document, Format.Json);
+            var opened = await bundle.OpenAsync(parse, log, cancellationToken).ConfigureAwait(false);
+            using var connector = new RegistryConnector(registry.Build(parse, console, log));
+            var check = await CheckWorkflow.RunAsync(opened, connector, new ImportCheckOptions { ParallelImages = images, Concurrency = requests }, cancellationToken).ConfigureAwait(false);
+            var reportJson = JsonSerializer.Serialize(Document(check), Format.Json);
             if (reportPath is not null)
             {
-                try
-                {
-                    AtomicFile.WriteAllBytes(reportPath, Encoding.UTF8.GetBytes(reportJson + "\n"));
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                {
-                    throw new OperationException($"cannot write report '{reportPath}': {ex.Message}", ex);
-                }
+                WriteReport(reportPath, reportJson);
             }
 
-            foreach (var result in results.Where(r => r.Status != ImportCheckStatus.Ok))
-            {
-                await console.Error.WriteLineAsync(Problem(result)).ConfigureAwait(false);
-            }
-
-            if (parse.GetValue(json))
-            {
-                await console.Out.WriteLineAsync(reportJson).ConfigureAwait(false);
-            }
-            else
-            {
-                foreach (var result in results)
-                {
-                    await console.Out.WriteLineAsync($"{StatusText(result.Status),-12} {result.Item.Target} {result.FoundDigest?.ToString() ?? "-"}").ConfigureAwait(false);
-                }
-
-                var bad = results.Count - Count(results, ImportCheckStatus.Ok);
-                await console.Out.WriteLineAsync(complete
-                    ? $"complete: all {results.Count} images and charts of {head.Manifest.Platform.Name} {head.Manifest.Platform.Version} are in {mapper.Target} with the bundle's digests"
-                    : $"INCOMPLETE: {bad} of {results.Count} images and charts are missing, wrong or incomplete in {mapper.Target}").ConfigureAwait(false);
-                if (reportPath is not null)
-                {
-                    await console.Out.WriteLineAsync($"report: {reportPath}").ConfigureAwait(false);
-                }
-            }
-
-            return complete ? ExitCodes.Success : ExitCodes.Operational;
+            await PrintAsync(console, check, parse.GetValue(json) ? reportJson : null, reportPath).ConfigureAwait(false);
+            return check.Complete ? ExitCodes.Success : ExitCodes.Operational;
         });
         return command;
     }
 
-    private static int Count(IReadOnlyList<ImportCheckResult> results, ImportCheckStatus status) => results.Count(r => r.Status == status);
+    private static void WriteReport(string path, string reportJson)
+    {
+        try
+        {
+            AtomicFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(reportJson + "\n"));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new OperationException($"cannot write report '{path}': {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Problems on stderr; on stdout the JSON report when asked for, else one line per root and a verdict.</summary>
+    private static async Task PrintAsync(CliConsole console, CheckReport check, string? reportJson, string? reportPath)
+    {
+        var results = check.Results;
+        foreach (var result in results.Where(r => r.Status != ImportCheckStatus.Ok))
+        {
+            await console.Error.WriteLineAsync(Problem(result)).ConfigureAwait(false);
+        }
+
+        if (reportJson is not null)
+        {
+            await console.Out.WriteLineAsync(reportJson).ConfigureAwait(false);
+            return;
+        }
+
+        foreach (var result in results)
+        {
+            await console.Out.WriteLineAsync($"{StatusText(result.Status),-12} {result.Item.Target} {result.FoundDigest?.ToString() ?? "-"}").ConfigureAwait(false);
+        }
+
+        var platform = check.Bundle.Head.Manifest.Platform;
+        var target = check.Bundle.Mapper.Target;
+        var bad = results.Count - check.Count(ImportCheckStatus.Ok);
+        await console.Out.WriteLineAsync(check.Complete
+            ? $"complete: all {results.Count} images and charts of {platform.Name} {platform.Version} are in {target} with the bundle's digests"
+            : $"INCOMPLETE: {bad} of {results.Count} images and charts are missing, wrong or incomplete in {target}").ConfigureAwait(false);
+        if (reportPath is not null)
+        {
+            await console.Out.WriteLineAsync($"report: {reportPath}").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The JSON report (evidence for auditors; its shape is a contract).</summary>
+    private static object Document(CheckReport check)
+    {
+        var head = check.Bundle.Head;
+        return new
+        {
+            registry = check.Bundle.Mapper.Target.ToString(),
+            checkedAt = check.Started.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+            seconds = Math.Round(check.Elapsed.TotalSeconds, 3),
+            complete = check.Complete,
+            bundle = new
+            {
+                path = Path.GetFullPath(check.Bundle.Path),
+                digest = head.BundleDigest.ToString(),
+                platform = new { name = head.Manifest.Platform.Name, version = head.Manifest.Platform.Version },
+                created = head.Manifest.Created?.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+                signature = head.Signature switch
+                {
+                    SignatureStatus.Verified => "verified",
+                    SignatureStatus.NotChecked => "notChecked",
+                    _ => "absent",
+                },
+                keyId = head.VerifiedKeyId,
+            },
+            summary = new
+            {
+                images = check.Results.Count,
+                ok = check.Count(ImportCheckStatus.Ok),
+                missing = check.Count(ImportCheckStatus.Missing),
+                wrongDigest = check.Count(ImportCheckStatus.WrongDigest),
+                incomplete = check.Count(ImportCheckStatus.Incomplete),
+                error = check.Count(ImportCheckStatus.Error),
+            },
+            images = check.Results.Select(r => new
+            {
+                kind = r.Item.IsChart ? "chart" : "image",
+                source = r.Item.Source.ToString(),
+                target = r.Item.Target.ToString(),
+                expectedDigest = r.Item.Expected.Digest.ToString(),
+                foundDigest = r.FoundDigest?.ToString(),
+                status = StatusText(r.Status),
+                blobsChecked = r.DescendantsChecked,
+                missingBlobs = r.MissingBlobs.Select(b => new { digest = b.Digest.ToString(), mediaType = b.MediaType, size = b.Size }).ToList(),
+                error = r.Error,
+            }).ToList(),
+        };
+    }
 
     private static string StatusText(ImportCheckStatus status) => status switch
     {

@@ -61,7 +61,7 @@ internal static class ExportCommand
             var lockFile = lockPath is not null
                 ? LockFile.Load(lockPath)
                 : await inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken).ConfigureAwait(false);
-            var cacheDir = parse.GetValue(cache) ?? DefaultCache();
+            var cacheDir = parse.GetValue(cache) ?? Release.DefaultCacheDirectory();
             var quiet = parse.GetValue(json);
             var result = await CopyProgress.RunAsync(console, log, quiet, async observer =>
             {
@@ -79,46 +79,39 @@ internal static class ExportCommand
                     cancellationToken: cancellationToken).ConfigureAwait(false);
             }).ConfigureAwait(false);
 
-            var bundle = result.Bundle;
-            if (quiet)
-            {
-                await console.Out.WriteLineAsync(JsonSerializer.Serialize(new
-                {
-                    bundle = bundle.OutputPath,
-                    bundleDigest = bundle.BundleDigest.ToString(),
-                    keyId = signingKey.KeyId,
-                    platform = bundle.Manifest.Platform,
-                    images = bundle.Manifest.Images.Count,
-                    charts = bundle.Manifest.Charts.Count,
-                    blobs = bundle.Manifest.Blobs,
-                    fileBytes = bundle.FileBytes,
-                    bytesDownloaded = result.BytesDownloaded,
-                    blobsDownloaded = result.BlobsDownloaded,
-                    blobsReused = result.BlobsReused,
-                    pullSeconds = Math.Round(result.PullTime.TotalSeconds, 3),
-                    writeSeconds = Math.Round(result.WriteTime.TotalSeconds, 3),
-                }, Format.Json)).ConfigureAwait(false);
-            }
-            else
-            {
-                await console.Out.WriteLineAsync(
-                    $"{bundle.OutputPath}: {bundle.Manifest.Platform.Name} {bundle.Manifest.Platform.Version}, {bundle.Manifest.Images.Count} images, {bundle.Manifest.Charts.Count} charts, " +
-                    $"{bundle.Manifest.Blobs?.Count} blobs, {Format.Bytes(bundle.FileBytes)}; downloaded {Format.Bytes(result.BytesDownloaded)} ({result.BlobsReused} blobs reused from the cache); signed by {signingKey.KeyId}").ConfigureAwait(false);
-            }
-
+            await PrintAsync(console.Out, result, signingKey.KeyId, quiet).ConfigureAwait(false);
             return ExitCodes.Success;
         });
         return command;
     }
 
-    private static string DefaultCache()
+    private static async Task PrintAsync(TextWriter o, ExportResult result, string keyId, bool json)
     {
-        var root = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        if (string.IsNullOrEmpty(root))
+        var bundle = result.Bundle;
+        if (json)
         {
-            root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+            await o.WriteLineAsync(JsonSerializer.Serialize(new
+            {
+                bundle = bundle.OutputPath,
+                bundleDigest = bundle.BundleDigest.ToString(),
+                keyId,
+                platform = bundle.Manifest.Platform,
+                images = bundle.Manifest.Images.Count,
+                charts = bundle.Manifest.Charts.Count,
+                blobs = bundle.Manifest.Blobs,
+                fileBytes = bundle.FileBytes,
+                bytesDownloaded = result.BytesDownloaded,
+                blobsDownloaded = result.BlobsDownloaded,
+                blobsReused = result.BlobsReused,
+                pullSeconds = Math.Round(result.PullTime.TotalSeconds, 3),
+                writeSeconds = Math.Round(result.WriteTime.TotalSeconds, 3),
+            }, Format.Json)).ConfigureAwait(false);
         }
-
-        return Path.Combine(root, "openlm-mirror", "export");
+        else
+        {
+            await o.WriteLineAsync(
+                $"{bundle.OutputPath}: {bundle.Manifest.Platform.Name} {bundle.Manifest.Platform.Version}, {bundle.Manifest.Images.Count} images, {bundle.Manifest.Charts.Count} charts, " +
+                $"{bundle.Manifest.Blobs?.Count} blobs, {Format.Bytes(bundle.FileBytes)}; downloaded {Format.Bytes(result.BytesDownloaded)} ({result.BlobsReused} blobs reused from the cache); signed by {keyId}").ConfigureAwait(false);
+        }
     }
 }

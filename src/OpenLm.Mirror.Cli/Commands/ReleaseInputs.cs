@@ -2,8 +2,6 @@ using System.CommandLine;
 using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Export;
-using OpenLm.Mirror.Oci;
-using OpenLm.Mirror.PlatformSpec;
 using OpenLm.Mirror.Registry;
 
 namespace OpenLm.Mirror.Cli.Commands;
@@ -24,23 +22,17 @@ internal sealed class ReleaseInputs
         command.Options.Add(Platform);
     }
 
-    public async Task<LockFile> ResolveAsync(ParseResult parse, string manifestPath, RegistryConnector connector, IMirrorLog log, CancellationToken cancellationToken)
-    {
-        var manifest = PlatformManifest.Load(manifestPath);
-        var scans = PlatformImageList.ScanCharts(manifest, new ChartScanOptions { SkipInvalid = parse.GetValue(SkipInvalid) });
-        foreach (var scan in scans)
-        {
-            foreach (var invalid in scan.Invalid)
+    public Task<LockFile> ResolveAsync(ParseResult parse, string manifestPath, RegistryConnector connector, IMirrorLog log, CancellationToken cancellationToken) =>
+        Release.ResolveAsync(
+            new ResolveRequest
             {
-                log.Warn($"skipped invalid image reference in chart {invalid.ChartName} ({invalid.File}:{invalid.Line}, {invalid.ValuesPath}): {invalid.Error}");
-            }
-        }
-
-        var images = PlatformImageList.Build(manifest, scans);
-        var platforms = parse.GetValue(Platform) is { } text ? Oci.Platform.ParseList(text) : manifest.Platforms;
-        log.Info($"resolving {images.Count} images of {manifest.Name} {manifest.Version}{(platforms.Count > 0 ? $" for {string.Join(", ", platforms)}" : string.Empty)}");
-        return await new PlatformResolver(connector, log).ResolveAsync(manifest, images, platforms, cancellationToken).ConfigureAwait(false);
-    }
+                ManifestPath = manifestPath,
+                SkipInvalid = parse.GetValue(SkipInvalid),
+                Platforms = parse.GetValue(Platform) is { } text ? Oci.Platform.ParseList(text) : null,
+            },
+            connector,
+            log,
+            cancellationToken);
 
     public static string ToolVersion =>
         typeof(ReleaseInputs).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)

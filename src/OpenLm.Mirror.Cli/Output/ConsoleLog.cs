@@ -1,11 +1,15 @@
 using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Errors;
 
 namespace OpenLm.Mirror.Cli.Output;
 
 /// <summary>Log lines on stderr, so stdout stays clean for --json.</summary>
-internal sealed class ConsoleLog(TextWriter error, bool verbose) : IMirrorLog
+internal sealed class ConsoleLog(TextWriter error, bool verbose) : IRemedyLog
 {
     private readonly Lock _gate = new();
+
+    public void Write(LogLevel level, string message, Remedy remedy) =>
+        Write(level, ErrorReporter.WithRemedy(message, remedy));
 
     public void Write(LogLevel level, string message)
     {

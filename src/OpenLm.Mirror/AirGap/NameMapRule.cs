@@ -3,7 +3,7 @@ using OpenLm.Mirror.Errors;
 namespace OpenLm.Mirror.AirGap;
 
 /// <summary>
-/// A <c>--map FROM=TO</c> rule. <see cref="From"/> is a registry host optionally followed by repository path
+/// A name-mapping rule <c>FROM=TO</c>. <see cref="From"/> is a registry host optionally followed by repository path
 /// components (<c>docker.io/bitnami</c>, <c>public.ecr.aws/r3q3q2f4/olm-server</c>, <c>quay.io</c>); it matches an image
 /// whose <c>registry/repository</c> equals it or continues it at a <c>/</c> boundary. <see cref="To"/> is a repository
 /// path <b>relative to the target</b> (<c>HOST[/PREFIX]</c>), never a host; empty means "directly under the target".
@@ -35,14 +35,14 @@ public sealed record NameMapRule
     /// <summary>The repository path part of <see cref="From"/> (empty when the rule matches a whole registry).</summary>
     public string FromPath { get; }
 
-    /// <summary>Parses <c>FROM=TO</c> (as given to <c>--map</c>).</summary>
+    /// <summary>Parses <c>FROM=TO</c> (as the user gives it).</summary>
     public static NameMapRule Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
         var eq = text.IndexOf('=');
         if (eq < 0)
         {
-            throw new InputException($"invalid --map '{text}': expected FROM=TO, e.g. docker.io/bitnami=thirdparty/bitnami");
+            throw Invalid(text, $"invalid name-mapping rule '{text}': expected FROM=TO, e.g. docker.io/bitnami=thirdparty/bitnami");
         }
 
         return Create(text[..eq], text[(eq + 1)..], text);
@@ -55,39 +55,42 @@ public sealed record NameMapRule
 
     private static NameMapRule Create(string from, string to, string shown)
     {
-        var normalizedFrom = ParseFrom(from, what => $"invalid --map '{shown}': FROM {what}");
+        var normalizedFrom = ParseFrom(from, what => $"invalid name-mapping rule '{shown}': FROM {what}", Setting.NameMap);
         var normalizedTo = to.Trim('/');
         if (normalizedTo.Length > 0)
         {
             var first = normalizedTo.Split('/')[0];
             if (first.Contains('.') || first.Contains(':') || first == "localhost")
             {
-                throw new InputException(
-                    $"invalid --map '{shown}': TO '{to}' starts with what looks like a registry host ('{first}'); " +
-                    "TO is a repository path under the target (the target host and prefix come from --to)");
+                throw Invalid(
+                    shown,
+                    $"invalid name-mapping rule '{shown}': TO '{to}' starts with what looks like a registry host ('{first}'); " +
+                    "TO is a repository path under the target (the target host and prefix are given separately)");
             }
 
             if (!NamePaths.IsRepositoryPath(normalizedTo, out var why))
             {
-                throw new InputException($"invalid --map '{shown}': TO '{to}': {why}");
+                throw Invalid(shown, $"invalid name-mapping rule '{shown}': TO '{to}': {why}");
             }
         }
 
         return new NameMapRule(normalizedFrom, normalizedTo, isUserRule: true);
     }
 
-    /// <summary>Validates and normalises a <c>registry[/path]</c> prefix.</summary>
-    internal static string ParseFrom(string from, Func<string, string> fail)
+    /// <summary>Validates and normalises a <c>registry[/path]</c> prefix; <paramref name="setting"/> is where it came from.</summary>
+    internal static string ParseFrom(string from, Func<string, string> fail, Setting setting = Setting.None)
     {
+        InputException Fail(string what) => new(fail(what)) { Setting = setting, Subject = from };
+
         var trimmed = from.Trim().TrimEnd('/');
         if (trimmed.Length == 0)
         {
-            throw new InputException(fail("is empty"));
+            throw Fail("is empty");
         }
 
         if (trimmed.Contains('@') || trimmed.Contains("://", StringComparison.Ordinal))
         {
-            throw new InputException(fail($"'{from}' must be registry[/path] without scheme, tag or digest"));
+            throw Fail($"'{from}' must be registry[/path] without scheme, tag or digest");
         }
 
         var slash = trimmed.IndexOf('/');
@@ -95,16 +98,18 @@ public sealed record NameMapRule
         var path = slash < 0 ? string.Empty : trimmed[(slash + 1)..];
         if (!NamePaths.IsRegistryHost(host))
         {
-            throw new InputException(fail($"'{from}' must start with a registry host (e.g. docker.io/bitnami, quay.io); '{host}' is not one"));
+            throw Fail($"'{from}' must start with a registry host (e.g. docker.io/bitnami, quay.io); '{host}' is not one");
         }
 
         if (path.Length > 0 && !NamePaths.IsRepositoryPath(path, out var why))
         {
-            throw new InputException(fail($"'{from}': path '{path}': {why} (tags are not allowed)"));
+            throw Fail($"'{from}': path '{path}': {why} (tags are not allowed)");
         }
 
         return NamePaths.Join(NamePaths.NormalizeHost(host), path);
     }
 
     public override string ToString() => $"{From}={To}";
+
+    private static InputException Invalid(string rule, string message) => new(message) { Setting = Setting.NameMap, Subject = rule };
 }

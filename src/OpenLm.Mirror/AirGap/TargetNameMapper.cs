@@ -10,7 +10,7 @@ public sealed record ImageMapping(Reference Source, Reference Target);
 /// <summary>
 /// The import naming rule: where each source image lives in the air-gapped registry.
 /// <list type="number">
-/// <item>A <c>--map FROM=TO</c> rule whose FROM matches the image's <c>registry/repository</c> at a path-component
+/// <item>A user rule <c>FROM=TO</c> whose FROM matches the image's <c>registry/repository</c> at a path-component
 /// boundary: the matched part is replaced by <c>TARGET/TO</c>. The longest matching FROM wins; a user rule beats the
 /// platform rule on an equal FROM.</item>
 /// <item>The platform source (<c>public.ecr.aws/r3q3q2f4</c>) behaves as the rule <c>public.ecr.aws/r3q3q2f4=</c>:
@@ -50,7 +50,11 @@ public sealed class TargetNameMapper
             var duplicate = list.FirstOrDefault(r => r.From == rule.From);
             if (duplicate is not null)
             {
-                throw new InputException($"--map '{duplicate}' and --map '{rule}' both map '{rule.From}'; give each FROM once");
+                throw new InputException($"name-mapping rules '{duplicate}' and '{rule}' both map '{rule.From}'; give each FROM once")
+                {
+                    Setting = Setting.NameMap,
+                    Subject = rule.ToString(),
+                };
             }
 
             list.Add(rule);
@@ -59,7 +63,7 @@ public sealed class TargetNameMapper
         Rules = list;
     }
 
-    /// <summary>Parses the target and <c>--map</c> texts, then builds the mapper.</summary>
+    /// <summary>Parses the target and the <c>FROM=TO</c> rule texts, then builds the mapper.</summary>
     public static TargetNameMapper Create(string target, IEnumerable<string>? maps = null, string platformSource = DefaultPlatformSource) =>
         new(MirrorTarget.Parse(target), platformSource, (maps ?? []).Select(NameMapRule.Parse).ToList());
 
@@ -68,7 +72,7 @@ public sealed class TargetNameMapper
     /// <summary>The normalised platform source (<c>registry/namespace</c>).</summary>
     public string PlatformSource { get; }
 
-    /// <summary>The user's <c>--map</c> rules in the order given.</summary>
+    /// <summary>The user's rules in the order given.</summary>
     public IReadOnlyList<NameMapRule> Rules { get; }
 
     /// <summary>The tag a digest-only image gets: <c>openlm-&lt;algorithm&gt;-&lt;first 32 hex&gt;</c>.</summary>
@@ -109,7 +113,11 @@ public sealed class TargetNameMapper
         {
             throw new InputException(
                 $"'{source}' would map to an empty repository name in {Target} (rule {Describe(rule)}); " +
-                "give the --map rule a TO path or give the target a prefix");
+                "give the rule a TO path or give the target a prefix")
+            {
+                Remedy = Remedy.NameMapRule,
+                Subject = source.ToString(),
+            };
         }
 
         return repository;
@@ -174,7 +182,10 @@ public sealed class TargetNameMapper
         {
             throw new InputException(
                 $"{count} target name collision{(count == 1 ? string.Empty : "s")} in {Target}: different images would be stored under one name:" +
-                $"{collisions}\nAdd --map rules to give them distinct names.");
+                $"{collisions}\nAdd name-mapping rules to give them distinct names.")
+            {
+                Remedy = Remedy.NameMapRule,
+            };
         }
 
         return mappings;
@@ -184,5 +195,5 @@ public sealed class TargetNameMapper
         a.Name == b.Name && a.Tag == b.Tag && (a.Digest is null || b.Digest is null || a.Digest == b.Digest);
 
     private static string Describe(NameMapRule rule) =>
-        rule.IsUserRule ? $"--map {rule}" : $"'{rule.From}' -> target";
+        rule.IsUserRule ? $"'{rule}'" : $"'{rule.From}' -> target";
 }

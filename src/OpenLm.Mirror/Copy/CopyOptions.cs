@@ -12,7 +12,7 @@ public sealed class CopyOptions
     public int Concurrency
     {
         get => _concurrency;
-        set => _concurrency = value is >= 1 and <= 256 ? value : throw new ArgumentOutOfRangeException(nameof(Concurrency), value, "--concurrency must be between 1 and 256");
+        set => _concurrency = value is >= 1 and <= 256 ? value : throw new ArgumentOutOfRangeException(nameof(Concurrency), value, "must be between 1 and 256");
     }
 
     /// <summary>Keep only these children of an index; empty keeps all (and the index stays byte-identical).</summary>

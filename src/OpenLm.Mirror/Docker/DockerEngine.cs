@@ -82,7 +82,7 @@ public sealed class DockerEngine : IImageEngine, IDisposable
         var display = endpoint.OriginalString;
         if (endpoint.Scheme == "unix" && !File.Exists(endpoint.LocalPath))
         {
-            throw new OperationException($"cannot reach the Docker engine at {display}: there is no socket at {endpoint.LocalPath} (is dockerd running? see --docker-host / DOCKER_HOST)");
+            throw new OperationException($"cannot reach the Docker engine at {display}: there is no socket at {endpoint.LocalPath}") { Remedy = Remedy.EngineAddress, Subject = display };
         }
 
         VersionResponse version;
@@ -94,7 +94,7 @@ public sealed class DockerEngine : IImageEngine, IDisposable
             }
             catch (Exception ex) when (IsTransportFailure(ex, cancellationToken))
             {
-                throw new OperationException($"cannot reach the Docker engine at {display}: {Describe(ex)} (is dockerd running? see --docker-host / DOCKER_HOST)", ex);
+                throw new OperationException($"cannot reach the Docker engine at {display}: {Describe(ex)}", ex) { Remedy = Remedy.EngineAddress, Subject = display };
             }
         }
 

@@ -27,7 +27,7 @@ public static class DockerHost
         var value = text.Trim();
         if (value.Length == 0)
         {
-            throw new InputException("--docker-host is empty (expected e.g. unix:///var/run/docker.sock)");
+            throw new InputException("the Docker engine address is empty (expected e.g. unix:///var/run/docker.sock)") { Setting = Setting.DockerHost };
         }
 
         if (value.StartsWith('/'))

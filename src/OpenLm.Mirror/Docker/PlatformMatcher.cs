@@ -56,8 +56,10 @@ public static class PlatformMatcher
     {
         if (string.IsNullOrWhiteSpace(os) || string.IsNullOrWhiteSpace(architecture))
         {
-            throw new OperationException(
-                $"the Docker engine did not report its platform (os '{os}', architecture '{architecture}'); give --platform os/arch");
+            throw new OperationException($"the Docker engine did not report its platform (os '{os}', architecture '{architecture}'); choose the platform explicitly")
+            {
+                Remedy = Remedy.Platform,
+            };
         }
 
         return Normalize(new Platform { Os = os, Architecture = architecture });

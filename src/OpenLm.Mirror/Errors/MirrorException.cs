@@ -13,16 +13,29 @@ public enum FailureKind
     Integrity = 3,
 }
 
-/// <summary>Base of every error this library raises on purpose.</summary>
+/// <summary>
+/// Base of every error this library raises on purpose. The message says what went wrong (and the fix in plain words);
+/// <see cref="Remedy"/>, <see cref="Setting"/> and <see cref="Subject"/> say it again in types, for a front end to name
+/// its own switches.
+/// </summary>
 public class MirrorException : Exception
 {
     public MirrorException(FailureKind kind, string message, Exception? inner = null)
         : base(message, inner) => Kind = kind;
 
     public FailureKind Kind { get; }
+
+    /// <summary>The change that would get past this failure, if there is one.</summary>
+    public Remedy Remedy { get; init; }
+
+    /// <summary>The caller-supplied setting the error is about, if it is about one.</summary>
+    public Setting Setting { get; init; }
+
+    /// <summary>What the error is about, as text: a path, a registry host, a rule.</summary>
+    public string? Subject { get; init; }
 }
 
-/// <summary>The user gave us something malformed (a reference, a file, a flag).</summary>
+/// <summary>The user gave us something malformed (a reference, a file, a setting).</summary>
 public sealed class InputException(string message, Exception? inner = null)
     : MirrorException(FailureKind.Usage, message, inner);
 

@@ -50,7 +50,7 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
         var output = Path.GetFullPath(request.OutputPath);
         if (File.Exists(output) && !request.WriteOptions.Overwrite)
         {
-            throw new InputException($"'{request.OutputPath}' already exists; remove it or pass --force");
+            throw new InputException($"'{request.OutputPath}' already exists; remove it or allow overwriting") { Remedy = Remedy.Overwrite, Subject = request.OutputPath };
         }
 
         Directory.CreateDirectory(request.CacheDirectory);

@@ -162,7 +162,11 @@ public sealed class RegistryClient
             {
                 if (_options.Credentials.GetCredential(Host) is null)
                 {
-                    throw new OperationException($"registry {Host} requires authentication and no credentials were found (use --username with --password-stdin, or a Docker config.json entry for {Host})");
+                    throw new OperationException($"registry {Host} requires authentication and no credentials were found; give a username and password for it")
+                    {
+                        Remedy = Remedy.Credentials,
+                        Subject = Host,
+                    };
                 }
 
                 _useBasic = true;
@@ -204,13 +208,19 @@ public sealed class RegistryClient
         catch (HttpRequestException ex) when (FindInner<AuthenticationException>(ex) is { } tls)
         {
             var host = request.RequestUri!.Authority;
-            throw new OperationException(
-                $"TLS connection to {host} failed: {tls.Message} The certificate is not trusted: pass --ca-file with the CA that issued it (or --insecure to skip verification, not recommended); use --plain-http only for a registry that serves plain HTTP.",
-                ex);
+            throw new OperationException($"TLS connection to {host} failed: {tls.Message} The certificate is not trusted: trust the CA that issued it.", ex)
+            {
+                Remedy = Remedy.TrustCaFile,
+                Subject = host,
+            };
         }
         catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.SecureConnectionError)
         {
-            throw new OperationException($"TLS connection to {request.RequestUri!.Authority} failed: {ex.Message} (if the registry serves plain HTTP, pass --plain-http)", ex);
+            throw new OperationException($"TLS connection to {request.RequestUri!.Authority} failed: {ex.Message}", ex)
+            {
+                Remedy = Remedy.PlainHttp,
+                Subject = request.RequestUri!.Authority,
+            };
         }
     }
 
@@ -312,9 +322,9 @@ public sealed class RegistryClient
                 var error = await RegistryException.FromResponseAsync(response, $"token request for {Host}", cancellationToken).ConfigureAwait(false);
                 if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
                 {
-                    throw new OperationException(credential is null
-                        ? $"registry {Host} refused an anonymous token ({(int)response.StatusCode}); it needs credentials (--username with --password-stdin, or Docker config.json)"
-                        : $"registry {Host} rejected the credentials for user '{credential.Username}' ({(int)response.StatusCode})", error);
+                    throw credential is null
+                        ? new OperationException($"registry {Host} refused an anonymous token ({(int)response.StatusCode}); it needs credentials", error) { Remedy = Remedy.Credentials, Subject = Host }
+                        : new OperationException($"registry {Host} rejected the credentials for user '{credential.Username}' ({(int)response.StatusCode})", error);
                 }
 
                 throw error;
@@ -434,7 +444,7 @@ public sealed class RegistryConnector : IDisposable
     {
         if (!File.Exists(path))
         {
-            throw new InputException($"--ca-file '{path}' does not exist");
+            throw new InputException($"CA file '{path}' does not exist") { Setting = Setting.CaFile, Subject = path };
         }
 
         var collection = new X509Certificate2Collection();
@@ -444,12 +454,12 @@ public sealed class RegistryConnector : IDisposable
         }
         catch (System.Security.Cryptography.CryptographicException ex)
         {
-            throw new InputException($"--ca-file '{path}' is not a PEM certificate file: {ex.Message}", ex);
+            throw new InputException($"CA file '{path}' is not a PEM certificate file: {ex.Message}", ex) { Setting = Setting.CaFile, Subject = path };
         }
 
         if (collection.Count == 0)
         {
-            throw new InputException($"--ca-file '{path}' contains no PEM certificate");
+            throw new InputException($"CA file '{path}' contains no PEM certificate") { Setting = Setting.CaFile, Subject = path };
         }
 
         return collection;

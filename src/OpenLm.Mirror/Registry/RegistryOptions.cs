@@ -30,14 +30,14 @@ public sealed class RegistryOptions
     public int Retries
     {
         get => _retries;
-        set => _retries = value is >= 0 and <= 100 ? value : throw new ArgumentOutOfRangeException(nameof(Retries), value, "--retries must be between 0 and 100");
+        set => _retries = value is >= 0 and <= 100 ? value : throw new ArgumentOutOfRangeException(nameof(Retries), value, "must be between 0 and 100");
     }
 
     /// <summary>Requests per second per registry host, or null for no limit.</summary>
     public double? RateLimit
     {
         get => _rateLimit;
-        set => _rateLimit = value is null || (value > 0 && value <= 100_000) ? value : throw new ArgumentOutOfRangeException(nameof(RateLimit), value, "--rate-limit must be a positive number of requests per second");
+        set => _rateLimit = value is null || (value > 0 && value <= 100_000) ? value : throw new ArgumentOutOfRangeException(nameof(RateLimit), value, "must be a positive number of requests per second");
     }
 
     /// <summary>How many times an interrupted blob download resumes with <c>Range</c> before giving up.</summary>

@@ -76,10 +76,10 @@ public sealed class OptionsTests : IDisposable
         var options = new RegistryOptions();
 
         // When values out of range are set
-        // Then each is refused with the flag named
-        Assert.Contains("--retries", Assert.Throws<ArgumentOutOfRangeException>(() => options.Retries = -1).Message, StringComparison.Ordinal);
+        // Then each is refused naming the property (the CLI turns it into the flag)
+        Assert.Equal(nameof(RegistryOptions.Retries), Assert.Throws<ArgumentOutOfRangeException>(() => options.Retries = -1).ParamName);
         Assert.Throws<ArgumentOutOfRangeException>(() => options.Retries = 101);
-        Assert.Contains("--rate-limit", Assert.Throws<ArgumentOutOfRangeException>(() => options.RateLimit = 0).Message, StringComparison.Ordinal);
+        Assert.Equal(nameof(RegistryOptions.RateLimit), Assert.Throws<ArgumentOutOfRangeException>(() => options.RateLimit = 0).ParamName);
         Assert.Throws<ArgumentOutOfRangeException>(() => options.RateLimit = -3);
         Assert.Throws<ArgumentOutOfRangeException>(() => options.ResumeAttempts = -1);
         Assert.Throws<ArgumentOutOfRangeException>(() => options.IdleTimeout = TimeSpan.Zero);
@@ -112,8 +112,8 @@ public sealed class OptionsTests : IDisposable
         // When a connector is made
         var ex = Assert.Throws<InputException>(() => new RegistryConnector(options));
 
-        // Then the flag and path are named
-        Assert.Contains("--ca-file", ex.Message, StringComparison.Ordinal);
+        // Then the setting and path are named
+        Assert.Equal(Setting.CaFile, ex.Setting);
         Assert.Contains("does not exist", ex.Message, StringComparison.Ordinal);
     }
 
@@ -127,8 +127,9 @@ public sealed class OptionsTests : IDisposable
         // When a connector is made
         var ex = Assert.Throws<InputException>(() => new RegistryConnector(new RegistryOptions { CaFile = path }));
 
-        // Then it says so
-        Assert.Contains("--ca-file", ex.Message, StringComparison.Ordinal);
+        // Then it says so, naming the setting
+        Assert.Equal(Setting.CaFile, ex.Setting);
+        Assert.Contains("no PEM certificate", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -116,9 +116,10 @@ public sealed class RemoteRepositoryTests
         // When a manifest is fetched anonymously
         var ex = await Assert.ThrowsAsync<OperationException>(() => repository.FetchManifestAsync("1"));
 
-        // Then the message says credentials are needed
+        // Then the message says credentials are needed, and the CLI names the flags that give them
         Assert.Contains("refused an anonymous token (401)", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("--password-stdin", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(Remedy.Credentials, ex.Remedy);
+        Assert.Contains("--password-stdin", OpenLm.Mirror.Cli.CliApp.Describe(ex), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,0 +1,57 @@
+using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.PlatformSpec;
+using OpenLm.Mirror.Registry;
+
+namespace OpenLm.Mirror.Export;
+
+/// <summary>Which release to resolve and how.</summary>
+public sealed record ResolveRequest
+{
+    /// <summary>The platform manifest (YAML, see docs/platform-manifest.md).</summary>
+    public required string ManifestPath { get; init; }
+
+    /// <summary>Chart values references that cannot be parsed become warnings instead of errors.</summary>
+    public bool SkipInvalid { get; init; }
+
+    /// <summary>The platforms to keep; null keeps the manifest's own.</summary>
+    public IReadOnlyList<Platform>? Platforms { get; init; }
+}
+
+/// <summary>The release side of the mirror, as one call per step: resolve a platform manifest to a lock.</summary>
+public static class Release
+{
+    /// <summary>
+    /// Reads the platform manifest, scans its charts for image references (skipped invalid ones are logged), and pins
+    /// every image at the source to its digest.
+    /// </summary>
+    public static async Task<LockFile> ResolveAsync(ResolveRequest request, RegistryConnector connector, IMirrorLog log, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(connector);
+        ArgumentNullException.ThrowIfNull(log);
+        var manifest = PlatformManifest.Load(request.ManifestPath);
+        var scans = PlatformImageList.ScanCharts(manifest, new ChartScanOptions { SkipInvalid = request.SkipInvalid });
+        foreach (var invalid in scans.SelectMany(scan => scan.Invalid))
+        {
+            log.Warn($"skipped invalid image reference in chart {invalid.ChartName} ({invalid.File}:{invalid.Line}, {invalid.ValuesPath}): {invalid.Error}");
+        }
+
+        var images = PlatformImageList.Build(manifest, scans);
+        var platforms = request.Platforms ?? manifest.Platforms;
+        log.Info($"resolving {images.Count} images of {manifest.Name} {manifest.Version}{(platforms.Count > 0 ? $" for {string.Join(", ", platforms)}" : string.Empty)}");
+        return await new PlatformResolver(connector, log).ResolveAsync(manifest, images, platforms, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Where an export keeps its cache by default: <c>$XDG_CACHE_HOME/openlm-mirror/export</c>, else under <c>~/.cache</c>.</summary>
+    public static string DefaultCacheDirectory(Func<string, string?>? environment = null)
+    {
+        var root = (environment ?? Environment.GetEnvironmentVariable)("XDG_CACHE_HOME");
+        if (string.IsNullOrEmpty(root))
+        {
+            root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        }
+
+        return Path.Combine(root, "openlm-mirror", "export");
+    }
+}
