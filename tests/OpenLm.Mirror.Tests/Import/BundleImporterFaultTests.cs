@@ -39,6 +39,9 @@ public sealed class BundleImporterFaultTests(SignedSampleBundleFixture fixture) 
         Assert.Empty(_harness.Registry.TagPuts());
         Assert.All(_harness.NonEmptyRepositories, r => Assert.Empty(r.Tags));
         Assert.All(_harness.NonEmptyRepositories, r => Assert.False(r.Blobs.ContainsKey(layer.Digest)));
+
+        // And a mismatch is final: neither retried nor given another pass
+        Assert.DoesNotContain(_harness.Log.Warnings, w => w.StartsWith("retry ", StringComparison.Ordinal) || w.Contains("pass 2", StringComparison.Ordinal));
     }
 
     [Fact]
