@@ -143,6 +143,33 @@ public sealed class BundleImporterFaultTests(SignedSampleBundleFixture fixture) 
         Assert.Empty(_harness.Registry.TagPuts());
     }
 
+    [Fact]
+    public async Task BundleImporter_ImportAsync_CancelledDuringUploads_OperationCanceledAndNoTag()
+    {
+        // Given an import that is cancelled (Ctrl+C) while the first blob upload is under way
+        using var cancel = new CancellationTokenSource();
+        _harness.Registry.Intercept = async context =>
+        {
+            if (!Faults.IsBlobCommit(context))
+            {
+                return false;
+            }
+
+            await cancel.CancelAsync();
+            await Faults.DrainAsync(context);
+            await Reply.ErrorAsync(context, 503, "UNAVAILABLE", "shutting down");
+            return true;
+        };
+
+        // When the import runs
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => _harness.Importer(retries: 4).ImportAsync(_harness.Request(Bundle), null, cancel.Token));
+
+        // Then it stops without a retry or another pass, and no tag was created
+        Assert.Empty(_harness.Registry.TagPuts());
+        Assert.DoesNotContain(_harness.Log.Warnings, w => w.Contains("pass 2", StringComparison.Ordinal));
+        Assert.All(_harness.NonEmptyRepositories, r => Assert.Empty(r.Tags));
+    }
+
     private void AssertEverythingImported()
     {
         foreach (var image in Bundle.Images)

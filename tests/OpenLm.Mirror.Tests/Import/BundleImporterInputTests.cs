@@ -147,6 +147,24 @@ public sealed class BundleImporterInputTests(SignedSampleBundleFixture fixture) 
         Assert.Empty(Directory.EnumerateFileSystemEntries(temp));
     }
 
+    [Fact]
+    public async Task BundleImporter_ImportAsync_ZstdBundleWithWrongKey_RefusedAndTemporaryCopyRemoved()
+    {
+        // Given an old-style zstd bundle, a key other than its signer's, and a temporary directory for the decompressed copy
+        using var zstd = await SampleBundle.CreateAsync(_harness.Directory.Sub("zstd"), seed: 23, BundleCompression.Zstd);
+        using var other = SampleBundle.NewKey();
+        using var wrong = other.GetVerificationKey();
+        var temp = _harness.Directory.Sub("tmp");
+        Directory.CreateDirectory(temp);
+
+        // When it is imported with that key
+        await Assert.ThrowsAsync<IntegrityException>(() => _harness.ImportAsync(_harness.Request(zstd) with { Key = wrong, TempDirectory = temp }));
+
+        // Then the registry saw nothing and the decompressed copy was removed
+        Assert.Empty(_harness.Registry.Requests);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temp));
+    }
+
     /// <summary>The sample bundle without its signature entry, written to the harness directory.</summary>
     private string WriteUnsigned()
     {

@@ -203,4 +203,26 @@ public sealed class BundleImporterTests(SignedSampleBundleFixture fixture) : ICl
         Assert.Equal($"/v2/{repositoryName}/manifests/{moved.Tag}", put.Path);
         Assert.DoesNotContain(_harness.Log.Lines, l => l.Level == LogLevel.Error);
     }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_WithProgress_ReportsEveryUploadedByte()
+    {
+        // Given a progress sink that keeps the running totals it hears
+        var totals = new System.Collections.Concurrent.ConcurrentQueue<long>();
+        var progress = new SyncProgress(totals.Enqueue);
+
+        // When the bundle is imported with it
+        var result = await _harness.Importer().ImportAsync(_harness.Request(Bundle), progress);
+
+        // Then the largest running total is exactly the bytes uploaded, which is every unique blob once
+        Assert.NotEmpty(totals);
+        Assert.Equal(result.BytesUploaded, totals.Max());
+        Assert.Equal(Bundle.UniqueBlobs.Sum(d => new FileInfo(Bundle.Platform.GetBlobPath(d)).Length), totals.Max());
+    }
+
+    /// <summary>An <see cref="IProgress{T}"/> that reports on the calling thread (Progress&lt;T&gt; posts, and could report after the import returned).</summary>
+    private sealed class SyncProgress(Action<long> report) : IProgress<long>
+    {
+        public void Report(long value) => report(value);
+    }
 }
