@@ -89,6 +89,31 @@ public sealed class BundleExporterTests(SamplePlatformFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task BundleExporter_ExportAsync_TagMovedAtSourceAfterResolve_ExportsThePinnedDigest()
+    {
+        // Given a lock, and then one image's tag moved at the source to another image's manifest
+        var image = fixture.Platform.Images.First(i => !i.IsIndex);
+        var other = fixture.Platform.Images.First(i => i != image && !i.IsIndex);
+        var repository = _harness.Registry.Repo(image.Repository);
+        foreach (var blob in other.BlobDigests)
+        {
+            repository.AddBlob(fixture.Platform.ReadBlob(blob));
+        }
+
+        repository.AddManifest(image.Tag, fixture.Platform.ReadBlob(other.Digest), other.MediaType);
+        var output = _harness.Directory.Sub("bundle.tar");
+
+        // When the release is exported
+        await _harness.ExportAsync(_harness.Request(output));
+
+        // Then the bundle holds what the lock pinned, not what the tag names now
+        using var key = _harness.Key.GetVerificationKey();
+        var read = await BundleReader.ReadAsync(output, new BundleReadOptions { Key = key });
+        Assert.Equal(image.Digest, read.Head.Images.Single(d => d.RefName == _harness.SourceRef(image)).Digest.ToString());
+        Assert.DoesNotContain(_harness.Registry.Requests, r => r.Path == $"/v2/{image.Repository}/manifests/{image.Tag}");
+    }
+
+    [Fact]
     public async Task BundleExporter_ExportAsync_SecondExportWithSameCache_DownloadsNoBlob()
     {
         // Given one export that filled the cache

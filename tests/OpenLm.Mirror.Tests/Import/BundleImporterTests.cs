@@ -175,6 +175,26 @@ public sealed class BundleImporterTests(SignedSampleBundleFixture fixture) : ICl
     }
 
     [Fact]
+    public async Task BundleImporter_ImportAsync_DryRunAfterImport_OneRequestPerImageAndNothingToUpload()
+    {
+        // Given a registry the bundle was already imported into
+        await _harness.ImportAsync(_harness.Request(Bundle));
+        _harness.Registry.Server.ClearRequests();
+
+        // When a dry run is asked for
+        var result = await _harness.ImportAsync(_harness.Request(Bundle) with { DryRun = true });
+
+        // Then the plan cost one HEAD per image root and finds every blob present
+        Assert.All(_harness.Registry.Requests, r => Assert.Equal("HEAD", r.Method));
+        Assert.Equal(
+            Bundle.Images.Select(i => $"/v2/{ImportNames.TargetRepository(i)}/manifests/{i.Digest}").Order(StringComparer.Ordinal),
+            _harness.Registry.Requests.Select(r => r.Path).Order(StringComparer.Ordinal));
+        Assert.Equal(0, result.BlobsUploaded);
+        Assert.Equal(0, result.BlobsMounted);
+        Assert.Equal(Bundle.UniqueBlobs.Count, result.BlobsPresent);
+    }
+
+    [Fact]
     public async Task BundleImporter_ImportAsync_TagPointingElsewhere_MovedAndWarnedOthersUnchanged()
     {
         // Given an imported bundle, then one tag moved by someone to another image's manifest
