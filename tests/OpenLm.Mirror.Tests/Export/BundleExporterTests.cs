@@ -1,5 +1,6 @@
 using OpenLm.Mirror.Bundle;
 using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Layout;
 using OpenLm.Mirror.Oci;
 using OpenLm.Mirror.Tests.Bundle;
 using OpenLm.Mirror.Tests.Support;
@@ -111,6 +112,27 @@ public sealed class BundleExporterTests(SamplePlatformFixture fixture) : IClassF
         var read = await BundleReader.ReadAsync(output, new BundleReadOptions { Key = key });
         Assert.Equal(image.Digest, read.Head.Images.Single(d => d.RefName == _harness.SourceRef(image)).Digest.ToString());
         Assert.DoesNotContain(_harness.Registry.Requests, r => r.Path == $"/v2/{image.Repository}/manifests/{image.Tag}");
+    }
+
+    [Fact]
+    public async Task BundleExporter_ExportAsync_CacheWithPartialDownloads_DiscardsThemAndExports()
+    {
+        // Given a cache holding the half-written download of a killed run
+        var cache = _harness.Directory.Sub("cache");
+        OciLayoutStore.Open(cache, create: true);
+        var temp = Path.Combine(cache, OciLayoutStore.TempDirectoryName);
+        Directory.CreateDirectory(temp);
+        var partial = Path.Combine(temp, "sha256-killed.partial");
+        await File.WriteAllBytesAsync(partial, [1, 2, 3]);
+
+        // When the release is exported with it
+        var output = _harness.Directory.Sub("bundle.tar");
+        await _harness.ExportAsync(_harness.Request(output, cache));
+
+        // Then the partial file is gone and the bundle verifies
+        Assert.False(File.Exists(partial));
+        using var key = _harness.Key.GetVerificationKey();
+        Assert.True((await BundleReader.ReadAsync(output, new BundleReadOptions { Key = key })).Complete);
     }
 
     [Fact]

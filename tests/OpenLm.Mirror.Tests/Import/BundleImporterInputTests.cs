@@ -67,6 +67,25 @@ public sealed class BundleImporterInputTests(SignedSampleBundleFixture fixture) 
     }
 
     [Fact]
+    public async Task BundleImporter_ImportAsync_TwoImagesMappedToOneName_InputExceptionBeforeAnyRequest()
+    {
+        // Given --map rules that send two different images to the same repository (both are tagged 1.0.0)
+        var server = Bundle.Images.Single(i => i.Repository.EndsWith("/olm-server", StringComparison.Ordinal));
+        var worker = Bundle.Images.Single(i => i.Repository.EndsWith("/olm-worker", StringComparison.Ordinal));
+        var request = _harness.Request(Bundle) with
+        {
+            Maps = [$"{Bundle.Source}/{SampleBundle.RelativeName(server)}=olm", $"{Bundle.Source}/{SampleBundle.RelativeName(worker)}=olm"],
+        };
+
+        // When it is imported
+        var ex = await Assert.ThrowsAsync<InputException>(() => _harness.ImportAsync(request));
+
+        // Then the collision is refused, naming the target, before anything reaches the registry
+        Assert.Contains($"{ImportNames.Prefix}/olm:{server.Tag}", ex.Message, StringComparison.Ordinal);
+        Assert.Empty(_harness.Registry.Requests);
+    }
+
+    [Fact]
     public async Task BundleImporter_ImportAsync_WrongKey_IntegrityExceptionBeforeAnyRequest()
     {
         // Given a key other than the one the bundle was signed with
