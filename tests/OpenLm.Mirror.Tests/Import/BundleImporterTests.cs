@@ -195,6 +195,23 @@ public sealed class BundleImporterTests(SignedSampleBundleFixture fixture) : ICl
     }
 
     [Fact]
+    public async Task BundleImporter_ImportAsync_TokenProtectedRegistry_ImportsWithBearerTokens()
+    {
+        // Given a registry that wants a bearer token for every repository request
+        await using var harness = new ImportHarness(requireToken: true);
+
+        // When the bundle is imported into it
+        var result = await harness.ImportAsync(harness.Request(Bundle));
+
+        // Then every image arrived, mounts included, with tokens fetched from the challenge's realm (tags set with one)
+        Assert.All(result.Images, i => Assert.Equal(TagOutcome.Created, i.Tag));
+        Assert.All(Bundle.Images, i => Assert.Equal(i.Digest, harness.Registry.Repo(ImportNames.TargetRepository(i)).Tags[i.Tag]));
+        Assert.True(result.BlobsMounted > 0);
+        Assert.True(harness.Registry.TokensIssued > 0);
+        Assert.All(harness.Registry.TagPuts(), r => Assert.StartsWith("Bearer ", r.Authorization));
+    }
+
+    [Fact]
     public async Task BundleImporter_ImportAsync_TagPointingElsewhere_MovedAndWarnedOthersUnchanged()
     {
         // Given an imported bundle, then one tag moved by someone to another image's manifest

@@ -13,9 +13,9 @@ internal sealed class ImportHarness : IAsyncDisposable
 {
     private readonly List<RegistryConnector> _connectors = [];
 
-    public ImportHarness()
+    public ImportHarness(bool requireToken = false)
     {
-        Registry = FakeRegistry.Start();
+        Registry = FakeRegistry.Start(requireToken);
         Registry.CheckManifestReferences = true;
     }
 
