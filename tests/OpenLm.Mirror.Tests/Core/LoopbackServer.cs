@@ -34,6 +34,9 @@ internal sealed class LoopbackServer : IAsyncDisposable
 
     public IReadOnlyList<SeenRequest> Requests => _requests.ToList();
 
+    /// <summary>Forgets the requests seen so far (a test's setup traffic), so assertions see only what follows.</summary>
+    public void ClearRequests() => _requests.Clear();
+
     public static LoopbackServer Start(Func<HttpListenerContext, Task> handler, string host = "127.0.0.1")
     {
         if (!IPAddress.IsLoopback(IPAddress.Parse(host)))
@@ -106,7 +109,10 @@ internal sealed class LoopbackServer : IAsyncDisposable
         try
         {
             await _handler(context).ConfigureAwait(false);
-            context.Response.Close();
+            if (!Reply.WasReset(context))
+            {
+                context.Response.Close();
+            }
         }
         catch (HttpListenerException)
         {
@@ -114,6 +120,10 @@ internal sealed class LoopbackServer : IAsyncDisposable
         }
         catch (ObjectDisposedException)
         {
+        }
+        catch (Exception) when (Reply.WasReset(context))
+        {
+            // The connection was reset on purpose; whatever failed afterwards has nobody to answer.
         }
         catch (Exception ex)
         {
@@ -134,6 +144,29 @@ internal sealed class LoopbackServer : IAsyncDisposable
 /// <summary>Response helpers for handlers.</summary>
 internal static class Reply
 {
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<HttpListenerContext, object> Resets = new();
+
+    /// <summary>
+    /// Resets the TCP connection (RST) without sending a status line: what a registry restart or a load balancer
+    /// dropping the connection looks like to the client. <see cref="HttpListenerResponse.Abort"/> cannot do it: before
+    /// the headers are out, the managed listener's abort still sends <c>200 OK</c>. So the socket is taken from the
+    /// listener's connection (a private field, found by type) and closed with a zero linger time.
+    /// </summary>
+    public static void Reset(HttpListenerContext context)
+    {
+        const System.Reflection.BindingFlags Private = System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic;
+        var connection = context.GetType().GetProperty("Connection", Private)?.GetValue(context)
+            ?? throw new InvalidOperationException("this HttpListener has no managed connection to reset");
+        var socket = connection.GetType().GetFields(Private).Where(f => f.FieldType == typeof(Socket)).Select(f => f.GetValue(connection)).OfType<Socket>().FirstOrDefault()
+            ?? throw new InvalidOperationException("the listener connection holds no socket to reset");
+        Resets.AddOrUpdate(context, new object());
+        socket.LingerState = new LingerOption(true, 0);
+        socket.Close();
+    }
+
+    /// <summary>Whether <see cref="Reset"/> closed this request's connection (nothing more may be sent on it).</summary>
+    public static bool WasReset(HttpListenerContext context) => Resets.TryGetValue(context, out _);
+
     public static async Task BytesAsync(HttpListenerContext context, int status, byte[] body, string? contentType = null, IDictionary<string, string>? headers = null)
     {
         var response = context.Response;
