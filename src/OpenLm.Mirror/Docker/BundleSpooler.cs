@@ -254,7 +254,7 @@ internal sealed class BundleSpooler(string spoolDirectory, Platform platform, Do
         if (available < needed + FreeSpaceMargin)
         {
             throw new OperationException(
-                $"not enough free space in '{spoolDirectory}' to spool the images for loading: {needed} bytes needed (plus a margin), {available} available; use --temp-dir on a larger file system");
+                $"not enough free space in '{spoolDirectory}' to spool the images for loading: {needed} bytes needed (plus a margin), {available} available; use a temporary directory on a larger file system") { Remedy = Remedy.TempDirectory, Subject = spoolDirectory };
         }
     }
 }

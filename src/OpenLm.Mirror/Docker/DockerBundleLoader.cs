@@ -30,7 +30,7 @@ public static class DockerBundleLoader
         ArgumentNullException.ThrowIfNull(options);
         if (options.RequireSignature && options.Key is null)
         {
-            throw new IntegrityException("refusing to load an unverified bundle: give the release public key (--key release.pub)");
+            throw new IntegrityException("refusing to load an unverified bundle: the release public key is needed to check its signature") { Remedy = Remedy.ReleaseKey };
         }
 
         var platform = PlatformMatcher.Normalize(options.Platform ?? engine.Info.Platform);
@@ -61,7 +61,7 @@ public static class DockerBundleLoader
             {
                 if (skipped.Any(s => s.Kind == SkipKind.Platform))
                 {
-                    throw new InputException($"no image of the bundle has the platform {platform}; choose another with --platform");
+                    throw new InputException($"no image of the bundle has the platform {platform}; choose another platform") { Remedy = Remedy.Platform };
                 }
 
                 options.Log.Info("the bundle holds no container images to load");

@@ -53,6 +53,18 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             throw new InputException($"'{request.OutputPath}' already exists; remove it or allow overwriting") { Remedy = Remedy.Overwrite, Subject = request.OutputPath };
         }
 
+        // Refused before anything is pulled: finding this out after an hour of downloads helps nobody.
+        var directory = Path.GetDirectoryName(output);
+        if (Directory.Exists(output))
+        {
+            throw new InputException($"'{request.OutputPath}' is a directory; the bundle is one file: give its file name");
+        }
+
+        if (directory is not null && !Directory.Exists(directory))
+        {
+            throw new InputException($"directory '{directory}' does not exist: create it first or write the bundle elsewhere");
+        }
+
         Directory.CreateDirectory(request.CacheDirectory);
         var cache = OpenCache(request.CacheDirectory);
         var missing = lockFile.Blobs.Where(b => !File.Exists(cache.BlobPath(Digest.Parse(b.Digest)))).ToList();

@@ -25,7 +25,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
         ArgumentNullException.ThrowIfNull(request);
         if (request.Key is null && !request.AllowUnsigned)
         {
-            throw new InputException("import needs the release public key; importing without checking the signature must be asked for explicitly");
+            throw new InputException("import needs the release public key; importing without checking the signature must be asked for explicitly") { Remedy = Remedy.ReleaseKeyOrUnsignedOptOut };
         }
 
         var bundle = await BundleSource.OpenAsync(
@@ -36,7 +36,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
         {
             if (request.Key is null)
             {
-                log.Warn($"{request.BundlePath}: the signature is NOT checked (explicitly skipped); digests are still verified, but nothing proves who made this bundle");
+                log.Warn($"{request.BundlePath}: the signature is NOT checked (explicitly skipped); digests are still verified, but nothing proves who made this bundle", Remedy.UnsignedOptOut);
             }
 
             // Names first: a collision is refused before anything is pushed. The platform prefix that the target

@@ -190,11 +190,12 @@ public sealed class BundleExporterTests(SamplePlatformFixture fixture) : IClassF
         // When the release is exported there
         var ex = await Assert.ThrowsAsync<InputException>(() => _harness.ExportAsync(_harness.Request(output)));
 
-        // Then it is refused as a usage error naming the directory, and the directory is not created.
-        // (Today the check is the writer's, after the images were pulled into the cache; see the report.)
+        // Then it is refused as a usage error naming the directory, before any request and before the cache exists
         Assert.Contains("does not exist", ex.Message, StringComparison.Ordinal);
         Assert.Contains(missing, ex.Message, StringComparison.Ordinal);
         Assert.False(Directory.Exists(missing));
+        Assert.Empty(_harness.Registry.Requests);
+        Assert.False(Directory.Exists(_harness.Directory.Sub("cache")));
     }
 
     /// <summary>Asserts that two bundle tars hold the same entries in the same order, byte for byte, except the signature entry.</summary>
