@@ -7,8 +7,6 @@ using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Layout;
 using OpenLm.Mirror.Oci;
 using OpenLm.Mirror.Signing;
-using ZstdSharp;
-using ZstdSharp.Unsafe;
 
 namespace OpenLm.Mirror.Bundle;
 
@@ -101,19 +99,11 @@ public static class BundleWriter
             var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
             await using (file.ConfigureAwait(false))
             {
-                Stream sinkStream = file;
-                CompressionStream? zstd = null;
+                // zstd: the seekable format, a new frame at every tar entry (see SeekableZstdWriter).
+                var zstd = options.Compression == BundleCompression.Zstd ? new SeekableZstdWriter(file, options.ZstdLevel) : null;
                 try
                 {
-                    if (options.Compression == BundleCompression.Zstd)
-                    {
-                        zstd = new CompressionStream(file, options.ZstdLevel, bufferSize: 1 << 20, leaveOpen: true);
-                        zstd.SetParameter(ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
-                        zstd.SetPledgedSrcSize((ulong)tarBytes);
-                        sinkStream = zstd;
-                    }
-
-                    var sink = new TarSink(sinkStream, mtime, bytesWritten);
+                    var sink = new TarSink(zstd is null ? file : zstd, zstd, mtime, bytesWritten);
                     foreach (var (name, bytes) in head)
                     {
                         await sink.WriteBytesAsync(name, bytes, cancellationToken).ConfigureAwait(false);
@@ -141,16 +131,14 @@ public static class BundleWriter
 
                     if (zstd is not null)
                     {
-                        // Completes the zstd frame (epilogue and checksum).
-                        var finishing = zstd;
-                        zstd = null;
-                        await finishing.DisposeAsync().ConfigureAwait(false);
+                        // Ends the last frame and appends the seek table.
+                        await zstd.FinishAsync(cancellationToken).ConfigureAwait(false);
                     }
                 }
                 finally
                 {
-                    // Only on failure: release the compressor; the partial file is deleted below.
-                    DisposeQuietly(zstd);
+                    // Frees the compressor only; on failure the partial file is deleted below.
+                    zstd?.Dispose();
                 }
 
                 await file.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -327,19 +315,6 @@ public static class BundleWriter
         }
     }
 
-    private static void DisposeQuietly(IDisposable? disposable)
-    {
-        try
-        {
-            disposable?.Dispose();
-        }
-#pragma warning disable CA1031 // Already failing: an error while releasing must not hide the original one.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
-    }
-
     private static void TryDelete(string path)
     {
         try
@@ -354,8 +329,12 @@ public static class BundleWriter
         }
     }
 
-    /// <summary>Writes tar entries and counts uncompressed bytes.</summary>
-    private sealed class TarSink(Stream stream, long mtime, IProgress<long>? progress)
+    /// <summary>
+    /// Writes tar entries and counts uncompressed bytes. With <paramref name="frames"/> (the seekable zstd
+    /// writer, also <paramref name="stream"/>), every entry header and the end-of-archive marker start a new
+    /// zstd frame.
+    /// </summary>
+    private sealed class TarSink(Stream stream, SeekableZstdWriter? frames, long mtime, IProgress<long>? progress)
     {
         private static readonly byte[] Zeros = new byte[TarHeaders.BlockSize];
 
@@ -363,6 +342,7 @@ public static class BundleWriter
 
         public async Task WriteBytesAsync(string name, byte[] bytes, CancellationToken ct)
         {
+            await StartEntryAsync(ct).ConfigureAwait(false);
             await WriteAsync(TarHeaders.RegularFile(name, bytes.Length, mtime), ct).ConfigureAwait(false);
             await WriteAsync(bytes, ct).ConfigureAwait(false);
             await PadAsync(bytes.Length, ct).ConfigureAwait(false);
@@ -371,6 +351,7 @@ public static class BundleWriter
 
         public async Task WriteStreamAsync(string name, Descriptor descriptor, Stream source, string sourceName, CancellationToken ct)
         {
+            await StartEntryAsync(ct).ConfigureAwait(false);
             await WriteAsync(TarHeaders.RegularFile(name, descriptor.Size, mtime), ct).ConfigureAwait(false);
             var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
             try
@@ -407,10 +388,13 @@ public static class BundleWriter
 
         public async Task FinishAsync(CancellationToken ct)
         {
+            await StartEntryAsync(ct).ConfigureAwait(false);
             await WriteAsync(TarHeaders.EndOfArchive, ct).ConfigureAwait(false);
             await stream.FlushAsync(ct).ConfigureAwait(false);
             progress?.Report(Written);
         }
+
+        private ValueTask StartEntryAsync(CancellationToken ct) => frames?.EndFrameAsync(ct) ?? ValueTask.CompletedTask;
 
         private Task PadAsync(long size, CancellationToken ct)
         {
