@@ -42,17 +42,19 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
 {
     private readonly Func<long, long, Stream> _openRange;
     private readonly string? _temporaryCopy;
+    private readonly IDisposable? _owner;
     private readonly IReadOnlyDictionary<Digest, BundleEntry> _blobs;
     private readonly IReadOnlyDictionary<Digest, (Descriptor Descriptor, byte[] Bytes)> _manifests;
     private readonly IReadOnlyDictionary<string, Descriptor> _roots;
     private readonly ConcurrentDictionary<Digest, byte> _verified = new();
 
-    private BundleSource(string path, Func<long, long, Stream> openRange, string? temporaryCopy, BundleIndex index)
+    private BundleSource(string path, BundleData data, BundleIndex index)
     {
         DisplayName = path;
-        _openRange = openRange;
-        _temporaryCopy = temporaryCopy;
-        Head = index.Head! with { Compressed = temporaryCopy is not null };
+        _openRange = data.OpenRange;
+        _temporaryCopy = data.TemporaryCopy;
+        _owner = data.Owner;
+        Head = index.Head! with { Compressed = data.Compressed };
         _blobs = index.Blobs;
         _manifests = index.Manifests;
         Documents = index.Documents;
@@ -86,29 +88,30 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(options);
-        var (dataPath, temporaryCopy) = await RandomAccessDataAsync(path, options, cancellationToken).ConfigureAwait(false);
+        var data = await RandomAccessDataAsync(path, options, cancellationToken).ConfigureAwait(false);
         try
         {
             var index = new BundleIndex();
-            var file = BundleReader.OpenFile(dataPath);
-            await using (file.ConfigureAwait(false))
+            var tar = data.OpenTar();
+            await using (tar.ConfigureAwait(false))
             {
-                await BundleReader.ReadAsync(file, new BundleReadOptions
+                await BundleReader.ReadAsync(tar, new BundleReadOptions
                 {
                     Key = options.Key,
                     RequireSignature = options.RequireSignature,
                     Visitor = index,
-                    FilePath = Path.GetFullPath(dataPath),
+                    FilePath = Path.GetFullPath(path),
                     SourceName = path,
                     Progress = options.Progress,
                 }, cancellationToken).ConfigureAwait(false);
             }
 
-            return new BundleSource(path, (offset, length) => new RangeStream(dataPath, offset, length), temporaryCopy, index);
+            return new BundleSource(path, data, index);
         }
         catch
         {
-            DeleteQuietly(temporaryCopy);
+            data.Owner?.Dispose();
+            DeleteQuietly(data.TemporaryCopy);
             throw;
         }
     }
@@ -199,6 +202,7 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
 
     public ValueTask DisposeAsync()
     {
+        _owner?.Dispose();
         DeleteQuietly(_temporaryCopy);
         return ValueTask.CompletedTask;
     }
@@ -234,8 +238,23 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
         }
     }
 
-    /// <summary>The file whose byte ranges hold the tar: the bundle itself, or a decompressed copy of a single-stream zstd bundle.</summary>
-    private static async Task<(string DataPath, string? TemporaryCopy)> RandomAccessDataAsync(string path, BundleOpenOptions options, CancellationToken ct)
+    /// <summary>How the tar's bytes are read: the plain bundle file, a seekable zstd bundle's frames, or a decompressed copy.</summary>
+    private sealed record BundleData(Func<Stream> OpenTar, Func<long, long, Stream> OpenRange, bool Compressed, string? TemporaryCopy = null, IDisposable? Owner = null)
+    {
+        public static BundleData PlainFile(string path, bool compressed = false, string? temporaryCopy = null) => new(
+            () => BundleReader.OpenFile(path),
+            (offset, length) => new RangeStream(path, offset, length),
+            compressed,
+            temporaryCopy);
+
+        public static BundleData Seekable(SeekableZstdFile file) => new(
+            () => new SeekableZstdTarStream(file),
+            file.OpenRange,
+            Compressed: true,
+            Owner: file);
+    }
+
+    private static async Task<BundleData> RandomAccessDataAsync(string path, BundleOpenOptions options, CancellationToken ct)
     {
         var file = BundleReader.OpenFile(path);
         await using (file.ConfigureAwait(false))
@@ -250,12 +269,18 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
             var n = await file.ReadAtLeastAsync(magic, magic.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
             if (n < 4 || !magic.AsSpan().SequenceEqual(BundleFormat.ZstdMagic))
             {
-                return (path, null);
+                return BundleData.PlainFile(path);
+            }
+
+            // A seekable zstd bundle (what export writes) is read frame by frame; only an old single-stream one is copied.
+            if (SeekableZstdFile.TryOpen(path) is { } seekable)
+            {
+                return BundleData.Seekable(seekable);
             }
 
             file.Seek(0, SeekOrigin.Begin);
             var copy = await DecompressToTemporaryAsync(file, path, options.TempDirectory, ct).ConfigureAwait(false);
-            return (copy, copy);
+            return BundleData.PlainFile(copy, compressed: true, temporaryCopy: copy);
         }
     }
 

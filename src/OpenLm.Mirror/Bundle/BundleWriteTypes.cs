@@ -7,7 +7,7 @@ public enum BundleCompression
     /// <summary>A plain tar (<c>.tar</c>).</summary>
     None,
 
-    /// <summary>The whole tar in one zstd frame (<c>.tar.zst</c>).</summary>
+    /// <summary>The tar in the zstd seekable format: frames per entry and per 8 MiB, then a seek table (<c>.tar.zst</c>).</summary>
     Zstd,
 }
 

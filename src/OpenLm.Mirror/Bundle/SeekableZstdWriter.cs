@@ -17,8 +17,8 @@ internal sealed class SeekableZstdWriter : Stream
     /// <summary>
     /// Largest decompressed size of a frame. 8 MiB keeps a range read that starts inside a blob within 8 MiB
     /// of wasted decompression, keeps the writer at about 16 MiB of buffers and each reader's window at 8 MiB,
-    /// and at zstd level 3 costs about 1% of ratio against one unbroken stream (measured on a tar of the .NET
-    /// SDK; on already-gzipped layers 0.1%).
+    /// and at zstd level 3 cost no ratio against one unbroken stream in our measurement (a tar of the .NET SDK
+    /// came out 2.5% smaller; already-gzipped layers the same size).
     /// </summary>
     public const int DefaultFrameSize = 8 << 20;
 

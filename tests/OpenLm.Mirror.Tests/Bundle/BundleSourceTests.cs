@@ -5,6 +5,8 @@ using OpenLm.Mirror.Layout;
 using OpenLm.Mirror.Oci;
 using OpenLm.Mirror.Tests.Core;
 using OpenLm.Mirror.Tests.Load;
+using SampleBundle = OpenLm.Mirror.Tests.Load.SampleBundle;
+using OpenLm.Mirror.Tests.Support;
 using Xunit;
 
 namespace OpenLm.Mirror.Tests.Bundle;
@@ -161,5 +163,54 @@ public sealed class BundleSourceTests : IDisposable
 
         await Assert.ThrowsAsync<NotFoundException>(() => source.ResolveAsync("public.ecr.aws/r3q3q2f4/none:1"));
         await Assert.ThrowsAsync<NotFoundException>(() => source.FetchAsync(new Descriptor { MediaType = "application/octet-stream", Digest = Digest.Sha256([1, 2, 3]), Size = 3 }));
+    }
+
+    [Fact]
+    public async Task BundleSource_OpenAsync_SeekableZstd_ReadsFramesInPlaceWithoutATemporaryCopy()
+    {
+        // Given a zstd bundle as export writes it (seekable) and an empty temporary directory
+        var bundle = await SampleBundle.CreateAsync(_temp.Sub("b"), seed: 38, compression: BundleCompression.Zstd);
+        using var key = bundle.VerificationKey();
+        var temp = _temp.Sub("tmp");
+        Directory.CreateDirectory(temp);
+        var layout = OciLayoutStore.Open(System.IO.Path.Combine(_temp.Sub("b"), "layout"), create: false);
+
+        // When it is opened and every blob fetched
+        await using var source = await BundleSource.OpenAsync(bundle.Path, new BundleOpenOptions { Key = key, TempDirectory = temp });
+        foreach (var entry in source.Blobs)
+        {
+            await using var stream = await source.FetchAsync(entry.Descriptor);
+            using var copy = new MemoryStream();
+            await stream.CopyToAsync(copy);
+            Assert.Equal(await File.ReadAllBytesAsync(layout.BlobPath(entry.Descriptor.Digest)), copy.ToArray());
+        }
+
+        // Then it was read in place: compressed, and nothing was decompressed to disk
+        Assert.True(source.Head.Compressed);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temp));
+        await source.VerifyRemainingAsync();
+    }
+
+    [Fact]
+    public async Task BundleSource_OpenAsync_SingleStreamZstd_DecompressedOnceAndRemovedOnDispose()
+    {
+        // Given a bundle compressed the way 0.1 did (one zstd stream, no seek table)
+        var bundle = await SampleBundle.CreateAsync(_temp.Sub("b"), seed: 39);
+        using var key = bundle.VerificationKey();
+        var legacy = await LegacyZstd.CompressAsync(bundle.Path, _temp.Sub("legacy.tar.zst"));
+        var temp = _temp.Sub("tmp");
+        Directory.CreateDirectory(temp);
+
+        // When it is opened, Then one decompressed copy exists while it is open and serves verified fetches
+        var source = await BundleSource.OpenAsync(legacy, new BundleOpenOptions { Key = key, TempDirectory = temp });
+        await using (source)
+        {
+            Assert.Single(Directory.EnumerateFileSystemEntries(temp));
+            Assert.True(source.Head.Compressed);
+            await source.VerifyRemainingAsync();
+        }
+
+        // And it is gone once the source is disposed
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temp));
     }
 }

@@ -147,12 +147,13 @@ public sealed class BundleImporterInputTests(SignedSampleBundleFixture fixture) 
     public async Task BundleImporter_ImportAsync_SingleStreamZstdBundle_ImportedAndTemporaryCopyRemoved()
     {
         // Given an old-style bundle: the whole tar in one zstd frame, and a temporary directory for its decompressed copy
-        using var zstd = await SampleBundle.CreateAsync(_harness.Directory.Sub("zstd"), seed: 22, BundleCompression.Zstd);
+        using var zstd = await SampleBundle.CreateAsync(_harness.Directory.Sub("zstd"), seed: 22);
+        var legacy = await LegacyZstd.CompressAsync(zstd.Path, _harness.Directory.Sub("legacy.tar.zst"));
         var temp = _harness.Directory.Sub("tmp");
         Directory.CreateDirectory(temp);
 
         // When it is imported
-        var result = await _harness.ImportAsync(_harness.Request(zstd) with { TempDirectory = temp });
+        var result = await _harness.ImportAsync(_harness.Request(zstd) with { BundlePath = legacy, TempDirectory = temp });
 
         // Then every image arrives with the bundle's digests, and the decompressed copy is gone
         Assert.True(result.SignatureVerified);
@@ -170,14 +171,15 @@ public sealed class BundleImporterInputTests(SignedSampleBundleFixture fixture) 
     public async Task BundleImporter_ImportAsync_ZstdBundleWithWrongKey_RefusedAndTemporaryCopyRemoved()
     {
         // Given an old-style zstd bundle, a key other than its signer's, and a temporary directory for the decompressed copy
-        using var zstd = await SampleBundle.CreateAsync(_harness.Directory.Sub("zstd"), seed: 23, BundleCompression.Zstd);
+        using var zstd = await SampleBundle.CreateAsync(_harness.Directory.Sub("zstd"), seed: 23);
+        var legacy = await LegacyZstd.CompressAsync(zstd.Path, _harness.Directory.Sub("legacy.tar.zst"));
         using var other = SampleBundle.NewKey();
         using var wrong = other.GetVerificationKey();
         var temp = _harness.Directory.Sub("tmp");
         Directory.CreateDirectory(temp);
 
         // When it is imported with that key
-        await Assert.ThrowsAsync<IntegrityException>(() => _harness.ImportAsync(_harness.Request(zstd) with { Key = wrong, TempDirectory = temp }));
+        await Assert.ThrowsAsync<IntegrityException>(() => _harness.ImportAsync(_harness.Request(zstd) with { BundlePath = legacy, Key = wrong, TempDirectory = temp }));
 
         // Then the registry saw nothing and the decompressed copy was removed
         Assert.Empty(_harness.Registry.Requests);
