@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using OpenLm.Mirror.Cli.Output;
 using OpenLm.Mirror.Diagnostics;
@@ -111,28 +112,31 @@ internal static class ServeCommand
                 },
                 cancellationToken: cancellationToken).ConfigureAwait(false);
 
+            // SIGINT/SIGTERM stop the server gracefully: no new connections, requests in flight finish, then exit 0.
+            // (Without these registrations the runtime's default would end the process mid-blob.)
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, stop));
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, stop));
             await PrintReadyAsync(console, server, parse.GetValue(json), clock.Elapsed).ConfigureAwait(false);
             try
             {
-                await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
             }
 
             await console.Error.WriteLineAsync($"stopping: {server.InFlight} request(s) in flight may finish (up to {DrainTimeout.TotalSeconds:0}s)").ConfigureAwait(false);
-            var stopped = StopAsync(server, console, log);
-
-            // System.CommandLine ends the process 2 s after SIGINT/SIGTERM unless the action has returned. A foreground
-            // thread keeps the process alive until the drain is over; the exit code is this action's (0).
-            if (await Task.WhenAny(stopped, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None)).ConfigureAwait(false) != stopped)
-            {
-                new Thread(() => stopped.GetAwaiter().GetResult()) { IsBackground = false, Name = "serve drain" }.Start();
-            }
-
+            await StopAsync(server, console, log).ConfigureAwait(false);
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    private static void Stop(PosixSignalContext context, CancellationTokenSource stop)
+    {
+        context.Cancel = true;
+        stop.Cancel();
     }
 
     private static async Task StopAsync(BundleRegistryServer server, CliConsole console, IMirrorLog log)
