@@ -109,7 +109,7 @@ PEAK_KB=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVE_PID/status")
 kill -TERM "$SERVE_PID"
 wait "$SERVE_PID" || { echo "bench-serve: serve did not exit 0 on SIGTERM" >&2; exit 1; }
 SERVE_PID=""
-SERVED=$(awk '$1 ~ /^[0-9.:]+$/ && $2 == "GET" && ($4 == 200 || $4 == 206) {s += $5} END {print s + 0}' "$WORK/serve.log")
+SERVED=$(awk '$1 ~ /^[0-9.:]+$/ && $2 == "GET" && ($4 == 200 || $4 == 206) {s += $5} END {printf "%.0f\n", s}' "$WORK/serve.log")
 REQUESTS=$(awk '$1 ~ /^[0-9.:]+$/ && NF == 6 {n++} END {print n + 0}' "$WORK/serve.log")
 
 echo "== serve results"

@@ -92,6 +92,12 @@ internal static class ServeCommand
                 log.Warn($"{path}: the signature is NOT checked (explicitly skipped); digests are still verified, but nothing proves who made this bundle");
             }
 
+            // SIGINT/SIGTERM stop gracefully: while verifying, the start is cancelled (a temporary copy is removed); while
+            // serving, no new connections, requests in flight finish, then exit 0. (Without these registrations the
+            // runtime's default would end the process mid-blob.)
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, stop));
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, stop));
             var accessLog = console.IsInteractive ? null : new AccessLog(console.Error);
             var clock = Stopwatch.StartNew();
             await console.Error.WriteLineAsync($"verifying {path} ...").ConfigureAwait(false);
@@ -110,13 +116,8 @@ internal static class ServeCommand
                     MaxConnections = connections,
                     OnRequest = accessLog is null ? null : accessLog.Write,
                 },
-                cancellationToken: cancellationToken).ConfigureAwait(false);
+                cancellationToken: stop.Token).ConfigureAwait(false);
 
-            // SIGINT/SIGTERM stop the server gracefully: no new connections, requests in flight finish, then exit 0.
-            // (Without these registrations the runtime's default would end the process mid-blob.)
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, stop));
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, stop));
             await PrintReadyAsync(console, server, parse.GetValue(json), clock.Elapsed).ConfigureAwait(false);
             try
             {
