@@ -34,7 +34,7 @@ internal static class ServeCommand
         var maxStreams = new Option<int>("--max-streams") { HelpName = "N", Description = "Blob bodies streamed at once; further blob requests wait", DefaultValueFactory = _ => 16 };
         var maxConnections = new Option<int>("--max-connections") { HelpName = "N", Description = "Client connections open at once", DefaultValueFactory = _ => 128 };
         var json = new Option<bool>("--json") { Description = "Print one JSON line on stdout when ready (address, repositories, images, bundle digest)" };
-        var command = new Command("serve", "Serve a verified bundle as a read-only OCI registry (pull with docker, containerd, podman, skopeo; or seed a real registry from it)");
+        var command = new Command("serve", "Serve a verified bundle as a read-only OCI registry (pull with containerd, podman, skopeo, copy; or seed a real registry from it)");
         command.Arguments.Add(bundle);
         foreach (var option in new Option[] { key, skipSignature, addr, tlsCert, tlsKey, toNames, map, maxStreams, maxConnections, json })
         {
