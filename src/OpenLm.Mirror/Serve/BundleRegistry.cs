@@ -64,6 +64,10 @@ public sealed partial class BundleRegistry
         if (!HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method))
         {
             context.Response.Headers.Allow = "GET, HEAD";
+
+            // The request body is never read: closing the connection after this answer keeps a client from sending its
+            // next request on a connection whose unread body the server throws away (it would see the answer cut off).
+            context.Response.Headers.Connection = "close";
             await RegistryErrors.WriteAsync(context, StatusCodes.Status405MethodNotAllowed, RegistryErrorCodes.Unsupported, $"this registry is read-only (served from a bundle): {request.Method} is not supported").ConfigureAwait(false);
             return;
         }

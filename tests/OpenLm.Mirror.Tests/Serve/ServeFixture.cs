@@ -30,6 +30,10 @@ public sealed class ServeFixture : IAsyncLifetime
 
     public string PublicKeyPath { get; private set; } = null!;
 
+    public string PrivateKeyPath { get; private set; } = null!;
+
+    public OciLayoutStore Layout { get; private set; } = null!;
+
     public Digest RedisDigest { get; private set; }
 
     public BundleRegistryServer Server { get; private set; } = null!;
@@ -45,6 +49,7 @@ public sealed class ServeFixture : IAsyncLifetime
         var layoutDir = Path.Combine(Root, "layout");
         Platform = SamplePlatform.Small(seed: 23, @namespace: Source).WriteLayout(layoutDir);
         var layout = OciLayoutStore.Open(layoutDir, create: false);
+        Layout = layout;
         await layout.TagAsync(await layout.ResolveAsync($"{Source}/olm-tools:1.0.0"), Mongo);
         var server = await layout.ResolveAsync($"{Source}/olm-server:1.0.0");
         await layout.TagAsync(server, $"{Source}/olm-server:1.1.0");
@@ -55,6 +60,7 @@ public sealed class ServeFixture : IAsyncLifetime
 
         var pair = KeyPairGenerator.Generate(Path.Combine(Root, "release"), null);
         PublicKeyPath = pair.PublicKeyPath;
+        PrivateKeyPath = pair.PrivateKeyPath;
         using var key = SigningKey.Load(pair.PrivateKeyPath);
         BundlePath = Path.Combine(Root, "olm.tar");
         await BundleWriter.WriteAsync(layout, new BundleManifest
@@ -69,12 +75,13 @@ public sealed class ServeFixture : IAsyncLifetime
     }
 
     /// <summary>Starts another server over the same bundle (each test that stops one starts its own).</summary>
-    public async Task<BundleRegistryServer> StartAsync(string? targetNames, IReadOnlyList<string> maps, Action<ServedRequest>? onRequest = null, int maxBlobs = 4)
+    public async Task<BundleRegistryServer> StartAsync(string? targetNames, IReadOnlyList<string> maps, Action<ServedRequest>? onRequest = null, int maxBlobs = 4, string? bundlePath = null, string? tempDirectory = null)
     {
         using var key = VerificationKey.Load(PublicKeyPath);
         return await BundleRegistryServer.StartAsync(new ServeRequest
         {
-            BundlePath = BundlePath,
+            BundlePath = bundlePath ?? BundlePath,
+            TempDirectory = tempDirectory,
             Key = key,
             Address = "127.0.0.1:0",
             TargetNames = targetNames,

@@ -98,6 +98,51 @@ public sealed class ServeNamingAndRangeTests(ServeFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task Start_SingleStreamZstdBundle_ServedFromATemporaryCopyRemovedOnDispose()
+    {
+        var zstd = Path.Combine(fixture.Root, $"olm-{Guid.NewGuid():N}.tar.zst");
+        var temp = Directory.CreateDirectory(Path.Combine(fixture.Root, "tmp-" + Guid.NewGuid().ToString("N")[..6])).FullName;
+        using (var key = OpenLm.Mirror.Signing.SigningKey.Load(fixture.PrivateKeyPath))
+        {
+            await OpenLm.Mirror.Bundle.BundleWriter.WriteAsync(
+                fixture.Layout, new OpenLm.Mirror.Bundle.BundleManifest { Source = ServeFixture.Source }, key, zstd,
+                new OpenLm.Mirror.Bundle.BundleWriteOptions { Compression = OpenLm.Mirror.Bundle.BundleCompression.Zstd });
+        }
+
+        var layer = fixture.Image("olm-agent").Manifests[0].Layers[^1];
+        var server = await fixture.StartAsync(null, [], bundlePath: zstd, tempDirectory: temp);
+        using (var http = new HttpClient { BaseAddress = server.Address })
+        {
+            var bytes = await http.GetByteArrayAsync($"/v2/r3q3q2f4/olm-agent/blobs/{layer.Digest}");
+            Assert.Equal(layer.Digest, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)));
+            Assert.Single(Directory.GetFiles(temp));
+        }
+
+        await server.DisposeAsync();
+        Assert.Empty(Directory.GetFiles(temp));
+    }
+
+    [Fact]
+    public async Task Cli_CorruptLayer_Exit3NamingTheBlobBeforeListening()
+    {
+        // A byte flipped inside a layer: the opening pass seeks past blob data, the verifying pass before listening does not.
+        var layer = fixture.Image("olm-worker").Manifests[0].Layers[^1];
+        var corrupt = Path.Combine(fixture.Root, $"corrupt-{Guid.NewGuid():N}.tar");
+        var bytes = await File.ReadAllBytesAsync(fixture.BundlePath);
+        var header = System.Text.Encoding.ASCII.GetBytes("blobs/sha256/" + layer.Digest["sha256:".Length..]);
+        var at = bytes.AsSpan().IndexOf(header);
+        Assert.True(at >= 0);
+        bytes[at + 512 + 100] ^= 0xFF;
+        await File.WriteAllBytesAsync(corrupt, bytes);
+
+        var run = await RunAsync("serve", corrupt, "--key", fixture.PublicKeyPath, "--addr", "127.0.0.1:0", "--json");
+
+        Assert.Equal(3, run.Exit);
+        Assert.Contains(layer.Digest, run.Err);
+        Assert.Empty(run.Out);
+    }
+
+    [Fact]
     public async Task Cli_NoKey_Exit3BeforeListening()
     {
         var run = await RunAsync("serve", fixture.BundlePath, "--addr", "127.0.0.1:0");
