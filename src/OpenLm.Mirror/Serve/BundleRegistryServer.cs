@@ -161,8 +161,9 @@ public sealed class BundleRegistryServer : IAsyncDisposable
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or InvalidOperationException)
         {
+            // Kestrel's AddressInUseException is an InvalidOperationException; a refused bind an IOException.
             await app.DisposeAsync().ConfigureAwait(false);
             throw new OperationException($"cannot listen on {endpoint}: {ex.Message}", ex);
         }

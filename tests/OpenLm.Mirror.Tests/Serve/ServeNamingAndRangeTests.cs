@@ -143,6 +143,17 @@ public sealed class ServeNamingAndRangeTests(ServeFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task Cli_AddressInUse_Exit1NamingTheAddress()
+    {
+        await using var first = await fixture.StartAsync(null, []);
+
+        var run = await RunAsync("serve", fixture.BundlePath, "--key", fixture.PublicKeyPath, "--addr", first.Authority);
+
+        Assert.Equal(1, run.Exit);
+        Assert.Contains($"cannot listen on {first.Authority}", run.Err);
+    }
+
+    [Fact]
     public async Task Cli_NoKey_Exit3BeforeListening()
     {
         var run = await RunAsync("serve", fixture.BundlePath, "--addr", "127.0.0.1:0");
