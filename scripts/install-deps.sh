@@ -10,6 +10,8 @@
 #   skopeo, umoci    reference OCI tools the tests compare against / build fixtures with
 #   openssl          certificate checks; apache2-utils: htpasswd (bcrypt) for registry auth
 #   time, zstd       /usr/bin/time for resource checks; zstd for compressed-layer fixtures
+#   containerd       a private containerd (own socket and root) pulls from `serve` in the serve tests (ctr)
+#   podman           `podman pull` from `serve` in the serve tests (vfs storage, own root)
 set -euo pipefail
 
 OLM_LOG_TAG="install-deps"
@@ -26,6 +28,8 @@ REQUIRED=(
   "apache2-utils:htpasswd"
   "time:/usr/bin/time"
   "zstd:zstd"
+  "containerd:/usr/bin/containerd"
+  "podman:podman"
 )
 
 pkg_installed() {

@@ -16,5 +16,6 @@ internal static class ExtraCommands
         yield return LoadCommand.Create(console);
         yield return ValuesCommand.Create(console);
         yield return CheckCommand.Create(console);
+        yield return ServeCommand.Create(console);
     }
 }
