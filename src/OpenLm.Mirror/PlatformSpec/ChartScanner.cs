@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.Yaml;
 
 namespace OpenLm.Mirror.PlatformSpec;
 
@@ -732,7 +733,7 @@ public static partial class ChartScanner
 
             if (!replaced)
             {
-                result.Add(new YEntry(new YScalar(mapping.File, mapping.Line, key, plain: true, tag: null), key, value));
+                result.Add(new YEntry(new YScalar(mapping.File, mapping.Line, key, YamlDotNet.Core.ScalarStyle.Plain, tag: null), value));
             }
 
             return result;
