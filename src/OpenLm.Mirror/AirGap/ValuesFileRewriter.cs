@@ -239,13 +239,13 @@ internal sealed class ValuesFileRewriter
         if (node is YAlias alias)
         {
             throw Fail(node, shown, $"the value is an alias (*{alias.Name}); editing through YAML aliases is not supported — " +
-                                   "write the value out, or use the generated override file instead of --values");
+                                   "write the value out, or use the generated override file instead of rewriting this file");
         }
 
         if (node.Anchor is not null)
         {
             throw Fail(node, shown, $"the value defines the anchor &{node.Anchor}, which other values may alias; editing it is not supported — " +
-                                   "write the values out, or use the generated override file instead of --values");
+                                   "write the values out, or use the generated override file instead of rewriting this file");
         }
     }
 
