@@ -1,5 +1,6 @@
 using System.Text;
 using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Yaml;
 using YamlDotNet.Core;
 
 namespace OpenLm.Mirror.AirGap;
@@ -29,12 +30,40 @@ internal sealed class ValuesFileRewriter
         var bom = text.StartsWith('\uFEFF') ? "\uFEFF" : string.Empty;
         var body = text[bom.Length..];
         var rewriter = new ValuesFileRewriter(body, sourceName);
-        var document = YamlSourceDocument.Parse(body, sourceName);
+        var document = Parse(body, sourceName);
         rewriter.Run(document, tree);
         return (bom + rewriter.Splice(), rewriter._warnings);
     }
 
-    private void Run(YamlSourceDocument document, ValuesTree tree)
+    /// <summary>
+    /// Reads the file keeping aliases as written: an edit must never reach through an alias into a node that other
+    /// parts of the file share. The messages are this file's own, they name the values file and its line and column.
+    /// </summary>
+    private static YamlDocument Parse(string text, string sourceName)
+    {
+        YamlDocument document;
+        try
+        {
+            document = YamlTree.Read(text, sourceName, new YamlReadOptions { KeepAliases = true });
+        }
+        catch (YamlTreeException ex) when (ex.SyntaxError is { } e)
+        {
+            throw new InputException($"{sourceName}: not valid YAML at line {e.Start.Line}, column {e.Start.Column}: {e.Message}", e);
+        }
+        catch (YamlTreeException ex)
+        {
+            throw new InputException($"{sourceName}: line {ex.Line}: {ex.Reason}", ex);
+        }
+
+        if (document.SecondDocumentLine is { } second)
+        {
+            throw new InputException($"{sourceName}: line {second}: a second YAML document starts here; a values file holds exactly one document");
+        }
+
+        return document;
+    }
+
+    private void Run(YamlDocument document, ValuesTree tree)
     {
         var root = document.Root;
         if (tree.IsEmpty)
@@ -47,11 +76,11 @@ internal sealed class ValuesFileRewriter
             case null:
                 AppendAtEnd(tree.Render(0));
                 break;
-            case YScalar { IsEmpty: true, Anchor: null }:
+            case YScalar { Anchor: null } marker when IsEmptyValue(marker):
                 // "---" with nothing after it: add the keys right after the marker's line (before any "..." end marker).
                 InsertLinesAfter(document.DocumentStartEnd, tree.Render(0));
                 break;
-            case YScalar { IsNull: true, Anchor: null }:
+            case YScalar { Anchor: null } nullRoot when IsBareNull(nullRoot):
             case YMapping { IsFlow: true, Entries.Count: 0, Anchor: null }:
                 // A block mapping must start on its own line (not after "--- ").
                 var lineBreak = Column(root.Start) == 0 ? string.Empty : _newline;
@@ -75,7 +104,7 @@ internal sealed class ValuesFileRewriter
         {
             var childPath = new List<string>(path) { key };
             var shown = string.Join('.', childPath);
-            var matches = mapping.Entries.Where(e => e.KeyText == key).ToList();
+            var matches = mapping.Entries.Where(e => EditableKey(e) == key).ToList();
             if (matches.Count > 1)
             {
                 throw Fail(matches[1].Key, shown, "the key appears more than once");
@@ -114,10 +143,10 @@ internal sealed class ValuesFileRewriter
                             break;
                         case YMapping:
                             throw Fail(value, shown, "this is a flow mapping ({ ... }); rewrite it in block style to let image values be edited");
-                        case YScalar { IsEmpty: true } empty:
+                        case YScalar empty when IsEmptyValue(empty):
                             AddEdit(empty.Start, empty.Start, _newline + string.Join(_newline, subtree.Render(Column(entry.Key.Start) + 2)));
                             break;
-                        case YScalar { IsNull: true } nullValue:
+                        case YScalar nullValue when IsBareNull(nullValue):
                             AddEdit(ColonAfter(entry, shown) + 1, nullValue.End, _newline + string.Join(_newline, subtree.Render(Column(entry.Key.Start) + 2)));
                             break;
                         default:
@@ -133,7 +162,7 @@ internal sealed class ValuesFileRewriter
             return;
         }
 
-        var mergeKey = mapping.Entries.FirstOrDefault(e => e.KeyText == "<<");
+        var mergeKey = mapping.Entries.FirstOrDefault(e => EditableKey(e) == "<<");
         if (mergeKey is not null)
         {
             throw Fail(mergeKey.Key, path.Count == 0 ? "(top level)" : string.Join('.', path),
@@ -147,7 +176,7 @@ internal sealed class ValuesFileRewriter
 
     private void ReplaceScalar(YScalar scalar, string value, string path)
     {
-        if (scalar.IsEmpty)
+        if (IsEmptyValue(scalar))
         {
             AddEdit(scalar.Start, scalar.Start, " " + YamlText.DoubleQuoted(value));
             return;
@@ -174,10 +203,10 @@ internal sealed class ValuesFileRewriter
     {
         switch (value)
         {
-            case YScalar { IsEmpty: true } empty:
+            case YScalar empty when IsEmptyValue(empty):
                 AddEdit(empty.Start, empty.Start, " " + secrets.ToYaml());
                 break;
-            case YScalar { IsNull: true } nullValue:
+            case YScalar nullValue when IsBareNull(nullValue):
                 AddEdit(nullValue.Start, nullValue.End, secrets.ToYaml());
                 break;
             case YSequence { Items.Count: 0 } emptyList:
@@ -187,7 +216,7 @@ internal sealed class ValuesFileRewriter
                 var listed = list.Items.Any(item => item switch
                 {
                     YScalar s => s.Value == secrets.Name,
-                    YMapping m => m.Entries.Any(e => e.KeyText == "name" && e.Value is YScalar n && n.Value == secrets.Name),
+                    YMapping m => m.Entries.Any(e => EditableKey(e) == "name" && e.Value is YScalar n && n.Value == secrets.Name),
                     _ => false,
                 });
                 if (!listed)
@@ -210,13 +239,13 @@ internal sealed class ValuesFileRewriter
         if (node is YAlias alias)
         {
             throw Fail(node, shown, $"the value is an alias (*{alias.Name}); editing through YAML aliases is not supported — " +
-                                   "write the value out, or use the generated override file instead of --values");
+                                   "write the value out, or use the generated override file instead of rewriting this file");
         }
 
         if (node.Anchor is not null)
         {
             throw Fail(node, shown, $"the value defines the anchor &{node.Anchor}, which other values may alias; editing it is not supported — " +
-                                   "write the values out, or use the generated override file instead of --values");
+                                   "write the values out, or use the generated override file instead of rewriting this file");
         }
     }
 
@@ -293,6 +322,24 @@ internal sealed class ValuesFileRewriter
         var (line, column) = Position(node.Start);
         return new InputException($"{_sourceName}: line {line}, column {column}: values path '{path}': {why}");
     }
+
+    /// <summary>
+    /// The key's text when the rewriter may match it: a scalar key that defines no anchor. An anchored key is shared
+    /// with its aliases, and the rewriter treats every shared node as not its to edit.
+    /// </summary>
+    private static string? EditableKey(YEntry entry) => entry.Key is YScalar { Anchor: null } scalar ? scalar.Value : null;
+
+    /// <summary>A key with nothing after the colon (or a bare <c>-</c>): an empty plain scalar of no width just after the indicator.</summary>
+    private static bool IsEmptyValue(YScalar scalar) =>
+        scalar.Value.Length == 0 && scalar.Style is ScalarStyle.Plain or ScalarStyle.Any && scalar.Start == scalar.End;
+
+    /// <summary>
+    /// A plain, untagged null (empty, <c>~</c>, <c>null</c>) that may be overwritten in place. Narrower than
+    /// <see cref="YScalar.IsNull"/> on purpose: an explicit <c>!!null</c> tag is text the rewriter does not drop silently.
+    /// </summary>
+    private static bool IsBareNull(YScalar scalar) =>
+        scalar.Style is ScalarStyle.Plain or ScalarStyle.Any && scalar.Tag is null &&
+        (IsEmptyValue(scalar) || scalar.Value is "~" or "null" or "Null" or "NULL");
 
     private static string Describe(YNode node) => node switch
     {

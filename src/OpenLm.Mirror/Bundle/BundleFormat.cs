@@ -47,7 +47,7 @@ public static class BundleFormat
         IndentSize = 2,
         NewLine = "\n",
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        TypeInfoResolver = Oci.MirrorJsonContext.Resolver,
+        TypeInfoResolver = BundleJsonContext.Resolver,
     };
 
     /// <summary>Serialises the model to the exact bytes stored (and signed) as <c>openlm-bundle.json</c>.</summary>

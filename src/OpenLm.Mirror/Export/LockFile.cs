@@ -20,7 +20,7 @@ public sealed record LockFile
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         RespectRequiredConstructorParameters = true,
-        TypeInfoResolver = Oci.MirrorJsonContext.Resolver,
+        TypeInfoResolver = ExportJsonContext.Resolver,
     };
 
     public int LockVersion { get; init; } = CurrentVersion;

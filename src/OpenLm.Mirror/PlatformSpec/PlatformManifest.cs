@@ -1,6 +1,7 @@
 using System.Text;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.Yaml;
 
 namespace OpenLm.Mirror.PlatformSpec;
 

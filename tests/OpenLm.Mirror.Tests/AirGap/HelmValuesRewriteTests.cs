@@ -345,6 +345,45 @@ public sealed class HelmValuesRewriteTests
         Assert.Equal($"registry.corp:5000/openlm/olm-server@{ServerDigest}", values["server.deployment.image"]);
     }
 
+    [Theory]
+    [InlineData("base: &b\n  deployment:\n    image: x\nserver: *b\n")]
+    [InlineData("server: &s\n  deployment:\n    image: x\n")]
+    public void HelmValuesWriter_Rewrite_SharedNodeRefusalPointsAtOverrideFileWithoutNamingACliFlag(string yaml)
+    {
+        // Given a values file whose image path goes through an alias or an anchor
+        // When it is rewritten
+        var e = Assert.Throws<InputException>(() => Rewrite(yaml, Images().Take(1)));
+
+        // Then the library suggests the override file in its own words; CLI flags are the CLI's business
+        Assert.Contains("use the generated override file instead of rewriting this file", e.Message);
+        Assert.DoesNotContain("--", e.Message);
+    }
+
+    [Fact]
+    public void HelmValuesWriter_Rewrite_AliasToUnknownAnchorOffThePathIsLeftAlone()
+    {
+        // Given an alias that names no anchor, away from every image path (the rewriter keeps aliases as written)
+        var yaml = "other: *nowhere\nserver:\n  deployment:\n    image: x\n";
+
+        // When it is rewritten
+        var text = Rewrite(yaml, Images().Take(1)).Text;
+
+        // Then only the image changes and the alias text stays
+        Assert.StartsWith("other: *nowhere\n", text, StringComparison.Ordinal);
+        Assert.Contains($"    image: registry.corp:5000/openlm/olm-server@{ServerDigest}\n", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void HelmValuesWriter_Rewrite_RefusesAbsurdNestingNamingFileAndLine()
+    {
+        // Given a values file nested far deeper than any chart reads (untrusted input)
+        var yaml = string.Concat(Enumerable.Repeat("[", 300)) + string.Concat(Enumerable.Repeat("]", 300)) + "\n";
+
+        // When it is rewritten, Then it is refused as input, not by exhausting the stack
+        var e = Assert.Throws<InputException>(() => Rewrite(yaml, Images().Take(1)));
+        Assert.Contains("values.yaml: line 1: nesting deeper than", e.Message);
+    }
+
     [Fact]
     public void HelmValuesWriter_Rewrite_PinByTagKeepsDigestKeyEmpty()
     {
