@@ -100,6 +100,27 @@ public sealed class ServeNamingAndRangeTests(ServeFixture fixture) : IClassFixtu
     [Fact]
     public async Task Start_SingleStreamZstdBundle_ServedFromATemporaryCopyRemovedOnDispose()
     {
+        // An old (0.1) zstd bundle: one stream, no seek table, so it is decompressed once to the temporary directory.
+        var zstd = await OpenLm.Mirror.Tests.Support.LegacyZstd.CompressAsync(fixture.BundlePath, Path.Combine(fixture.Root, $"olm-{Guid.NewGuid():N}.tar.zst"));
+        var temp = Directory.CreateDirectory(Path.Combine(fixture.Root, "tmp-" + Guid.NewGuid().ToString("N")[..6])).FullName;
+
+        var layer = fixture.Image("olm-agent").Manifests[0].Layers[^1];
+        var server = await fixture.StartAsync(null, [], bundlePath: zstd, tempDirectory: temp);
+        using (var http = new HttpClient { BaseAddress = server.Address })
+        {
+            var bytes = await http.GetByteArrayAsync($"/v2/r3q3q2f4/olm-agent/blobs/{layer.Digest}");
+            Assert.Equal(layer.Digest, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)));
+            Assert.Single(Directory.GetFiles(temp));
+        }
+
+        await server.DisposeAsync();
+        Assert.Empty(Directory.GetFiles(temp));
+    }
+
+    [Fact]
+    public async Task Start_SeekableZstdBundle_ServedFramesInPlaceWithoutATemporaryCopy()
+    {
+        // A zstd bundle as export writes it (seekable): blobs are decompressed from their frames, nothing goes to disk.
         var zstd = Path.Combine(fixture.Root, $"olm-{Guid.NewGuid():N}.tar.zst");
         var temp = Directory.CreateDirectory(Path.Combine(fixture.Root, "tmp-" + Guid.NewGuid().ToString("N")[..6])).FullName;
         using (var key = OpenLm.Mirror.Signing.SigningKey.Load(fixture.PrivateKeyPath))
@@ -115,11 +136,15 @@ public sealed class ServeNamingAndRangeTests(ServeFixture fixture) : IClassFixtu
         {
             var bytes = await http.GetByteArrayAsync($"/v2/r3q3q2f4/olm-agent/blobs/{layer.Digest}");
             Assert.Equal(layer.Digest, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)));
-            Assert.Single(Directory.GetFiles(temp));
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/v2/r3q3q2f4/olm-agent/blobs/{layer.Digest}");
+            request.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(1, 10);
+            using var partial = await http.SendAsync(request);
+            Assert.Equal(System.Net.HttpStatusCode.PartialContent, partial.StatusCode);
+            Assert.Equal(bytes.AsSpan(1, 10).ToArray(), await partial.Content.ReadAsByteArrayAsync());
+            Assert.Empty(Directory.GetFiles(temp));
         }
 
         await server.DisposeAsync();
-        Assert.Empty(Directory.GetFiles(temp));
     }
 
     [Fact]
