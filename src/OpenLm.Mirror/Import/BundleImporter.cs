@@ -73,10 +73,9 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
     /// <summary>Copies every image, pass after pass while uploads fail for transient reasons; returns the number of passes.</summary>
     private async Task<int> CopyAsync(ImportRequest request, ImportPlan plan, ImportCounts counts, CancellationToken cancellationToken)
     {
-        var retry = new RetryPolicy(registries.Options.Retries, registries.Options.Log, registries.Options.RetryBaseDelay);
         for (var pass = 1; ; pass++)
         {
-            var copier = new GraphCopier(new CopyOptions { Concurrency = request.Concurrency, Retry = retry, Observer = counts });
+            var copier = new GraphCopier(new CopyOptions { Concurrency = request.Concurrency, Retry = plan.Retry, Observer = counts });
             try
             {
                 await Parallel.ForEachAsync(
@@ -111,10 +110,15 @@ internal sealed class ImportPlan
         var roots = bundle.Head.Images.Select(d => (Descriptor: d, Source: Reference.Parse(d.RefName!))).ToList();
         var targetOf = mapper.MapAll(roots.Select(r => r.Source)).ToDictionary(m => m.Source.ToString(), m => m.Target, StringComparer.Ordinal);
         Images = roots.Select(r => (r.Descriptor, targetOf[r.Source.ToString()])).ToList();
-        var retry = new RetryPolicy(registries.Options.Retries, registries.Options.Log, registries.Options.RetryBaseDelay);
-        Targets = Images.Select(i => i.Target.Name).Distinct(StringComparer.Ordinal)
-            .ToDictionary(name => name, name => StagedTarget.Wrap(registries.Repository(Images.First(i => i.Target.Name == name).Target), retry), StringComparer.Ordinal);
-        Retry = retry;
+
+        // Every target repository lives on the one target registry, whose client owns the retry policy.
+        Retry = registries.Client(mapper.Target.Host).Retry;
+        Targets = Images.GroupBy(i => i.Target.Name, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => StagedTarget.Wrap(registries.Repository(g.First().Target), Retry), StringComparer.Ordinal);
+        Blobs = Images.SelectMany(i => ImageGraph.Reachable(i.Source, bundle.Documents).Values)
+            .Where(d => !bundle.Documents.ContainsKey(d.Digest))
+            .GroupBy(d => d.Digest)
+            .ToDictionary(g => g.Key, g => g.First());
     }
 
     public BundleSource Bundle { get; }
@@ -129,11 +133,7 @@ internal sealed class ImportPlan
     public RetryPolicy Retry { get; }
 
     /// <summary>Every non-manifest blob of the bundle's images, by digest.</summary>
-    public IReadOnlyDictionary<Digest, Descriptor> Blobs() =>
-        Images.SelectMany(i => ImageGraph.Reachable(i.Source, Bundle.Documents).Values)
-            .Where(d => !Bundle.Documents.ContainsKey(d.Digest))
-            .GroupBy(d => d.Digest)
-            .ToDictionary(g => g.Key, g => g.First());
+    public IReadOnlyDictionary<Digest, Descriptor> Blobs { get; }
 }
 
 /// <summary>
@@ -183,7 +183,7 @@ internal sealed class ImportCounts : ICopyObserver
 
     public ImportResult Result(ImportRequest request, ImportPlan plan, IReadOnlyDictionary<string, TagOutcome>? tags, int passes)
     {
-        var blobs = plan.Blobs();
+        var blobs = plan.Blobs;
         var moved = _blobs.Where(b => b.Value is BlobOutcome.Copied or BlobOutcome.Mounted).Select(b => b.Key.Digest).ToHashSet();
         var present = blobs.Values.Where(b => !moved.Contains(b.Digest)).ToList();
         var uploaded = _blobs.Where(b => b.Value == BlobOutcome.Copied).Select(b => b.Key).ToList();
@@ -240,7 +240,7 @@ internal sealed class ImportDryRun(ImportPlan plan, ImportCounts counts, int con
                 }
             }).ConfigureAwait(false);
 
-        var blobs = plan.Blobs();
+        var blobs = plan.Blobs;
         var lacking = new ConcurrentDictionary<Digest, int>();
         await Parallel.ForEachAsync(
             needs,
