@@ -37,9 +37,6 @@ public sealed record BundleReadOptions
     /// <summary>Stop after <c>index.json</c> (the head): no blob is read and completeness is not checked.</summary>
     public bool HeadOnly { get; init; }
 
-    /// <summary>Set when reading a file by path: lets a visitor claim blobs by their location (see <see cref="IBundleVisitor.ClaimBlobAsync"/>).</summary>
-    public string? FilePath { get; init; }
-
     /// <summary>
     /// Receives the number of (decompressed) tar bytes consumed so far: at every entry, at least every MiB
     /// while blob data streams (whether the visitor or the reader reads it), and once at the end.
@@ -143,16 +140,13 @@ public interface IBundleVisitor
     ValueTask OnCompletedAsync(BundleReadResult result, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }
 
-/// <summary>Where a blob's bytes lie inside an uncompressed bundle file.</summary>
-internal sealed record BlobLocation(string Path, long Offset, long Size);
-
 /// <summary>
 /// A visitor that indexes instead of reading (<see cref="BundleSource"/> only): offered each non-manifest blob of a
-/// plain bundle file before <see cref="IBundleVisitor.OnBlobAsync"/>; returning true takes it over: the reader seeks past
+/// seekable tar stream, with the offset of its data, before <see cref="IBundleVisitor.OnBlobAsync"/>; returning true takes it over: the reader seeks past
 /// its bytes (still checking the entry's name, type, size and the bundle's completeness) and its digest is NOT checked by
 /// this pass: the indexer must verify it whenever it is read.
 /// </summary>
 internal interface IBlobIndexer
 {
-    ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, BlobLocation location, CancellationToken cancellationToken);
+    ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, long dataOffset, CancellationToken cancellationToken);
 }

@@ -25,7 +25,7 @@ public static class BundleReader
         var file = OpenFile(path);
         await using (file.ConfigureAwait(false))
         {
-            return await ReadAsync(file, options with { SourceName = options.SourceName ?? path, FilePath = Path.GetFullPath(path) }, cancellationToken).ConfigureAwait(false);
+            return await ReadAsync(file, options with { SourceName = options.SourceName ?? path }, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -449,8 +449,8 @@ public static class BundleReader
                 return;
             }
 
-            if (options.Visitor is IBlobIndexer indexer && options.FilePath is not null && !compressed && tar.CanSeek
-                && await indexer.ClaimBlobAsync(descriptor, new BlobLocation(options.FilePath, tar.Position, descriptor.Size), ct).ConfigureAwait(false))
+            if (options.Visitor is IBlobIndexer indexer && !compressed && tar.CanSeek
+                && await indexer.ClaimBlobAsync(descriptor, tar.Position, ct).ConfigureAwait(false))
             {
                 tar.SeekPastData();
                 expected.Seen = true;

@@ -56,6 +56,7 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
         _owner = data.Owner;
         Head = index.Head! with { Compressed = data.Compressed };
         _blobs = index.Blobs;
+        Blobs = index.Blobs.Values.OrderBy(b => b.Offset).ToList();
         _manifests = index.Manifests;
         Documents = index.Documents;
         ManifestsChildrenFirst = index.ChildrenFirst;
@@ -75,7 +76,7 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
     public IReadOnlyList<Descriptor> ManifestsChildrenFirst { get; }
 
     /// <summary>Every blob that is not a manifest (configs, layers, chart content), in the order they lie in the file.</summary>
-    public IEnumerable<BundleEntry> Blobs => _blobs.Values.OrderBy(b => b.Offset);
+    public IReadOnlyList<BundleEntry> Blobs { get; }
 
     /// <summary>True when the blob's bytes have been read to the end through a verifier and matched.</summary>
     public bool IsVerified(Digest digest) => _manifests.ContainsKey(digest) || _verified.ContainsKey(digest);
@@ -100,7 +101,6 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
                     Key = options.Key,
                     RequireSignature = options.RequireSignature,
                     Visitor = index,
-                    FilePath = Path.GetFullPath(path),
                     SourceName = path,
                     Progress = options.Progress,
                 }, cancellationToken).ConfigureAwait(false);
@@ -357,9 +357,9 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
             return ValueTask.CompletedTask;
         }
 
-        public ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, BlobLocation location, CancellationToken cancellationToken)
+        public ValueTask<bool> ClaimBlobAsync(Descriptor descriptor, long dataOffset, CancellationToken cancellationToken)
         {
-            Blobs[descriptor.Digest] = new BundleEntry(descriptor, location.Offset);
+            Blobs[descriptor.Digest] = new BundleEntry(descriptor, dataOffset);
             return ValueTask.FromResult(true);
         }
 
