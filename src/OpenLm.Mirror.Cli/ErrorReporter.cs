@@ -60,6 +60,8 @@ internal static class ErrorReporter
         Setting.DockerHost => "--docker-host",
         Setting.ValuesInput => "--values",
         Setting.ValuesOutput => "-o",
+        Setting.ValuesChart => "--chart",
+        Setting.ChartOutputDirectory => "--chart-out",
         Setting.K3sRegistriesOutput => "--k3s-registries-out",
         Setting.ContainerdHostsDirectory => "--containerd-hosts-dir",
         _ => throw new ArgumentOutOfRangeException(nameof(setting), setting, "no flag for this setting"),
