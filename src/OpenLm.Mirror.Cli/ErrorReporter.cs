@@ -62,6 +62,7 @@ internal static class ErrorReporter
         Setting.ValuesOutput => "-o",
         Setting.ValuesChart => "--chart",
         Setting.ChartOutputDirectory => "--chart-out",
+        Setting.NodeArchiveOutput => "-o",
         Setting.K3sRegistriesOutput => "--k3s-registries-out",
         Setting.ContainerdHostsDirectory => "--containerd-hosts-dir",
         _ => throw new ArgumentOutOfRangeException(nameof(setting), setting, "no flag for this setting"),

@@ -78,4 +78,7 @@ public enum Setting
 
     /// <summary>Where the bundle's chart archives (.tgz) are written.</summary>
     ChartOutputDirectory,
+
+    /// <summary>Where the node image archive is written.</summary>
+    NodeArchiveOutput,
 }
