@@ -63,6 +63,7 @@ internal static class ErrorReporter
         Setting.ValuesChart => "--chart",
         Setting.ChartOutputDirectory => "--chart-out",
         Setting.NodeArchiveOutput => "-o",
+        Setting.Target => "--to",
         Setting.K3sRegistriesOutput => "--k3s-registries-out",
         Setting.ContainerdHostsDirectory => "--containerd-hosts-dir",
         _ => throw new ArgumentOutOfRangeException(nameof(setting), setting, "no flag for this setting"),

@@ -15,7 +15,11 @@ internal static class ValuesCommand
 {
     public static Command Create(CliConsole console)
     {
-        var bundle = new BundleTargetOptions();
+        var bundle = new BundleTargetOptions(targetRequired: false);
+        var noRegistry = new Option<bool>("--no-registry")
+        {
+            Description = "There is no registry: the images are imported on every node (node-archive), so the values keep the source names, pinned by digest, with IfNotPresent pull policies",
+        };
         var values = new Option<string?>("--values")
         {
             HelpName = "IN.yaml",
@@ -45,7 +49,7 @@ internal static class ValuesCommand
 
         var command = new Command("values", "Write Helm values (and optionally k3s/containerd mirror configuration) that point the platform at the air-gapped registry; offline, from the bundle alone");
         bundle.AddTo(command);
-        foreach (var option in new Option[] { values, pin, pullSecret, output, chart, chartOut, force, k3s, containerd, caPath, plainHttp, json })
+        foreach (var option in new Option[] { values, pin, pullSecret, output, chart, chartOut, noRegistry, force, k3s, containerd, caPath, plainHttp, json })
         {
             command.Options.Add(option);
         }
@@ -65,16 +69,34 @@ internal static class ValuesCommand
                 throw new InputException("--values needs -o: the rewritten file goes to -o (give the same path to rewrite it in place)");
             }
 
+            var target = bundle.OptionalTarget(parse);
+            if (parse.GetValue(noRegistry))
+            {
+                if (target is not null || bundle.Maps(parse).Count > 0 || parse.GetValue(k3s) is not null || parse.GetValue(containerd) is not null)
+                {
+                    throw new InputException("--no-registry keeps the source names: drop --to, --map, --k3s-registries-out and --containerd-hosts-dir");
+                }
+            }
+            else if (target is null)
+            {
+                throw new InputException("--to is required: the registry the bundle was imported into (or --no-registry when the nodes hold the images themselves)");
+            }
+
             using var key = bundle.LoadKey(parse);
             var request = new ValuesRequest
             {
                 BundlePath = bundle.BundlePath(parse),
-                Target = bundle.Target(parse),
+                Target = target,
                 Maps = bundle.Maps(parse),
                 Key = key,
                 ValuesOutput = outputPath,
                 ValuesInput = inputPath,
-                Helm = new HelmValuesOptions { Pin = parse.GetValue(pin) == "tag" ? ImagePin.Tag : ImagePin.Digest, PullSecret = parse.GetValue(pullSecret) },
+                Helm = new HelmValuesOptions
+                {
+                    Pin = parse.GetValue(pin) == "tag" ? ImagePin.Tag : ImagePin.Digest,
+                    PullSecret = parse.GetValue(pullSecret),
+                    NoRegistry = parse.GetValue(noRegistry),
+                },
                 K3sRegistriesOutput = parse.GetValue(k3s),
                 ContainerdHostsDirectory = parse.GetValue(containerd),
                 Nodes = new NodeMirrorOptions { CaFile = parse.GetValue(caPath), PlainHttp = parse.GetValue(plainHttp) },
@@ -100,9 +122,9 @@ internal static class ValuesCommand
     /// <summary>The --json summary (the contract scripts read).</summary>
     private static object Report(ValuesRequest request, ValuesResult result, string pin)
     {
-        var head = result.Bundle.Head;
-        var mapper = result.Bundle.Mapper;
-        var roots = result.Bundle.Roots;
+        var head = result.Head;
+        var mapper = result.Bundle?.Mapper;
+        var roots = result.Roots;
         return new
         {
             bundle = request.BundlePath,
@@ -110,8 +132,9 @@ internal static class ValuesCommand
             platform = new { name = head.Manifest.Platform.Name, version = head.Manifest.Platform.Version },
             signature = SignatureText(head.Signature),
             keyId = head.VerifiedKeyId,
-            target = mapper.Target.ToString(),
-            platformSource = mapper.PlatformSource,
+            target = mapper?.Target.ToString(),
+            platformSource = mapper?.PlatformSource,
+            noRegistry = mapper is null,
             pin,
             imageCount = roots.Count(r => !r.IsChart),
             chartCount = roots.Count(r => r.IsChart),
@@ -131,7 +154,7 @@ internal static class ValuesCommand
             k3sRegistries = request.K3sRegistriesOutput is null ? null : Path.GetFullPath(request.K3sRegistriesOutput),
             containerdHosts = request.ContainerdHostsDirectory is null ? null : result.ContainerdHostsFiles.Select(Path.GetFullPath).ToList(),
             notRedirected = request.ContainerdHostsDirectory is null ? null : result.NotRedirected.Select(m => m.Source.ToString()).ToList(),
-            imageValues = result.ImageUses.Select(u => new { path = u.ValuesPath, source = u.Source.ToString(), target = mapper.Map(u.Source).ToString() }).ToList(),
+            imageValues = result.ImageUses.Select(u => new { path = u.ValuesPath, source = u.Source.ToString(), target = (mapper?.Map(u.Source) ?? u.Source).ToString() }).ToList(),
             warnings = result.RewriteWarnings,
         };
     }
@@ -147,9 +170,17 @@ internal static class ValuesCommand
             {
                 var install = file.ChartTarget is { } target
                     ? ValuesWorkflow.InstallCommand(file.Chart!, target, file.ChartVersion!, file.Path)
-                    : $"helm upgrade --install RELEASE CHART -f your-values.yaml -f {file.Path}";
+                    : file.Chart is { } name
+                        ? $"helm upgrade --install {name} {name}-{file.ChartVersion}.tgz -f your-values.yaml -f {file.Path} (the .tgz: --chart-out DIR)"
+                        : $"helm upgrade --install RELEASE CHART -f your-values.yaml -f {file.Path}";
                 await o.WriteLineAsync($"  use it after your own values: {install}").ConfigureAwait(false);
             }
+        }
+
+        if (request.Helm.NoRegistry && result.ValuesFiles.Count > 0)
+        {
+            await o.WriteLineAsync("  no registry: the nodes must hold the images; write them with openlm-mirror node-archive BUNDLE --key release.pub -o openlm-images.tar.zst").ConfigureAwait(false);
+            await o.WriteLineAsync("  and put the archive on every node: /var/lib/rancher/k3s/agent/images/ (RKE2: /var/lib/rancher/rke2/agent/images/), then (re)start k3s/rke2").ConfigureAwait(false);
         }
 
         foreach (var archive in result.ChartArchives)

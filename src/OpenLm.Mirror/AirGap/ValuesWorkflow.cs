@@ -15,8 +15,8 @@ public sealed record ValuesRequest
 {
     public required string BundlePath { get; init; }
 
-    /// <summary>The registry the bundle was imported into, <c>HOST[:PORT][/PREFIX]</c>.</summary>
-    public required string Target { get; init; }
+    /// <summary>The registry the bundle was imported into, <c>HOST[:PORT][/PREFIX]</c>; null only with <see cref="HelmValuesOptions.NoRegistry"/>.</summary>
+    public string? Target { get; init; }
 
     /// <summary>The import's name-mapping rules, <c>FROM=TO</c>.</summary>
     public IReadOnlyList<string> Maps { get; init; } = [];
@@ -59,7 +59,14 @@ public sealed record ValuesFileWritten(string? Chart, string? ChartVersion, stri
 /// <summary>What <see cref="ValuesWorkflow.RunAsync"/> wrote.</summary>
 public sealed record ValuesResult
 {
-    public required AirGapBundle Bundle { get; init; }
+    /// <summary>The bundle with the target's naming rule; null with no registry (see <see cref="Head"/> and <see cref="Roots"/>).</summary>
+    public AirGapBundle? Bundle { get; init; }
+
+    /// <summary>The bundle's checked head.</summary>
+    public required BundleHead Head { get; init; }
+
+    /// <summary>Every root of the bundle (images and charts).</summary>
+    public required IReadOnlyList<BundleRoot> Roots { get; init; }
 
     /// <summary>The values paths set, one per recorded path of each image.</summary>
     public required IReadOnlyList<HelmImageUse> ImageUses { get; init; }
@@ -95,15 +102,31 @@ public static class ValuesWorkflow
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(log);
         Validate(request);
-        var bundle = await AirGapBundle.OpenAsync(request.BundlePath, request.Target, request.Maps, request.Key, log, cancellationToken).ConfigureAwait(false);
-        var uses = ImageUses(bundle.Head.Manifest, log);
+        AirGapBundle? bundle = null;
+        BundleHead head;
+        if (request.Helm.NoRegistry)
+        {
+            head = await BundleInspector.InspectAsync(request.BundlePath, request.Key, cancellationToken).ConfigureAwait(false);
+            if (request.Key is null)
+            {
+                log.Warn($"signature not checked: no release key given, so nothing proves '{request.BundlePath}' is the bundle your vendor released", Remedy.ReleaseKey);
+            }
+        }
+        else
+        {
+            bundle = await AirGapBundle.OpenAsync(request.BundlePath, request.Target!, request.Maps, request.Key, log, cancellationToken).ConfigureAwait(false);
+            head = bundle.Head;
+        }
+
+        var roots = bundle?.Roots ?? AirGapBundle.RootsOf(head);
+        var uses = ImageUses(head.Manifest, log);
         IReadOnlyList<BundleChartDefaults> charts = [];
-        if (bundle.Head.Manifest.Charts.Count > 0 && (request.ValuesOutput is not null || request.ChartOutputDirectory is not null))
+        if (head.Manifest.Charts.Count > 0 && (request.ValuesOutput is not null || request.ChartOutputDirectory is not null))
         {
             charts = await BundleCharts.ReadAsync(request.BundlePath, request.Key, request.ChartOutputDirectory, request.Overwrite, cancellationToken).ConfigureAwait(false);
         }
 
-        var outputs = Build(request, bundle, uses, charts, log);
+        var outputs = Build(request, bundle?.Mapper, roots, uses, charts, log);
         RefuseUnsafeOutputs(request, outputs);
         foreach (var warning in outputs.RewriteWarnings)
         {
@@ -121,6 +144,8 @@ public static class ValuesWorkflow
         return new ValuesResult
         {
             Bundle = bundle,
+            Head = head,
+            Roots = roots,
             ImageUses = uses,
             RewroteInPlace = outputs.InPlace,
             RewriteWarnings = outputs.RewriteWarnings,
@@ -179,6 +204,20 @@ public static class ValuesWorkflow
             };
         }
 
+        if (request.Helm.NoRegistry && (request.Target is not null || request.Maps.Count > 0 || request.K3sRegistriesOutput is not null || request.ContainerdHostsDirectory is not null))
+        {
+            throw new InputException(
+                "with no registry the images keep their source names on the nodes: a target registry, name-mapping rules and node mirror configuration do not apply")
+            {
+                Setting = request.Target is not null ? Setting.Target : Setting.None,
+            };
+        }
+
+        if (!request.Helm.NoRegistry && request.Target is null)
+        {
+            throw new InputException("the registry the bundle was imported into is needed (or say there is none)") { Setting = Setting.Target };
+        }
+
         if (request.ValuesInput is not null && request.ValuesOutput is null)
         {
             throw new InputException("a values file to rewrite needs an output path (give the same path to rewrite it in place)")
@@ -209,9 +248,10 @@ public static class ValuesWorkflow
         return reference.WithDigest(digest);
     }
 
-    private static Outputs Build(ValuesRequest request, AirGapBundle bundle, IReadOnlyList<HelmImageUse> uses, IReadOnlyList<BundleChartDefaults> charts, IMirrorLog log)
+    private static Outputs Build(
+        ValuesRequest request, TargetNameMapper? mapper, IReadOnlyList<BundleRoot> roots, IReadOnlyList<HelmImageUse> uses, IReadOnlyList<BundleChartDefaults> charts, IMirrorLog log)
     {
-        var runtimeImages = bundle.Roots.Where(r => !r.IsChart).Select(r => r.Source).ToList();
+        var runtimeImages = roots.Where(r => !r.IsChart).Select(r => r.Source).ToList();
         var values = new List<ValuesText>();
         IReadOnlyList<string> warnings = [];
         var inPlace = false;
@@ -233,8 +273,8 @@ public static class ValuesWorkflow
 
             foreach (var (chart, chartUses) in releases)
             {
-                var writer = new HelmValuesWriter(bundle.Mapper, request.Helm, chart?.Defaults);
-                var target = chart is null ? null : ChartTarget(bundle, chart);
+                var writer = new HelmValuesWriter(mapper, request.Helm, chart?.Defaults);
+                var target = chart is null || mapper is null ? null : mapper.Map(Reference.Parse(chart.Listed.Reference));
                 var path = toDirectory ? Path.Combine(output, ValuesFileName(chart!.Listed.Name)) : output;
                 var written = new ValuesFileWritten(chart?.Listed.Name, chart?.Listed.Version, path, chartUses.Count, target);
                 if (request.ValuesInput is { } input)
@@ -250,8 +290,8 @@ public static class ValuesWorkflow
             }
         }
 
-        var registries = request.K3sRegistriesOutput is null ? null : new K3sRegistriesWriter(bundle.Mapper, request.Nodes).Write(runtimeImages);
-        var hosts = request.ContainerdHostsDirectory is null ? null : new ContainerdHostsWriter(bundle.Mapper, request.Nodes).Build(runtimeImages);
+        var registries = request.K3sRegistriesOutput is null ? null : new K3sRegistriesWriter(mapper!, request.Nodes).Write(runtimeImages);
+        var hosts = request.ContainerdHostsDirectory is null ? null : new ContainerdHostsWriter(mapper!, request.Nodes).Build(runtimeImages);
         return new Outputs(values, inPlace, warnings, registries, hosts);
     }
 
@@ -315,9 +355,6 @@ public static class ValuesWorkflow
         return releases;
     }
 
-    /// <summary>Where import puts the chart in the air-gapped registry (the chart's own reference, mapped like every image).</summary>
-    private static Reference ChartTarget(AirGapBundle bundle, BundleChartDefaults chart) =>
-        bundle.Mapper.Map(Reference.Parse(chart.Listed.Reference));
 
     /// <summary>The install command for a chart, as it lies in the air-gapped registry after import.</summary>
     public static string InstallCommand(string release, Reference chartTarget, string version, string valuesFile)

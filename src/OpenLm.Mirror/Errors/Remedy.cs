@@ -81,4 +81,7 @@ public enum Setting
 
     /// <summary>Where the node image archive is written.</summary>
     NodeArchiveOutput,
+
+    /// <summary>The registry the bundle was imported into.</summary>
+    Target,
 }

@@ -86,6 +86,13 @@ public sealed class ChartDefaults
         return null;
     }
 
+    /// <summary>True when the chart's defaults (its own or a subchart's, as seen from the top) hold a value at <paramref name="path"/>.</summary>
+    public bool Declares(IReadOnlyList<string> path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return Lookup(_root, path) is not null;
+    }
+
     /// <summary>The shape of <c>global.imagePullSecrets</c> (the umbrella's default, else the first subchart's that declares one); a string list when none does.</summary>
     public PullSecretShape GlobalPullSecretShape()
     {

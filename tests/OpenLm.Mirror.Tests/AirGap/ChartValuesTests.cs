@@ -184,6 +184,73 @@ public sealed class ChartValuesTests(ChartBundleFixture bundle) : IClassFixture<
         Assert.Contains("--force", againErr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Values_NoRegistry_NamesExactlyTheNodeArchiveReferencesWithIfNotPresent()
+    {
+        // Given the node archive of the umbrella bundle
+        var dir = bundle.NewDirectory();
+        var archive = Path.Combine(dir, "openlm-images.tar");
+        var (archiveExit, archiveJson, archiveErr) = await RunAsync("node-archive", bundle.UmbrellaBundlePath, "--key", bundle.PublicKey, "-o", archive, "--json");
+        Assert.True(archiveExit == 0, archiveErr);
+        using var report = JsonDocument.Parse(archiveJson);
+        var names = report.RootElement.GetProperty("images").EnumerateArray()
+            .SelectMany(i => new[] { i.GetProperty("source").GetString()!, i.GetProperty("digestReference").GetString()! })
+            .ToHashSet(StringComparer.Ordinal);
+
+        // When values is written for no registry
+        var output = Path.Combine(dir, "values-airgap.yaml");
+        var (exit, stdout, stderr) = await RunAsync("values", bundle.UmbrellaBundlePath, "--no-registry", "--key", bundle.PublicKey, "-o", output);
+
+        // Then every image value is a digest reference the archive names the image by
+        Assert.True(exit == 0, stderr);
+        var values = YamlPaths.Flatten(File.ReadAllText(output));
+        var expected = TestChartBuilder.Describe(bundle.Umbrella.Path, new TestChartOptions { IncludeMalformed = false }).ExpectedImages;
+        foreach (var image in expected)
+        {
+            var digest = bundle.DigestOf(image.Reference);
+            var source = Oci.Reference.Parse(image.Reference);
+            var written = image.Split
+                ? $"{values[image.ValuesPath[..^1] + "registry"]}/{values[image.ValuesPath[..^1] + "repository"]}@{values[image.ValuesPath[..^1] + "digest"]}"
+                : values[image.ValuesPath]!;
+            Assert.Equal($"{source.Name}@{digest}", written);
+            Assert.Contains(written, names);
+        }
+
+        // And IfNotPresent where the chart exposes a pull policy, and no registry is forced on the Bitnami subchart
+        Assert.Equal("IfNotPresent", values["server.deployment.imagePullPolicy"]);
+        Assert.Equal("IfNotPresent", values["identity.image.pullPolicy"]);
+        Assert.Equal("IfNotPresent", values["kafka.image.pullPolicy"]);
+        Assert.DoesNotContain("global.imageRegistry", values.Keys);
+        Assert.DoesNotContain("server.migrations.imagePullPolicy", values.Keys);
+
+        // And it says where the archive goes on every node
+        Assert.Contains("/var/lib/rancher/k3s/agent/images/", stdout, StringComparison.Ordinal);
+        Assert.Contains("/var/lib/rancher/rke2/agent/images/", stdout, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--to", "registry.corp:5000")]
+    [InlineData("--k3s-registries-out", "r.yaml")]
+    public async Task Values_NoRegistryWithRegistrySettings_IsRefused(string flag, string value)
+    {
+        var dir = bundle.NewDirectory();
+
+        var (exit, _, stderr) = await RunAsync("values", bundle.UmbrellaBundlePath, "--no-registry", flag, Path.Combine(dir, value), "--key", bundle.PublicKey, "-o", Path.Combine(dir, "v.yaml"));
+
+        Assert.Equal(2, exit);
+        Assert.Contains("--no-registry", stderr, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(dir));
+    }
+
+    [Fact]
+    public async Task Values_WithoutTargetOrNoRegistry_IsRefused()
+    {
+        var (exit, _, stderr) = await RunAsync("values", bundle.UmbrellaBundlePath, "--key", bundle.PublicKey, "-o", Path.Combine(bundle.NewDirectory(), "v.yaml"));
+
+        Assert.Equal(2, exit);
+        Assert.Contains("--to is required", stderr, StringComparison.Ordinal);
+    }
+
     /// <summary>The umbrella's defaults as Helm sees them for the pull-secret keys: umbrella values over each subchart's.</summary>
     private static YamlMappingNode UmbrellaDefaults()
     {
