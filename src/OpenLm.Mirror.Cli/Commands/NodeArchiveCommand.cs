@@ -120,7 +120,8 @@ internal static class NodeArchiveCommand
         await o.WriteLineAsync("  put it on every node, then (re)start k3s/rke2, which import it at start:").ConfigureAwait(false);
         await o.WriteLineAsync($"    k3s:  /var/lib/rancher/k3s/agent/images/{file}").ConfigureAwait(false);
         await o.WriteLineAsync($"    RKE2: /var/lib/rancher/rke2/agent/images/{file}").ConfigureAwait(false);
-        var plain = result.Compression == NodeArchiveCompression.Zstd ? $"zstd -d {file} -o {Path.GetFileNameWithoutExtension(file)} && ctr -n k8s.io images import {Path.GetFileNameWithoutExtension(file)}" : $"ctr -n k8s.io images import {file}";
+        var tar = file.EndsWith(".tzst", StringComparison.Ordinal) ? file[..^".tzst".Length] + ".tar" : Path.GetFileNameWithoutExtension(file);
+        var plain = result.Compression == NodeArchiveCompression.Zstd ? $"zstd -d {file} -o {tar} && ctr -n k8s.io images import {tar}" : $"ctr -n k8s.io images import {file}";
         await o.WriteLineAsync($"  or on plain containerd: {plain}").ConfigureAwait(false);
         await o.WriteLineAsync("  Helm values naming these images: openlm-mirror values BUNDLE --no-registry -o values-airgap.yaml").ConfigureAwait(false);
     }
