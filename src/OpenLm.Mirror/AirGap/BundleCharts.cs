@@ -19,14 +19,10 @@ public sealed record BundleChartDefaults(BundleChart Listed, ChartDefaults Defau
 /// </summary>
 public static class BundleCharts
 {
-    /// <summary>
-    /// Each chart the bundle lists, with its defaults; with <paramref name="archiveDirectory"/>, its <c>.tgz</c> is also
-    /// written there (temporary file, then rename; an existing file is refused unless <paramref name="overwrite"/>).
-    /// </summary>
-    public static async Task<IReadOnlyList<BundleChartDefaults>> ReadAsync(
-        string bundlePath, VerificationKey? key, string? archiveDirectory = null, bool overwrite = false, CancellationToken cancellationToken = default)
+    /// <summary>Each chart the bundle lists, with its defaults.</summary>
+    public static async Task<IReadOnlyList<BundleChartDefaults>> ReadAsync(string bundlePath, VerificationKey? key, CancellationToken cancellationToken = default)
     {
-        var bundle = await BundleSource.OpenAsync(bundlePath, new BundleOpenOptions { Key = key, RequireSignature = key is not null }, cancellationToken).ConfigureAwait(false);
+        var bundle = await OpenAsync(bundlePath, key, cancellationToken).ConfigureAwait(false);
         await using (bundle.ConfigureAwait(false))
         {
             var charts = new List<BundleChartDefaults>();
@@ -35,14 +31,44 @@ public static class BundleCharts
                 charts.Add(await ReadOneAsync(bundle, listed, cancellationToken).ConfigureAwait(false));
             }
 
-            if (archiveDirectory is not null)
-            {
-                await WriteArchivesAsync(bundle, charts, archiveDirectory, overwrite, cancellationToken).ConfigureAwait(false);
-            }
-
             return charts;
         }
     }
+
+    /// <summary>Where <see cref="WriteArchivesAsync"/> puts each chart, and what stops it (a file in the way, existing archives without <paramref name="overwrite"/>).</summary>
+    public static IReadOnlyList<string> ArchivePaths(IReadOnlyList<BundleChartDefaults> charts, string directory, bool overwrite)
+    {
+        ArgumentNullException.ThrowIfNull(charts);
+        if (File.Exists(directory))
+        {
+            throw new InputException($"'{directory}' is a file, not a directory for the chart archives") { Setting = Setting.ChartOutputDirectory, Subject = directory };
+        }
+
+        var paths = charts.Select(c => Path.Combine(directory, c.ArchiveFileName)).ToList();
+        var existing = paths.Where(File.Exists).Select(p => $"'{p}'").ToList();
+        if (existing.Count > 0 && !overwrite)
+        {
+            var list = string.Join(", ", existing);
+            throw new InputException($"refusing to overwrite {list}") { Remedy = Remedy.Overwrite, Subject = list };
+        }
+
+        return paths;
+    }
+
+    /// <summary>Writes each chart's <c>.tgz</c> into <paramref name="directory"/> (temporary file, then rename once its digest matched).</summary>
+    public static async Task WriteArchivesAsync(
+        string bundlePath, VerificationKey? key, IReadOnlyList<BundleChartDefaults> charts, string directory, bool overwrite, CancellationToken cancellationToken = default)
+    {
+        ArchivePaths(charts, directory, overwrite);
+        var bundle = await OpenAsync(bundlePath, key, cancellationToken).ConfigureAwait(false);
+        await using (bundle.ConfigureAwait(false))
+        {
+            await WriteArchivesAsync(bundle, charts, directory, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static Task<BundleSource> OpenAsync(string bundlePath, VerificationKey? key, CancellationToken cancellationToken) =>
+        BundleSource.OpenAsync(bundlePath, new BundleOpenOptions { Key = key, RequireSignature = key is not null }, cancellationToken);
 
     private static async Task<BundleChartDefaults> ReadOneAsync(BundleSource bundle, BundleChart listed, CancellationToken cancellationToken)
     {
@@ -73,21 +99,9 @@ public static class BundleCharts
         }
     }
 
-    private static async Task WriteArchivesAsync(BundleSource bundle, IReadOnlyList<BundleChartDefaults> charts, string directory, bool overwrite, CancellationToken cancellationToken)
+    private static async Task WriteArchivesAsync(BundleSource bundle, IReadOnlyList<BundleChartDefaults> charts, string directory, CancellationToken cancellationToken)
     {
         var targets = charts.Select(c => (Chart: c, Path: Path.Combine(directory, c.ArchiveFileName))).ToList();
-        if (File.Exists(directory))
-        {
-            throw new InputException($"'{directory}' is a file, not a directory for the chart archives") { Setting = Setting.ChartOutputDirectory, Subject = directory };
-        }
-
-        var existing = targets.Where(t => File.Exists(t.Path)).Select(t => $"'{t.Path}'").ToList();
-        if (existing.Count > 0 && !overwrite)
-        {
-            var list = string.Join(", ", existing);
-            throw new InputException($"refusing to overwrite {list}") { Remedy = Remedy.Overwrite, Subject = list };
-        }
-
         try
         {
             Directory.CreateDirectory(directory);

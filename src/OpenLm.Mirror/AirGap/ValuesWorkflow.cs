@@ -123,11 +123,22 @@ public static class ValuesWorkflow
         IReadOnlyList<BundleChartDefaults> charts = [];
         if (head.Manifest.Charts.Count > 0 && (request.ValuesOutput is not null || request.ChartOutputDirectory is not null))
         {
-            charts = await BundleCharts.ReadAsync(request.BundlePath, request.Key, request.ChartOutputDirectory, request.Overwrite, cancellationToken).ConfigureAwait(false);
+            charts = await BundleCharts.ReadAsync(request.BundlePath, request.Key, cancellationToken).ConfigureAwait(false);
         }
 
         var outputs = Build(request, bundle?.Mapper, roots, uses, charts, log);
         RefuseUnsafeOutputs(request, outputs);
+        if (request.ChartOutputDirectory is not null && charts.Count == 0)
+        {
+            log.Warn("the bundle holds no Helm chart; no chart archive was written");
+        }
+
+        if (request.ChartOutputDirectory is { } chartDirectory && charts.Count > 0)
+        {
+            // Every refusal came first; the archives go out (verified) before the values that name them.
+            BundleCharts.ArchivePaths(charts, chartDirectory, request.Overwrite);
+            await BundleCharts.WriteArchivesAsync(request.BundlePath, request.Key, charts, chartDirectory, request.Overwrite, cancellationToken).ConfigureAwait(false);
+        }
         foreach (var warning in outputs.RewriteWarnings)
         {
             log.Warn(warning);

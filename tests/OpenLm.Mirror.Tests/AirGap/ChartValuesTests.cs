@@ -185,6 +185,25 @@ public sealed class ChartValuesTests(ChartBundleFixture bundle) : IClassFixture<
     }
 
     [Fact]
+    public async Task Values_ChartOutWithAnExistingValuesFile_WritesNoArchive()
+    {
+        // Given a values file already there
+        var dir = bundle.NewDirectory();
+        var output = Path.Combine(dir, "values-airgap.yaml");
+        await File.WriteAllTextAsync(output, "mine: 1\n");
+        var charts = Path.Combine(dir, "charts");
+
+        // When values would write it again, with the chart archives, without --force
+        var (exit, _, stderr) = await RunAsync("values", bundle.UmbrellaBundlePath, "--to", Target, "--key", bundle.PublicKey, "-o", output, "--chart-out", charts);
+
+        // Then nothing is written: neither the values nor any archive
+        Assert.Equal(2, exit);
+        Assert.Contains("--force", stderr, StringComparison.Ordinal);
+        Assert.Equal("mine: 1\n", await File.ReadAllTextAsync(output));
+        Assert.False(Directory.Exists(charts) && Directory.EnumerateFileSystemEntries(charts).Any());
+    }
+
+    [Fact]
     public async Task Values_NoRegistry_NamesExactlyTheNodeArchiveReferencesWithIfNotPresent()
     {
         // Given the node archive of the umbrella bundle
