@@ -95,6 +95,41 @@ public sealed class NodeArchiveTests(ChartBundleFixture bundle) : IClassFixture<
     }
 
     [Fact]
+    public async Task NodeArchive_CorruptLayer_FailsAsIntegrityAndLeavesNoFile()
+    {
+        // Given a copy of the bundle with one byte flipped inside a layer of an image (the signed head still verifies)
+        var dir = bundle.NewDirectory();
+        var corrupt = Path.Combine(dir, "corrupt.tar");
+        File.Copy(bundle.BundlePath, corrupt);
+        BundleEntry entry;
+        using (var key = Signing.VerificationKey.Load(bundle.PublicKey))
+        {
+            await using var source = await BundleSource.OpenAsync(corrupt, new BundleOpenOptions { Key = key });
+            var root = await source.ResolveAsync(TestFixtures.TestChartBuilder.DefaultSource + "/olm-server:1.260716.1540");
+            var layers = Oci.ImageGraph.Reachable(root, source.Documents).Values.Where(d => !source.Documents.ContainsKey(d.Digest)).ToList();
+            entry = source.Blobs.Where(b => layers.Any(l => l.Digest == b.Descriptor.Digest)).MaxBy(b => b.Descriptor.Size)!;
+        }
+
+        await using (var file = new FileStream(corrupt, FileMode.Open, FileAccess.ReadWrite))
+        {
+            var at = entry.Offset + (entry.Descriptor.Size / 2);
+            file.Position = at;
+            var b = file.ReadByte();
+            file.Position = at;
+            file.WriteByte((byte)(b ^ 0x5A));
+        }
+
+        // When the node archive is written from it
+        var output = Path.Combine(dir, "openlm-images.tar.zst");
+        var (exit, _, stderr) = await RunAsync("node-archive", corrupt, "--key", bundle.PublicKey, "-o", output);
+
+        // Then it fails as an integrity error naming the digest, and neither the archive nor a partial file is left
+        Assert.Equal(3, exit);
+        Assert.Contains(entry.Descriptor.Digest.ToString(), stderr, StringComparison.Ordinal);
+        Assert.Equal(["corrupt.tar"], Directory.GetFiles(dir).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public async Task NodeArchive_UnknownPlatform_IsRefusedNamingIt()
     {
         var output = Path.Combine(bundle.NewDirectory(), "a.tar");
