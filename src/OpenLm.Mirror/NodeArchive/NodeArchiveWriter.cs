@@ -193,16 +193,21 @@ public static class NodeArchiveWriter
             var kept = new List<string>();
             if (document.IsIndex)
             {
+                // No platform asked for: everything the bundle holds of the index (attestations included), so an
+                // importer that walks all platforms finds every child. Platforms asked for: their image manifests only.
                 foreach (var child in document.Manifests.Where(c => MediaTypes.IsImageManifest(c.MediaType) && bundle.Documents.ContainsKey(c.Digest)))
                 {
-                    if (IsImage(bundle.Documents[child.Digest]) && (platforms.Count == 0 ? child.Platform is not { Os: "unknown" } : platforms.Any(p => PlatformMatcher.Matches(p, child.Platform))))
+                    if (platforms.Count == 0 || (IsImage(bundle.Documents[child.Digest]) && platforms.Any(p => PlatformMatcher.Matches(p, child.Platform))))
                     {
                         manifests.Add(child);
-                        kept.Add(child.Platform?.ToString() ?? "unknown");
+                        if (child.Platform is { Os: not "unknown" } platform)
+                        {
+                            kept.Add(platform.ToString());
+                        }
                     }
                 }
 
-                if (manifests.Count == 0)
+                if (manifests.Count == 0 || (platforms.Count == 0 && kept.Count == 0))
                 {
                     skipped.Add($"{root.Source} (none of its manifests is an image of {(platforms.Count == 0 ? "a known platform" : string.Join(", ", platforms.Select(p => p.ToString())))}; it has {PlatformMatcher.Describe(document.Manifests)})");
                     continue;
