@@ -92,7 +92,8 @@ public sealed record ValuesResult
 
 /// <summary>
 /// Helm values (an override file, or the customer's values file rewritten) and node mirror configuration for the
-/// air-gapped registry, from the bundle's head alone (no network). Everything is built in memory and every refusal
+/// air-gapped registry (or, with no registry, for nodes that hold the images), from the bundle's head and the charts it
+/// holds (no network). Everything is built in memory and every refusal
 /// (collisions, existing files) comes first: nothing is written unless every piece can be.
 /// </summary>
 public static class ValuesWorkflow
@@ -102,22 +103,7 @@ public static class ValuesWorkflow
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(log);
         Validate(request);
-        AirGapBundle? bundle = null;
-        BundleHead head;
-        if (request.Helm.NoRegistry)
-        {
-            head = await BundleInspector.InspectAsync(request.BundlePath, request.Key, cancellationToken).ConfigureAwait(false);
-            if (request.Key is null)
-            {
-                log.Warn($"signature not checked: no release key given, so nothing proves '{request.BundlePath}' is the bundle your vendor released", Remedy.ReleaseKey);
-            }
-        }
-        else
-        {
-            bundle = await AirGapBundle.OpenAsync(request.BundlePath, request.Target!, request.Maps, request.Key, log, cancellationToken).ConfigureAwait(false);
-            head = bundle.Head;
-        }
-
+        var (bundle, head) = await OpenAsync(request, log, cancellationToken).ConfigureAwait(false);
         var roots = bundle?.Roots ?? AirGapBundle.RootsOf(head);
         var uses = ImageUses(head.Manifest, log);
         IReadOnlyList<BundleChartDefaults> charts = [];
@@ -128,17 +114,7 @@ public static class ValuesWorkflow
 
         var outputs = Build(request, bundle?.Mapper, roots, uses, charts, log);
         RefuseUnsafeOutputs(request, outputs);
-        if (request.ChartOutputDirectory is not null && charts.Count == 0)
-        {
-            log.Warn("the bundle holds no Helm chart; no chart archive was written");
-        }
-
-        if (request.ChartOutputDirectory is { } chartDirectory && charts.Count > 0)
-        {
-            // Every refusal came first; the archives go out (verified) before the values that name them.
-            BundleCharts.ArchivePaths(charts, chartDirectory, request.Overwrite);
-            await BundleCharts.WriteArchivesAsync(request.BundlePath, request.Key, charts, chartDirectory, request.Overwrite, cancellationToken).ConfigureAwait(false);
-        }
+        await WriteChartArchivesAsync(request, charts, log, cancellationToken).ConfigureAwait(false);
         foreach (var warning in outputs.RewriteWarnings)
         {
             log.Warn(warning);
@@ -165,6 +141,41 @@ public static class ValuesWorkflow
             ValuesFiles = outputs.Values.Select(v => v.Written).ToList(),
             ChartArchives = request.ChartOutputDirectory is null ? [] : charts.Select(c => Path.Combine(request.ChartOutputDirectory, c.ArchiveFileName)).ToList(),
         };
+    }
+
+    /// <summary>The checked head, and with a registry the naming rule for it (collisions refused here).</summary>
+    private static async Task<(AirGapBundle? Bundle, BundleHead Head)> OpenAsync(ValuesRequest request, IMirrorLog log, CancellationToken cancellationToken)
+    {
+        if (!request.Helm.NoRegistry)
+        {
+            var bundle = await AirGapBundle.OpenAsync(request.BundlePath, request.Target!, request.Maps, request.Key, log, cancellationToken).ConfigureAwait(false);
+            return (bundle, bundle.Head);
+        }
+
+        var head = await BundleInspector.InspectAsync(request.BundlePath, request.Key, cancellationToken).ConfigureAwait(false);
+        if (request.Key is null)
+        {
+            log.Warn($"signature not checked: no release key given, so nothing proves '{request.BundlePath}' is the bundle your vendor released", Remedy.ReleaseKey);
+        }
+
+        return (null, head);
+    }
+
+    /// <summary>Every refusal came first; the chart archives go out (verified) before the values that name them.</summary>
+    private static async Task WriteChartArchivesAsync(ValuesRequest request, IReadOnlyList<BundleChartDefaults> charts, IMirrorLog log, CancellationToken cancellationToken)
+    {
+        if (request.ChartOutputDirectory is not { } directory)
+        {
+            return;
+        }
+
+        if (charts.Count == 0)
+        {
+            log.Warn("the bundle holds no Helm chart; no chart archive was written");
+            return;
+        }
+
+        await BundleCharts.WriteArchivesAsync(request.BundlePath, request.Key, charts, directory, request.Overwrite, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
