@@ -70,7 +70,10 @@ internal static class ValuesCommand
             }
 
             var target = bundle.OptionalTarget(parse);
-            if (parse.GetValue(noRegistry))
+
+            // Only the chart archives: no registry is involved.
+            var chartsOnly = outputPath is null && parse.GetValue(k3s) is null && parse.GetValue(containerd) is null && target is null;
+            if (parse.GetValue(noRegistry) || chartsOnly)
             {
                 if (target is not null || bundle.Maps(parse).Count > 0 || parse.GetValue(k3s) is not null || parse.GetValue(containerd) is not null)
                 {
@@ -95,7 +98,7 @@ internal static class ValuesCommand
                 {
                     Pin = parse.GetValue(pin) == "tag" ? ImagePin.Tag : ImagePin.Digest,
                     PullSecret = parse.GetValue(pullSecret),
-                    NoRegistry = parse.GetValue(noRegistry),
+                    NoRegistry = parse.GetValue(noRegistry) || chartsOnly,
                 },
                 K3sRegistriesOutput = parse.GetValue(k3s),
                 ContainerdHostsDirectory = parse.GetValue(containerd),

@@ -178,6 +178,12 @@ public sealed class ChartValuesTests(ChartBundleFixture bundle) : IClassFixture<
 
         Assert.Equal(3, Directory.GetFiles(dir).Length);
 
+        // And without a registry named, the archives alone are written just the same
+        var alone = Path.Combine(bundle.NewDirectory(), "charts");
+        var (aloneExit, _, aloneErr) = await RunAsync("values", bundle.BundlePath, "--key", bundle.PublicKey, "--chart-out", alone);
+        Assert.True(aloneExit == 0, aloneErr);
+        Assert.Equal(3, Directory.GetFiles(alone).Length);
+
         // And a second run refuses to overwrite them
         var (again, _, againErr) = await RunAsync("values", bundle.BundlePath, "--to", Target, "--key", bundle.PublicKey, "--chart-out", dir);
         Assert.Equal(2, again);
