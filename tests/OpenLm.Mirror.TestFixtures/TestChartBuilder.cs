@@ -142,6 +142,79 @@ public static class TestChartBuilder
         return files;
     }
 
+    /// <summary>Tag of the Bitnami os-shell image both standalone Bitnami-style charts use at <c>volumePermissions.image</c>.</summary>
+    public const string OsShellTag = "12-debian-12-r30";
+
+    /// <summary>
+    /// A standalone Bitnami-style chart (installed as its own Helm release, e.g. redis next to the umbrella), written
+    /// as <c>&lt;name&gt;-&lt;version&gt;.tgz</c>: split images at <c>image.*</c> (<c>docker.io/bitnami/&lt;name&gt;</c>) and
+    /// <c>volumePermissions.image.*</c> (<c>docker.io/bitnami/os-shell</c>), pull secrets in Bitnami's list form
+    /// <c>global.imagePullSecrets: []</c> that the templates range over.
+    /// </summary>
+    public static TestChart WriteBitnamiTgz(string parentDirectory, string name, string version, string imageTag)
+    {
+        var chart = Chart(name, version, $$"""
+            global:
+              imageRegistry: ""
+              imagePullSecrets: []
+            image:
+              registry: docker.io
+              repository: bitnami/{{name}}
+              tag: {{imageTag}}
+              digest: ""
+              pullPolicy: IfNotPresent
+              pullSecrets: []
+            volumePermissions:
+              enabled: false
+              image:
+                registry: docker.io
+                repository: bitnami/os-shell
+                tag: {{OsShellTag}}
+                digest: ""
+            """) with
+        {
+            Templates =
+            [
+                ("statefulset.yaml", """
+                    apiVersion: apps/v1
+                    kind: StatefulSet
+                    metadata:
+                      name: {{ .Release.Name }}
+                    spec:
+                      template:
+                        spec:
+                          {{- if .Values.global.imagePullSecrets }}
+                          imagePullSecrets:
+                          {{- range .Values.global.imagePullSecrets }}
+                            - name: {{ . }}
+                          {{- end }}
+                          {{- end }}
+                          containers: []
+                    """ + "\n"),
+            ],
+        };
+        var files = new List<(string Name, byte[] Content)>();
+        Render(chart, name + "/", files);
+        var path = Path.Combine(parentDirectory, $"{name}-{version}.tgz");
+        TarGz.Write(path, files.Select(f => new TarGzEntry(f.Name, f.Content)));
+        ExpectedImage Image(string valuesPath, string reference) => new()
+        {
+            ValuesPath = valuesPath, Reference = reference, ChartPath = name, File = $"{name}/values.yaml", Enabled = true, Split = true, UsesGlobalImageRegistry = true,
+        };
+        return new TestChart
+        {
+            Path = path,
+            ChartName = name,
+            ChartVersion = version,
+            ExpectedImages =
+            [
+                Image("image.*", $"docker.io/bitnami/{name}:{imageTag}"),
+                Image("volumePermissions.image.*", $"docker.io/bitnami/os-shell:{OsShellTag}"),
+            ],
+            ExpectedInvalid = [],
+        };
+    }
+
     /// <summary>What a scan of the chart must find, for the given options.</summary>
     public static TestChart Describe(string path, TestChartOptions? options = null)
     {
@@ -204,13 +277,22 @@ public static class TestChartBuilder
     private static string Normalise(string reference) =>
         OpenLm.Mirror.Oci.Reference.Parse(reference).ToString();
 
-    private sealed record ChartDef(string Name, string Version, string ChartYaml, string ValuesYaml, IReadOnlyList<(ChartDef Chart, bool AsTgz)> Subcharts);
+    private sealed record ChartDef(string Name, string Version, string ChartYaml, string ValuesYaml, IReadOnlyList<(ChartDef Chart, bool AsTgz)> Subcharts)
+    {
+        /// <summary>Template files beside NOTES.txt (name under <c>templates/</c>, text).</summary>
+        public IReadOnlyList<(string Name, string Text)> Templates { get; init; } = [];
+    }
 
     private static void Render(ChartDef chart, string prefix, List<(string Name, byte[] Content)> files)
     {
         files.Add((prefix + "Chart.yaml", Encoding.UTF8.GetBytes(chart.ChartYaml)));
         files.Add((prefix + "values.yaml", Encoding.UTF8.GetBytes(chart.ValuesYaml)));
         files.Add((prefix + "templates/NOTES.txt", Encoding.UTF8.GetBytes($"{chart.Name} {{{{ .Chart.Version }}}} installed.\n")));
+        foreach (var (name, text) in chart.Templates)
+        {
+            files.Add((prefix + "templates/" + name, Encoding.UTF8.GetBytes(text)));
+        }
+
         foreach (var (sub, asTgz) in chart.Subcharts)
         {
             if (asTgz)
@@ -233,7 +315,7 @@ public static class TestChartBuilder
         var (registry, ns) = SplitSource(s);
         var nsPrefix = ns.Length == 0 ? string.Empty : ns + "/";
 
-        var server = Chart("server", t, $$"""
+        var server = OpenLmStyle(Chart("server", t, $$"""
             replicaCount: 1
             deployment:
               image: {{s}}/olm-server:{{t}}
@@ -248,9 +330,11 @@ public static class TestChartBuilder
                 args: ["--timeout", "300"]
             service:
               port: 8080
-            """);
+            imagePullSecrets:
+              name: ""
+            """));
 
-        var identity = Chart("identity", t, $$"""
+        var identity = OpenLmStyle(Chart("identity", t, $$"""
             image:
               repository: {{s}}/olm-identity
               tag: "{{t}}"
@@ -258,16 +342,22 @@ public static class TestChartBuilder
             redis:
               enabled: true
             {{(o.IncludeMalformed ? $"  image: {MalformedReference}\n" : string.Empty)}}  port: 6379
-            """);
+            imagePullSecrets:
+              name: ""
+            """));
 
-        var reporting = Chart("reporting", t, $$"""
+        var reporting = OpenLmStyle(Chart("reporting", t, $$"""
             image: {{s}}/olm-reporting:{{t}}
             worker:
               replicas: 2
               image: {{s}}/olm-reporting-worker:{{t}}
-            """);
+            imagePullSecrets:
+              name: ""
+            """));
 
-        var jobs = Chart("olm-jobs", t, $$"""
+        var jobs = OpenLmStyle(Chart("olm-jobs", t, $$"""
+            imagePullSecrets:
+              name: ""
             job:
               image: {{s}}/olm-jobs:{{t}}
               schedule: "0 2 * * *"
@@ -275,7 +365,7 @@ public static class TestChartBuilder
               cleanup:
                 image: {{s}}/olm-jobs:{{t}}
                 schedule: "30 3 * * *"
-            """);
+            """));
 
         var kafka = Chart("kafka", KafkaChartVersion, $$"""
             ## Bitnami-style values (trimmed)
@@ -299,10 +389,12 @@ public static class TestChartBuilder
                   digest: ""
             """, appVersion: "3.9.0");
 
-        var legacy = Chart("legacy-agent", t, $$"""
+        var legacy = OpenLmStyle(Chart("legacy-agent", t, $$"""
             enabled: true
             image: {{s}}/olm-legacy-agent:{{t}}
-            """);
+            imagePullSecrets:
+              name: ""
+            """));
 
         var portalUi = Chart("portal-ui", t, $$"""
             image:
@@ -311,16 +403,18 @@ public static class TestChartBuilder
               tag: ""
             """);
 
-        var portal = Chart(
+        var portal = OpenLmStyle(Chart(
             "portal",
             t,
             $$"""
             image: {{s}}/olm-portal:{{t}}
+            imagePullSecrets:
+              name: ""
             portal-ui:
               enabled: true
             """,
             dependencies: [("portal-ui", null, "portal-ui.enabled")],
-            subcharts: [(portalUi, true)]);
+            subcharts: [(portalUi, true)]));
 
         return Chart(
             UmbrellaName,
@@ -334,16 +428,24 @@ public static class TestChartBuilder
             server:
               enabled: true
               replicaCount: 2
+              imagePullSecrets: {name: ""}
             identity:
               enabled: true
+              imagePullSecrets: {name: ""}
               image:
                 tag: "{{o.IdentityOverrideTag}}"
             reporting:
               enabled: true
+              imagePullSecrets: {name: ""}
+            jobs:
+              imagePullSecrets: {name: ""}
             kafka:
               enabled: true
             legacy-agent:
               enabled: false
+              imagePullSecrets: {name: ""}
+            portal:
+              imagePullSecrets: {name: ""}
             """,
             dependencies:
             [
@@ -366,6 +468,31 @@ public static class TestChartBuilder
                 (portal, false),
             ]);
     }
+
+    /// <summary>
+    /// OpenLM's convention: the chart's pods take their pull secret from <c>.Values.imagePullSecrets.name</c> (a mapping,
+    /// default <c>{name: ""}</c>), so a list given there fails to render.
+    /// </summary>
+    private static ChartDef OpenLmStyle(ChartDef chart) => chart with
+    {
+        Templates =
+        [
+            ("deployment.yaml", """
+                apiVersion: apps/v1
+                kind: Deployment
+                metadata:
+                  name: {{ .Release.Name }}-{{ .Chart.Name }}
+                spec:
+                  template:
+                    spec:
+                      {{- if .Values.imagePullSecrets.name }}
+                      imagePullSecrets:
+                        - name: {{ .Values.imagePullSecrets.name }}
+                      {{- end }}
+                      containers: []
+                """ + "\n"),
+        ],
+    };
 
     private static ChartDef Chart(
         string name,

@@ -11,6 +11,9 @@ namespace OpenLm.Mirror.Cli.Commands;
 /// </summary>
 internal sealed class BundleTargetOptions
 {
+    /// <param name="targetRequired">False for a command that can also work without a registry (values --no-registry).</param>
+    public BundleTargetOptions(bool targetRequired = true) => To.Required = targetRequired;
+
     public Argument<string> Bundle { get; } = new("BUNDLE") { Description = "The bundle (.tar or .tar.zst) the images were imported from" };
 
     public Option<string> To { get; } = new("--to")
@@ -43,6 +46,9 @@ internal sealed class BundleTargetOptions
     public string BundlePath(ParseResult parse) => parse.GetValue(Bundle)!;
 
     public string Target(ParseResult parse) => parse.GetValue(To)!;
+
+    /// <summary>The <c>--to</c> value, or null when it was not given (only where it is optional).</summary>
+    public string? OptionalTarget(ParseResult parse) => parse.GetValue(To);
 
     public IReadOnlyList<string> Maps(ParseResult parse) => parse.GetValue(Map) ?? [];
 

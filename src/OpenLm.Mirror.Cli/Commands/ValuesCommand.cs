@@ -15,7 +15,11 @@ internal static class ValuesCommand
 {
     public static Command Create(CliConsole console)
     {
-        var bundle = new BundleTargetOptions();
+        var bundle = new BundleTargetOptions(targetRequired: false);
+        var noRegistry = new Option<bool>("--no-registry")
+        {
+            Description = "There is no registry: the images are imported on every node (node-archive), so the values keep the source names, pinned by digest, with IfNotPresent pull policies",
+        };
         var values = new Option<string?>("--values")
         {
             HelpName = "IN.yaml",
@@ -29,7 +33,13 @@ internal static class ValuesCommand
         };
         pin.AcceptOnlyFromAmong("digest", "tag");
         var pullSecret = new Option<string?>("--pull-secret") { HelpName = "NAME", Description = "Reference this Kubernetes pull secret for the registry (the secret itself is not created)" };
-        var output = new Option<string?>("--output", "-o") { HelpName = "FILE", Description = "Where to write the Helm values (e.g. values-airgap.yaml)" };
+        var output = new Option<string?>("--output", "-o")
+        {
+            HelpName = "FILE|DIR",
+            Description = "Where to write the Helm values (e.g. values-airgap.yaml); a directory gets <chart>.values-airgap.yaml for each chart of the bundle (each its own Helm release)",
+        };
+        var chart = new Option<string?>("--chart") { HelpName = "NAME", Description = "The bundle's chart (Helm release) the values are for, when the bundle holds several" };
+        var chartOut = new Option<string?>("--chart-out") { HelpName = "DIR", Description = "Also write each chart of the bundle as DIR/<name>-<version>.tgz (verified)" };
         var force = new Option<bool>("--force") { Description = "Overwrite existing output files" };
         var k3s = new Option<string?>("--k3s-registries-out") { HelpName = "FILE", Description = "Also write a k3s/RKE2 registries.yaml that redirects pulls to the registry" };
         var containerd = new Option<string?>("--containerd-hosts-dir") { HelpName = "DIR", Description = "Also write containerd hosts.toml files (DIR/<registry>/hosts.toml)" };
@@ -39,7 +49,7 @@ internal static class ValuesCommand
 
         var command = new Command("values", "Write Helm values (and optionally k3s/containerd mirror configuration) that point the platform at the air-gapped registry; offline, from the bundle alone");
         bundle.AddTo(command);
-        foreach (var option in new Option[] { values, pin, pullSecret, output, force, k3s, containerd, caPath, plainHttp, json })
+        foreach (var option in new Option[] { values, pin, pullSecret, output, chart, chartOut, noRegistry, force, k3s, containerd, caPath, plainHttp, json })
         {
             command.Options.Add(option);
         }
@@ -49,9 +59,9 @@ internal static class ValuesCommand
             var log = new ConsoleLog(console.Error, verbose: false);
             var outputPath = parse.GetValue(output);
             var inputPath = parse.GetValue(values);
-            if (outputPath is null && parse.GetValue(k3s) is null && parse.GetValue(containerd) is null)
+            if (outputPath is null && parse.GetValue(k3s) is null && parse.GetValue(containerd) is null && parse.GetValue(chartOut) is null)
             {
-                throw new InputException("nothing to write: give -o FILE for the Helm values (and/or --k3s-registries-out, --containerd-hosts-dir)");
+                throw new InputException("nothing to write: give -o FILE for the Helm values (and/or --chart-out, --k3s-registries-out, --containerd-hosts-dir)");
             }
 
             if (inputPath is not null && outputPath is null)
@@ -59,20 +69,43 @@ internal static class ValuesCommand
                 throw new InputException("--values needs -o: the rewritten file goes to -o (give the same path to rewrite it in place)");
             }
 
+            var target = bundle.OptionalTarget(parse);
+
+            // Only the chart archives: no registry is involved.
+            var chartsOnly = outputPath is null && parse.GetValue(k3s) is null && parse.GetValue(containerd) is null && target is null;
+            if (parse.GetValue(noRegistry) || chartsOnly)
+            {
+                if (target is not null || bundle.Maps(parse).Count > 0 || parse.GetValue(k3s) is not null || parse.GetValue(containerd) is not null)
+                {
+                    throw new InputException("--no-registry keeps the source names: drop --to, --map, --k3s-registries-out and --containerd-hosts-dir");
+                }
+            }
+            else if (target is null)
+            {
+                throw new InputException("--to is required: the registry the bundle was imported into (or --no-registry when the nodes hold the images themselves)");
+            }
+
             using var key = bundle.LoadKey(parse);
             var request = new ValuesRequest
             {
                 BundlePath = bundle.BundlePath(parse),
-                Target = bundle.Target(parse),
+                Target = target,
                 Maps = bundle.Maps(parse),
                 Key = key,
                 ValuesOutput = outputPath,
                 ValuesInput = inputPath,
-                Helm = new HelmValuesOptions { Pin = parse.GetValue(pin) == "tag" ? ImagePin.Tag : ImagePin.Digest, PullSecret = parse.GetValue(pullSecret) },
+                Helm = new HelmValuesOptions
+                {
+                    Pin = parse.GetValue(pin) == "tag" ? ImagePin.Tag : ImagePin.Digest,
+                    PullSecret = parse.GetValue(pullSecret),
+                    NoRegistry = parse.GetValue(noRegistry) || chartsOnly,
+                },
                 K3sRegistriesOutput = parse.GetValue(k3s),
                 ContainerdHostsDirectory = parse.GetValue(containerd),
                 Nodes = new NodeMirrorOptions { CaFile = parse.GetValue(caPath), PlainHttp = parse.GetValue(plainHttp) },
                 Overwrite = parse.GetValue(force),
+                Chart = parse.GetValue(chart),
+                ChartOutputDirectory = parse.GetValue(chartOut),
             };
             var result = await ValuesWorkflow.RunAsync(request, log, cancellationToken).ConfigureAwait(false);
             if (parse.GetValue(json))
@@ -92,9 +125,9 @@ internal static class ValuesCommand
     /// <summary>The --json summary (the contract scripts read).</summary>
     private static object Report(ValuesRequest request, ValuesResult result, string pin)
     {
-        var head = result.Bundle.Head;
-        var mapper = result.Bundle.Mapper;
-        var roots = result.Bundle.Roots;
+        var head = result.Head;
+        var mapper = result.Bundle?.Mapper;
+        var roots = result.Roots;
         return new
         {
             bundle = request.BundlePath,
@@ -102,33 +135,60 @@ internal static class ValuesCommand
             platform = new { name = head.Manifest.Platform.Name, version = head.Manifest.Platform.Version },
             signature = SignatureText(head.Signature),
             keyId = head.VerifiedKeyId,
-            target = mapper.Target.ToString(),
-            platformSource = mapper.PlatformSource,
+            target = mapper?.Target.ToString(),
+            platformSource = mapper?.PlatformSource,
+            noRegistry = mapper is null,
             pin,
             imageCount = roots.Count(r => !r.IsChart),
             chartCount = roots.Count(r => r.IsChart),
             valuesPaths = result.ImageUses.Select(u => u.ValuesPath).Distinct(StringComparer.Ordinal).Count(),
-            values = request.ValuesOutput is null
+            values = result.ValuesFiles.Count != 1
                 ? null
-                : new { path = Path.GetFullPath(request.ValuesOutput), mode = request.ValuesInput is null ? "override" : "rewrite", input = request.ValuesInput is null ? null : Path.GetFullPath(request.ValuesInput) },
+                : new { path = Path.GetFullPath(result.ValuesFiles[0].Path), mode = request.ValuesInput is null ? "override" : "rewrite", input = request.ValuesInput is null ? null : Path.GetFullPath(request.ValuesInput) },
+            valuesFiles = result.ValuesFiles.Select(v => new
+            {
+                chart = v.Chart,
+                chartVersion = v.ChartVersion,
+                path = Path.GetFullPath(v.Path),
+                imagePaths = v.ImagePaths,
+                chartReference = v.ChartTarget?.ToString(),
+            }).ToList(),
+            chartArchives = result.ChartArchives.Select(Path.GetFullPath).ToList(),
             k3sRegistries = request.K3sRegistriesOutput is null ? null : Path.GetFullPath(request.K3sRegistriesOutput),
             containerdHosts = request.ContainerdHostsDirectory is null ? null : result.ContainerdHostsFiles.Select(Path.GetFullPath).ToList(),
             notRedirected = request.ContainerdHostsDirectory is null ? null : result.NotRedirected.Select(m => m.Source.ToString()).ToList(),
-            imageValues = result.ImageUses.Select(u => new { path = u.ValuesPath, source = u.Source.ToString(), target = mapper.Map(u.Source).ToString() }).ToList(),
+            imageValues = result.ImageUses.Select(u => new { path = u.ValuesPath, source = u.Source.ToString(), target = (mapper?.Map(u.Source) ?? u.Source).ToString() }).ToList(),
             warnings = result.RewriteWarnings,
         };
     }
 
     private static async Task PrintAsync(TextWriter o, ValuesRequest request, ValuesResult result, string pin)
     {
-        if (request.ValuesOutput is { } outputPath)
+        foreach (var file in result.ValuesFiles)
         {
             var what = request.ValuesInput is null ? "override file" : result.RewroteInPlace ? "rewritten in place" : $"rewritten from {request.ValuesInput}";
-            await o.WriteLineAsync($"Helm values ({what}, {result.ImageUses.Count} image paths, pinned by {pin}): {outputPath}").ConfigureAwait(false);
+            var forChart = file.Chart is null ? string.Empty : $"chart {file.Chart} {file.ChartVersion}, ";
+            await o.WriteLineAsync($"Helm values ({forChart}{what}, {file.ImagePaths} image paths, pinned by {pin}): {file.Path}").ConfigureAwait(false);
             if (request.ValuesInput is null)
             {
-                await o.WriteLineAsync($"  use it after your own values: helm upgrade --install RELEASE CHART -f your-values.yaml -f {outputPath}").ConfigureAwait(false);
+                var install = file.ChartTarget is { } target
+                    ? ValuesWorkflow.InstallCommand(file.Chart!, target, file.ChartVersion!, file.Path)
+                    : file.Chart is { } name
+                        ? $"helm upgrade --install {name} {name}-{file.ChartVersion}.tgz -f your-values.yaml -f {file.Path} (the .tgz: --chart-out DIR)"
+                        : $"helm upgrade --install RELEASE CHART -f your-values.yaml -f {file.Path}";
+                await o.WriteLineAsync($"  use it after your own values: {install}").ConfigureAwait(false);
             }
+        }
+
+        if (request.Helm.NoRegistry && result.ValuesFiles.Count > 0)
+        {
+            await o.WriteLineAsync("  no registry: the nodes must hold the images; write them with openlm-mirror node-archive BUNDLE --key release.pub -o openlm-images.tar.zst").ConfigureAwait(false);
+            await o.WriteLineAsync("  and put the archive on every node: /var/lib/rancher/k3s/agent/images/ (RKE2: /var/lib/rancher/rke2/agent/images/), then (re)start k3s/rke2").ConfigureAwait(false);
+        }
+
+        foreach (var archive in result.ChartArchives)
+        {
+            await o.WriteLineAsync($"Helm chart: {archive}").ConfigureAwait(false);
         }
 
         if (request.K3sRegistriesOutput is { } k3sPath)

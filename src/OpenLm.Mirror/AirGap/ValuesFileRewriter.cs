@@ -127,7 +127,7 @@ internal sealed class ValuesFileRewriter
                         throw Fail(value, shown, $"expected a string here but found a {Describe(value)}");
                     }
 
-                    ReplaceScalar(scalar, leaf.Value, shown);
+                    ReplaceScalar(scalar, leaf.Value, shown, inFlow: mapping.IsFlow);
                     break;
                 case SecretListLeaf secrets:
                     ApplySecretList(value, secrets, shown);
@@ -140,6 +140,10 @@ internal sealed class ValuesFileRewriter
                             break;
                         case YMapping { IsFlow: true, Entries.Count: 0 } empty:
                             AddEdit(ColonAfter(entry, shown) + 1, empty.End, _newline + string.Join(_newline, subtree.Render(Column(entry.Key.Start) + 2)));
+                            break;
+                        case YMapping { IsFlow: true } flow when SetsOnlyExistingScalars(flow, subtree):
+                            // imagePullSecrets: {name: ""} as OpenLM's charts write it: the scalars change in place.
+                            Merge(flow, subtree, childPath);
                             break;
                         case YMapping:
                             throw Fail(value, shown, "this is a flow mapping ({ ... }); rewrite it in block style to let image values be edited");
@@ -174,7 +178,13 @@ internal sealed class ValuesFileRewriter
         InsertLinesAfter(ContentEnd(mapping), lines);
     }
 
-    private void ReplaceScalar(YScalar scalar, string value, string path)
+    /// <summary>True when every value <paramref name="desired"/> sets is a string at a key <paramref name="flow"/> already holds a scalar for.</summary>
+    private static bool SetsOnlyExistingScalars(YMapping flow, ValuesTree desired) =>
+        desired.Entries.All(d => d.Value is StringLeaf && flow.Entries.Count(e => EditableKey(e) == d.Key) == 1 &&
+                                 flow.Entries.Single(e => EditableKey(e) == d.Key).Value is YScalar);
+
+    /// <param name="inFlow">The scalar sits in a flow mapping, where a plain scalar must not hold flow indicators: it is quoted.</param>
+    private void ReplaceScalar(YScalar scalar, string value, string path, bool inFlow = false)
     {
         if (IsEmptyValue(scalar))
         {
@@ -188,7 +198,7 @@ internal sealed class ValuesFileRewriter
             ScalarStyle.DoubleQuoted => YamlText.DoubleQuoted(value),
             ScalarStyle.Literal or ScalarStyle.Folded =>
                 throw Fail(scalar, path, "the value is a block scalar (| or >); write it as a one-line string to let it be rewritten"),
-            _ => YamlText.IsSafePlain(value) ? value : YamlText.DoubleQuoted(value),
+            _ => YamlText.IsSafePlain(value) && !inFlow ? value : YamlText.DoubleQuoted(value),
         };
 
         if (_text.AsSpan(scalar.Start, scalar.End - scalar.Start).SequenceEqual(replacement))

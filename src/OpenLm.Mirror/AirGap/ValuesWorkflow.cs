@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using OpenLm.Mirror.Bundle;
 using OpenLm.Mirror.Content;
@@ -14,8 +15,8 @@ public sealed record ValuesRequest
 {
     public required string BundlePath { get; init; }
 
-    /// <summary>The registry the bundle was imported into, <c>HOST[:PORT][/PREFIX]</c>.</summary>
-    public required string Target { get; init; }
+    /// <summary>The registry the bundle was imported into, <c>HOST[:PORT][/PREFIX]</c>; null only with <see cref="HelmValuesOptions.NoRegistry"/>.</summary>
+    public string? Target { get; init; }
 
     /// <summary>The import's name-mapping rules, <c>FROM=TO</c>.</summary>
     public IReadOnlyList<string> Maps { get; init; } = [];
@@ -41,12 +42,31 @@ public sealed record ValuesRequest
 
     /// <summary>Replace existing output files (the values file rewritten in place is always replaced).</summary>
     public bool Overwrite { get; init; }
+
+    /// <summary>
+    /// The top-level chart (one Helm release) the values are for. Needed when the bundle holds several charts and
+    /// <see cref="ValuesOutput"/> is a file; with a directory instead, one <c>&lt;chart&gt;.values-airgap.yaml</c> per chart is written.
+    /// </summary>
+    public string? Chart { get; init; }
+
+    /// <summary>Where to write each chart of the bundle as its <c>.tgz</c> (<c>&lt;name&gt;-&lt;version&gt;.tgz</c>), verified.</summary>
+    public string? ChartOutputDirectory { get; init; }
 }
+
+/// <summary>One Helm values file written: for which chart (null when the bundle lists none), where, and how many image paths it sets.</summary>
+public sealed record ValuesFileWritten(string? Chart, string? ChartVersion, string Path, int ImagePaths, Reference? ChartTarget);
 
 /// <summary>What <see cref="ValuesWorkflow.RunAsync"/> wrote.</summary>
 public sealed record ValuesResult
 {
-    public required AirGapBundle Bundle { get; init; }
+    /// <summary>The bundle with the target's naming rule; null with no registry (see <see cref="Head"/> and <see cref="Roots"/>).</summary>
+    public AirGapBundle? Bundle { get; init; }
+
+    /// <summary>The bundle's checked head.</summary>
+    public required BundleHead Head { get; init; }
+
+    /// <summary>Every root of the bundle (images and charts).</summary>
+    public required IReadOnlyList<BundleRoot> Roots { get; init; }
 
     /// <summary>The values paths set, one per recorded path of each image.</summary>
     public required IReadOnlyList<HelmImageUse> ImageUses { get; init; }
@@ -62,11 +82,18 @@ public sealed record ValuesResult
 
     /// <summary>Images containerd cannot redirect because the mapping renames their repository.</summary>
     public IReadOnlyList<ImageMapping> NotRedirected { get; init; } = [];
+
+    /// <summary>The Helm values files written, one per chart (Helm release).</summary>
+    public IReadOnlyList<ValuesFileWritten> ValuesFiles { get; init; } = [];
+
+    /// <summary>The chart archives written to <see cref="ValuesRequest.ChartOutputDirectory"/>.</summary>
+    public IReadOnlyList<string> ChartArchives { get; init; } = [];
 }
 
 /// <summary>
 /// Helm values (an override file, or the customer's values file rewritten) and node mirror configuration for the
-/// air-gapped registry, from the bundle's head alone (no network). Everything is built in memory and every refusal
+/// air-gapped registry (or, with no registry, for nodes that hold the images), from the bundle's head and the charts it
+/// holds (no network). Everything is built in memory and every refusal
 /// (collisions, existing files) comes first: nothing is written unless every piece can be.
 /// </summary>
 public static class ValuesWorkflow
@@ -76,10 +103,18 @@ public static class ValuesWorkflow
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(log);
         Validate(request);
-        var bundle = await AirGapBundle.OpenAsync(request.BundlePath, request.Target, request.Maps, request.Key, log, cancellationToken).ConfigureAwait(false);
-        var uses = ImageUses(bundle.Head.Manifest, log);
-        var outputs = Build(request, bundle, uses);
+        var (bundle, head) = await OpenAsync(request, log, cancellationToken).ConfigureAwait(false);
+        var roots = bundle?.Roots ?? AirGapBundle.RootsOf(head);
+        var uses = ImageUses(head.Manifest, log);
+        IReadOnlyList<BundleChartDefaults> charts = [];
+        if (head.Manifest.Charts.Count > 0 && (request.ValuesOutput is not null || request.ChartOutputDirectory is not null))
+        {
+            charts = await BundleCharts.ReadAsync(request.BundlePath, request.Key, cancellationToken).ConfigureAwait(false);
+        }
+
+        var outputs = Build(request, bundle?.Mapper, roots, uses, charts, log);
         RefuseUnsafeOutputs(request, outputs);
+        await WriteChartArchivesAsync(request, charts, log, cancellationToken).ConfigureAwait(false);
         foreach (var warning in outputs.RewriteWarnings)
         {
             log.Warn(warning);
@@ -96,12 +131,51 @@ public static class ValuesWorkflow
         return new ValuesResult
         {
             Bundle = bundle,
+            Head = head,
+            Roots = roots,
             ImageUses = uses,
             RewroteInPlace = outputs.InPlace,
             RewriteWarnings = outputs.RewriteWarnings,
             ContainerdHostsFiles = HostsFiles(request, outputs.Hosts),
             NotRedirected = outputs.Hosts?.NotRedirected ?? [],
+            ValuesFiles = outputs.Values.Select(v => v.Written).ToList(),
+            ChartArchives = request.ChartOutputDirectory is null ? [] : charts.Select(c => Path.Combine(request.ChartOutputDirectory, c.ArchiveFileName)).ToList(),
         };
+    }
+
+    /// <summary>The checked head, and with a registry the naming rule for it (collisions refused here).</summary>
+    private static async Task<(AirGapBundle? Bundle, BundleHead Head)> OpenAsync(ValuesRequest request, IMirrorLog log, CancellationToken cancellationToken)
+    {
+        if (!request.Helm.NoRegistry)
+        {
+            var bundle = await AirGapBundle.OpenAsync(request.BundlePath, request.Target!, request.Maps, request.Key, log, cancellationToken).ConfigureAwait(false);
+            return (bundle, bundle.Head);
+        }
+
+        var head = await BundleInspector.InspectAsync(request.BundlePath, request.Key, cancellationToken).ConfigureAwait(false);
+        if (request.Key is null)
+        {
+            log.Warn($"signature not checked: no release key given, so nothing proves '{request.BundlePath}' is the bundle your vendor released", Remedy.ReleaseKey);
+        }
+
+        return (null, head);
+    }
+
+    /// <summary>Every refusal came first; the chart archives go out (verified) before the values that name them.</summary>
+    private static async Task WriteChartArchivesAsync(ValuesRequest request, IReadOnlyList<BundleChartDefaults> charts, IMirrorLog log, CancellationToken cancellationToken)
+    {
+        if (request.ChartOutputDirectory is not { } directory)
+        {
+            return;
+        }
+
+        if (charts.Count == 0)
+        {
+            log.Warn("the bundle holds no Helm chart; no chart archive was written");
+            return;
+        }
+
+        await BundleCharts.WriteArchivesAsync(request.BundlePath, request.Key, charts, directory, request.Overwrite, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -134,16 +208,36 @@ public static class ValuesWorkflow
     }
 
     /// <summary>The outputs, as text, before anything is written.</summary>
-    private sealed record Outputs(string? Values, bool InPlace, IReadOnlyList<string> RewriteWarnings, string? Registries, ContainerdHostsConfig? Hosts);
+    private sealed record Outputs(IReadOnlyList<ValuesText> Values, bool InPlace, IReadOnlyList<string> RewriteWarnings, string? Registries, ContainerdHostsConfig? Hosts);
+
+    /// <summary>One values file's text and where it goes.</summary>
+    private sealed record ValuesText(ValuesFileWritten Written, string Text);
+
+    /// <summary>The name of each chart's values file when the output is a directory.</summary>
+    public static string ValuesFileName(string chart) => chart + ".values-airgap.yaml";
 
     private static void Validate(ValuesRequest request)
     {
-        if (request.ValuesOutput is null && request.K3sRegistriesOutput is null && request.ContainerdHostsDirectory is null)
+        if (request.ValuesOutput is null && request.K3sRegistriesOutput is null && request.ContainerdHostsDirectory is null && request.ChartOutputDirectory is null)
         {
-            throw new InputException("nothing to write: ask for the Helm values, a k3s/RKE2 registries.yaml or containerd hosts.toml files")
+            throw new InputException("nothing to write: ask for the Helm values, the chart archives, a k3s/RKE2 registries.yaml or containerd hosts.toml files")
             {
                 Setting = Setting.ValuesOutput,
             };
+        }
+
+        if (request.Helm.NoRegistry && (request.Target is not null || request.Maps.Count > 0 || request.K3sRegistriesOutput is not null || request.ContainerdHostsDirectory is not null))
+        {
+            throw new InputException(
+                "with no registry the images keep their source names on the nodes: a target registry, name-mapping rules and node mirror configuration do not apply")
+            {
+                Setting = request.Target is not null ? Setting.Target : Setting.None,
+            };
+        }
+
+        if (!request.Helm.NoRegistry && request.Target is null)
+        {
+            throw new InputException("the registry the bundle was imported into is needed (or say there is none)") { Setting = Setting.Target };
         }
 
         if (request.ValuesInput is not null && request.ValuesOutput is null)
@@ -176,39 +270,139 @@ public static class ValuesWorkflow
         return reference.WithDigest(digest);
     }
 
-    private static Outputs Build(ValuesRequest request, AirGapBundle bundle, IReadOnlyList<HelmImageUse> uses)
+    private static Outputs Build(
+        ValuesRequest request, TargetNameMapper? mapper, IReadOnlyList<BundleRoot> roots, IReadOnlyList<HelmImageUse> uses, IReadOnlyList<BundleChartDefaults> charts, IMirrorLog log)
     {
-        var writer = new HelmValuesWriter(bundle.Mapper, request.Helm);
-        var runtimeImages = bundle.Roots.Where(r => !r.IsChart).Select(r => r.Source).ToList();
-        string? values = null;
+        var runtimeImages = roots.Where(r => !r.IsChart).Select(r => r.Source).ToList();
+        var values = new List<ValuesText>();
         IReadOnlyList<string> warnings = [];
         var inPlace = false;
         if (request.ValuesOutput is { } output)
         {
-            if (request.ValuesInput is { } input)
+            var releases = Releases(request, uses, charts, log);
+            var toDirectory = IsDirectoryOutput(output) && charts.Count > 0 && request.ValuesInput is null;
+            if (releases.Count > 1 && !toDirectory)
             {
-                var rewrite = writer.Rewrite(ReadText(input), uses, input);
-                (values, warnings, inPlace) = (rewrite.Text, rewrite.Warnings, SamePath(input, output));
+                throw new InputException(
+                    $"the bundle holds {releases.Count} top-level charts ({string.Join(", ", releases.Select(r => r.Chart!.Listed.Name))}), each installed as its own Helm release, " +
+                    (request.ValuesInput is null
+                        ? $"so one values file cannot serve them: choose the chart, or give a directory for the values to write {ValuesFileName("<chart>")} for each"
+                        : "and a values file is for one of them: choose the chart it belongs to"))
+                {
+                    Setting = Setting.ValuesChart,
+                };
             }
-            else
+
+            foreach (var (chart, chartUses) in releases)
             {
-                values = writer.WriteOverrides(uses);
+                var writer = new HelmValuesWriter(mapper, request.Helm, chart?.Defaults);
+                var target = chart is null || mapper is null ? null : mapper.Map(Reference.Parse(chart.Listed.Reference));
+                var path = toDirectory ? Path.Combine(output, ValuesFileName(chart!.Listed.Name)) : output;
+                var written = new ValuesFileWritten(chart?.Listed.Name, chart?.Listed.Version, path, chartUses.Count, target);
+                if (request.ValuesInput is { } input)
+                {
+                    var rewrite = writer.Rewrite(ReadText(input), chartUses, input);
+                    (warnings, inPlace) = (rewrite.Warnings, SamePath(input, output));
+                    values.Add(new ValuesText(written, rewrite.Text));
+                }
+                else
+                {
+                    values.Add(new ValuesText(written, writer.WriteOverrides(chartUses, InstallHint(chart, target))));
+                }
             }
         }
 
-        var registries = request.K3sRegistriesOutput is null ? null : new K3sRegistriesWriter(bundle.Mapper, request.Nodes).Write(runtimeImages);
-        var hosts = request.ContainerdHostsDirectory is null ? null : new ContainerdHostsWriter(bundle.Mapper, request.Nodes).Build(runtimeImages);
+        var registries = request.K3sRegistriesOutput is null ? null : new K3sRegistriesWriter(mapper!, request.Nodes).Write(runtimeImages);
+        var hosts = request.ContainerdHostsDirectory is null ? null : new ContainerdHostsWriter(mapper!, request.Nodes).Build(runtimeImages);
         return new Outputs(values, inPlace, warnings, registries, hosts);
     }
+
+    /// <summary>
+    /// The image paths of each Helm release. Without charts in the bundle there is one release, unnamed. With charts, a
+    /// path goes to every chart whose scan finds it holding that image (two charts may both hold <c>image.*</c>); a path
+    /// no chart holds (listed in the platform manifest) goes to the chart whose values have its first key, else to the
+    /// first chart, with a warning. <see cref="ValuesRequest.Chart"/> keeps one release.
+    /// </summary>
+    private static List<(BundleChartDefaults? Chart, List<HelmImageUse> Uses)> Releases(
+        ValuesRequest request, IReadOnlyList<HelmImageUse> uses, IReadOnlyList<BundleChartDefaults> charts, IMirrorLog log)
+    {
+        if (charts.Count == 0)
+        {
+            if (request.Chart is { } asked)
+            {
+                throw new InputException($"the bundle holds no Helm chart, so there is no chart '{asked}' to choose") { Setting = Setting.ValuesChart, Subject = asked };
+            }
+
+            return [(null, uses.ToList())];
+        }
+
+        var releases = charts.Select(c => (Chart: (BundleChartDefaults?)c, Uses: new List<HelmImageUse>())).ToList();
+        foreach (var use in uses)
+        {
+            var reference = (use.Source.Tag is null ? use.Source : use.Source.WithDigest(null)).ToString();
+            var holders = releases.Where(r => r.Chart!.Defaults.Holds(use.ValuesPath, reference)).ToList();
+            if (holders.Count == 0)
+            {
+                var first = use.ValuesPath.Split('.')[0];
+                var byKey = releases.Where(r => r.Chart!.Defaults.HasTopLevelKey(first)).ToList();
+                holders = byKey.Count == 1 ? byKey : [releases[0]];
+                if (byKey.Count != 1 && charts.Count > 1)
+                {
+                    log.Warn($"values path '{use.ValuesPath}' ({use.Source}) is in none of the bundle's charts; it is written for '{holders[0].Chart!.Listed.Name}'");
+                }
+            }
+
+            foreach (var holder in holders)
+            {
+                holder.Uses.Add(use);
+            }
+        }
+
+        if (request.Chart is { } name)
+        {
+            var chosen = releases.Where(r => r.Chart!.Listed.Name == name).ToList();
+            if (chosen.Count == 0)
+            {
+                throw new InputException(
+                    $"the bundle holds no chart '{name}'; its charts are {string.Join(", ", charts.Select(c => c.Listed.Name))}")
+                {
+                    Setting = Setting.ValuesChart,
+                    Subject = name,
+                };
+            }
+
+            return chosen;
+        }
+
+        return releases;
+    }
+
+
+    /// <summary>The install command for a chart, as it lies in the air-gapped registry after import.</summary>
+    public static string InstallCommand(string release, Reference chartTarget, string version, string valuesFile)
+    {
+        ArgumentNullException.ThrowIfNull(chartTarget);
+
+        // Helm's own flags (output content, not this tool's options).
+        const string helm = "helm upgrade --install {0} oci://{1}/{2} --version {3} -f <your-values.yaml> -f {4}";
+        return string.Format(CultureInfo.InvariantCulture, helm, release, chartTarget.Registry, chartTarget.Repository, version, valuesFile);
+    }
+
+    private static string? InstallHint(BundleChartDefaults? chart, Reference? target) =>
+        chart is null || target is null ? null : InstallCommand("<release>", target, chart.Listed.Version, "<this-file>");
+
+    /// <summary>An existing directory, or a path written with a trailing separator.</summary>
+    private static bool IsDirectoryOutput(string path) =>
+        Directory.Exists(path) || path.EndsWith(Path.DirectorySeparatorChar) || path.EndsWith(Path.AltDirectorySeparatorChar);
 
     private static void RefuseUnsafeOutputs(ValuesRequest request, Outputs outputs)
     {
         if (!request.Overwrite)
         {
             var existing = new List<string>();
-            if (request.ValuesOutput is { } output && !outputs.InPlace && File.Exists(output))
+            if (!outputs.InPlace)
             {
-                existing.Add(output);
+                existing.AddRange(outputs.Values.Select(v => v.Written.Path).Where(File.Exists));
             }
 
             if (request.K3sRegistriesOutput is { } k3s && File.Exists(k3s))
@@ -224,7 +418,8 @@ public static class ValuesWorkflow
             }
         }
 
-        foreach (var (path, setting) in new[] { (request.ValuesOutput, Setting.ValuesOutput), (request.K3sRegistriesOutput, Setting.K3sRegistriesOutput) })
+        var valuesFiles = outputs.Values.Select(v => v.Written.Path);
+        foreach (var (path, setting) in valuesFiles.Select(p => ((string?)p, Setting.ValuesOutput)).Append((request.K3sRegistriesOutput, Setting.K3sRegistriesOutput)))
         {
             if (path is not null && Directory.Exists(path))
             {
@@ -232,7 +427,7 @@ public static class ValuesWorkflow
             }
         }
 
-        if (SamePath(request.ValuesOutput, request.K3sRegistriesOutput))
+        if (outputs.Values.Any(v => SamePath(v.Written.Path, request.K3sRegistriesOutput)))
         {
             throw new InputException("the Helm values and the k3s registries.yaml would be the same file")
             {
@@ -246,9 +441,15 @@ public static class ValuesWorkflow
     {
         try
         {
-            if (outputs.Values is not null)
+            foreach (var values in outputs.Values)
             {
-                WriteFile(request.ValuesOutput!, outputs.Values);
+                var directory = Path.GetDirectoryName(Path.GetFullPath(values.Written.Path));
+                if (directory is not null)
+                {
+                    Directory.CreateDirectory(directory);
+                }
+
+                WriteFile(values.Written.Path, values.Text);
             }
 
             if (outputs.Registries is not null)

@@ -72,4 +72,16 @@ public enum Setting
 
     /// <summary>Where the containerd hosts.toml tree is written.</summary>
     ContainerdHostsDirectory,
+
+    /// <summary>Which of the bundle's top-level charts (Helm releases) the values are for.</summary>
+    ValuesChart,
+
+    /// <summary>Where the bundle's chart archives (.tgz) are written.</summary>
+    ChartOutputDirectory,
+
+    /// <summary>Where the node image archive is written.</summary>
+    NodeArchiveOutput,
+
+    /// <summary>The registry the bundle was imported into.</summary>
+    Target,
 }

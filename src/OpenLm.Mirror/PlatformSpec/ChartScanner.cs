@@ -25,8 +25,17 @@ public static class ChartScanner
     {
         ArgumentException.ThrowIfNullOrEmpty(chartPath);
         options ??= ChartScanOptions.Default;
+        return Scan(ChartLoader.Open(chartPath, options), chartPath, options, out _);
+    }
+
+    /// <summary>Scans a chart archive (<c>.tgz</c>) read from a seekable stream, e.g. a chart blob of a bundle.</summary>
+    internal static ChartScanResult ScanArchive(Stream archive, string displayName, ChartScanOptions options, out LoadedChart root) =>
+        Scan(ArchiveChartFiles.Open(archive, string.Empty, displayName, options), displayName, options, out root);
+
+    private static ChartScanResult Scan(ChartFiles files, string chartPath, ChartScanOptions options, out LoadedChart loaded)
+    {
         var loader = new ChartLoader(options);
-        var root = loader.Load(ChartLoader.Open(chartPath, options));
+        var root = loader.Load(files);
         if (root is null)
         {
             throw new InputException(Message(chartPath, loader.Errors, []));
@@ -46,6 +55,7 @@ public static class ChartScanner
             throw new InputException(Message(chartPath, loader.Errors, options.SkipInvalid ? [] : invalid));
         }
 
+        loaded = root;
         return new ChartScanResult
         {
             SourcePath = chartPath,

@@ -299,7 +299,7 @@ public sealed class HelmValuesRewriteTests
     [InlineData("base: &b\n  deployment:\n    image: x\nserver: *b\n", "server", "alias")]
     [InlineData("server: &s\n  deployment:\n    image: x\n", "server", "anchor")]
     [InlineData("server:\n  deployment:\n    image: &i x\n", "server.deployment.image", "anchor")]
-    [InlineData("server:\n  deployment: {image: x}\n", "server.deployment", "flow mapping")]
+    [InlineData("server:\n  deployment: {replicas: 1}\n", "server.deployment", "flow mapping")]
     [InlineData("server:\n  deployment:\n    image: |\n      x\n", "server.deployment.image", "block scalar")]
     [InlineData("server:\n  deployment: [a]\n", "server.deployment", "list")]
     [InlineData("server:\n  deployment: text\n", "server.deployment", "scalar 'text'")]

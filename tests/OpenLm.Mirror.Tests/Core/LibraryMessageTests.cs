@@ -14,6 +14,7 @@ public sealed partial class LibraryMessageTests
     private static readonly (string File, string Literal)[] OutputContent =
     [
         ("AirGap/HelmValuesWriter.cs", "#   helm upgrade --install <release> <chart> -f <your-values.yaml> -f <this-file>\n"),
+        ("AirGap/ValuesWorkflow.cs", "helm upgrade --install {0} oci://{1}/{2} --version {3} -f <your-values.yaml> -f {4}"),
     ];
 
     [GeneratedRegex(@"(?<![\w-])--[a-z][a-z-]+")]

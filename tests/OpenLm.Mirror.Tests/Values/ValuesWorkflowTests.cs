@@ -27,7 +27,7 @@ public sealed class ValuesWorkflowTests(ValuesBundleFixture bundle) : IClassFixt
 
         // Then the result names the verified bundle, each values path and every hosts.toml written; the only warning is
         // about the images containerd cannot redirect (the target prefix renames them), which the result lists too
-        Assert.True(result.Bundle.Head.SignatureChecked);
+        Assert.True(result.Head.SignatureChecked);
         Assert.Equal(4, result.ImageUses.Count);
         Assert.False(result.RewroteInPlace);
         Assert.NotEmpty(result.ContainerdHostsFiles);
@@ -36,7 +36,7 @@ public sealed class ValuesWorkflowTests(ValuesBundleFixture bundle) : IClassFixt
         Assert.NotEmpty(result.NotRedirected);
         var warning = Assert.Single(log.Lines);
         Assert.StartsWith($"containerd cannot redirect {result.NotRedirected.Count} image(s)", warning.Message, StringComparison.Ordinal);
-        Assert.Contains(result.Bundle.Roots, r => r.IsChart && r.Source.ToString() == Chart);
+        Assert.Contains(result.Roots, r => r.IsChart && r.Source.ToString() == Chart);
     }
 
     [Fact]
