@@ -23,6 +23,7 @@ internal static class ExportCommand
         var output = new Option<string>("--output", "-o") { Description = "The bundle to write (.tar, or .tar.zst with --compress zstd)", HelpName = "BUNDLE", Required = true };
         var cache = new Option<string?>("--cache") { Description = "Cache directory (an OCI layout) reused across runs; an interrupted export resumes from it [default: ~/.cache/openlm-mirror/export]", HelpName = "DIR" };
         var compress = new Option<string>("--compress") { Description = "none (default: layers are already compressed) or zstd", HelpName = "none|zstd", DefaultValueFactory = _ => "none" };
+        var bases = new Option<string[]>("--base") { Description = "Write a delta: leave out the configs and layers this previous bundle, lock or import receipt holds (repeatable)", HelpName = "FILE", AllowMultipleArgumentsPerToken = false };
         var force = new Option<bool>("--force") { Description = "Replace an existing bundle file" };
         var json = new Option<bool>("--json") { Description = "Print a JSON summary on stdout" };
         var copy = new CopyOptionSet();
@@ -34,6 +35,7 @@ internal static class ExportCommand
         command.Options.Add(output);
         command.Options.Add(cache);
         command.Options.Add(compress);
+        command.Options.Add(bases);
         command.Options.Add(force);
         command.Options.Add(copy.Concurrency);
         registry.AddTo(command);
@@ -74,6 +76,7 @@ internal static class ExportCommand
                         CacheDirectory = cacheDir,
                         WriteOptions = new BundleWriteOptions { Compression = compression, SourceDateEpoch = BundleFormat.SourceDateEpochFromEnvironment(), Overwrite = parse.GetValue(force) },
                         ToolVersion = ReleaseInputs.ToolVersion,
+                        Bases = parse.GetValue(bases) ?? [],
                     },
                     signingKey,
                     cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -84,6 +87,10 @@ internal static class ExportCommand
         });
         return command;
     }
+
+    private static string DeltaNote(BundleManifest manifest) => manifest.Base is { } delta
+        ? $" (delta: {delta.Omitted.Count} blobs, {Format.Bytes(delta.Omitted.Sum(o => o.Size))}, left to {string.Join(", ", delta.Files.Select(f => $"{f.Kind} of {f.Release.Name} {f.Release.Version}"))})"
+        : string.Empty;
 
     private static async Task PrintAsync(TextWriter o, ExportResult result, string keyId, bool json)
     {
@@ -99,6 +106,9 @@ internal static class ExportCommand
                 images = bundle.Manifest.Images.Count,
                 charts = bundle.Manifest.Charts.Count,
                 blobs = bundle.Manifest.Blobs,
+                delta = bundle.Manifest.Base is { } delta
+                    ? new { bases = delta.Files, omittedBlobs = delta.Omitted.Count, omittedBytes = delta.Omitted.Sum(o => o.Size) }
+                    : null,
                 fileBytes = bundle.FileBytes,
                 bytesDownloaded = result.BytesDownloaded,
                 blobsDownloaded = result.BlobsDownloaded,
@@ -111,7 +121,7 @@ internal static class ExportCommand
         {
             await o.WriteLineAsync(
                 $"{bundle.OutputPath}: {bundle.Manifest.Platform.Name} {bundle.Manifest.Platform.Version}, {bundle.Manifest.Images.Count} images, {bundle.Manifest.Charts.Count} charts, " +
-                $"{bundle.Manifest.Blobs?.Count} blobs, {Format.Bytes(bundle.FileBytes)}; downloaded {Format.Bytes(result.BytesDownloaded)} ({result.BlobsReused} blobs reused from the cache); signed by {keyId}").ConfigureAwait(false);
+                $"{bundle.Manifest.Blobs?.Count} blobs, {Format.Bytes(bundle.FileBytes)}{DeltaNote(bundle.Manifest)}; downloaded {Format.Bytes(result.BytesDownloaded)} ({result.BlobsReused} blobs reused from the cache); signed by {keyId}").ConfigureAwait(false);
         }
     }
 }

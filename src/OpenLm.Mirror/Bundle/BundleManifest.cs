@@ -56,7 +56,7 @@ public sealed record BundleManifest
     [JsonPropertyOrder(9)]
     public BundleSigner? Signer { get; init; }
 
-    /// <summary>Reserved for delta bundles; always null in this version (a reader refuses non-null).</summary>
+    /// <summary>Null for a full bundle; for a delta bundle, its bases and every blob it omits.</summary>
     [JsonPropertyName("base")]
     [JsonPropertyOrder(10)]
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
@@ -167,21 +167,60 @@ public sealed record BundleSigner
 }
 
 /// <summary>
-/// Reserved: the bundle a delta bundle builds on. A delta bundle omits blobs its base already delivered;
-/// <see cref="BundleDigest"/> names the base by the SHA-256 of its <c>openlm-bundle.json</c>, or
-/// <see cref="Receipt"/> names an import receipt of the target site.
+/// What a delta bundle builds on: the files its content was compared against (<see cref="Files"/>), and every blob it
+/// leaves out because one of them holds it (<see cref="Omitted"/>, with its size). The omitted blobs must already be in
+/// the target when the delta is imported; the importer's base check asks the target for each before anything is pushed.
+/// Manifests and indexes are never omitted (they are small, and they are what makes every tag settable and the graph
+/// walkable from the delta alone): only configs and layers are.
 /// </summary>
 public sealed record BundleBase
 {
-    [JsonPropertyName("bundleDigest")]
+    [JsonPropertyName("files")]
     [JsonPropertyOrder(0)]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? BundleDigest { get; init; }
+    public IReadOnlyList<BundleBaseFile> Files { get; init; } = [];
 
-    [JsonPropertyName("receipt")]
+    /// <summary>Every blob left out, sorted by digest.</summary>
+    [JsonPropertyName("omitted")]
     [JsonPropertyOrder(1)]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? Receipt { get; init; }
+    public IReadOnlyList<BundleOmittedBlob> Omitted { get; init; } = [];
+}
+
+/// <summary>One base a delta was compared against.</summary>
+public sealed record BundleBaseFile
+{
+    /// <summary><c>bundle</c>, <c>lock</c> or <c>receipt</c>.</summary>
+    [JsonPropertyName("kind")]
+    [JsonPropertyOrder(0)]
+    public string Kind { get; init; } = string.Empty;
+
+    /// <summary>The platform release the base delivered (or, for a receipt, that the target holds).</summary>
+    [JsonPropertyName("release")]
+    [JsonPropertyOrder(1)]
+    public BundleProduct Release { get; init; } = new();
+
+    /// <summary>
+    /// For a bundle its bundle digest (SHA-256 of its <c>openlm-bundle.json</c>, the same for every compression and
+    /// split of it); for a lock or a receipt the SHA-256 of the file's bytes.
+    /// </summary>
+    [JsonPropertyName("digest")]
+    [JsonPropertyOrder(2)]
+    public string Digest { get; init; } = string.Empty;
+}
+
+/// <summary>A blob a delta leaves out, and which base (1-based index into <see cref="BundleBase.Files"/>) supplies it.</summary>
+public sealed record BundleOmittedBlob
+{
+    [JsonPropertyName("digest")]
+    [JsonPropertyOrder(0)]
+    public string Digest { get; init; } = string.Empty;
+
+    [JsonPropertyName("size")]
+    [JsonPropertyOrder(1)]
+    public long Size { get; init; }
+
+    [JsonPropertyName("base")]
+    [JsonPropertyOrder(2)]
+    public int Base { get; init; }
 }
 
 /// <summary>

@@ -94,6 +94,11 @@ public sealed record BundleReadResult
     /// <summary>Sum of their sizes.</summary>
     public long BlobBytes { get; init; }
 
+    /// <summary>For a delta: how many blobs (and bytes) the bundle leaves to the target, as its signed head lists them.</summary>
+    public long OmittedCount { get; init; }
+
+    public long OmittedBytes { get; init; }
+
     /// <summary>
     /// Every manifest and index of the bundle, children before parents: the order in which to push them
     /// to a registry (which wants a manifest's references to exist first). Empty for a head-only read.

@@ -82,6 +82,7 @@ public static class BundleReader
         private readonly HashSet<string> _names = new(StringComparer.Ordinal);
         private readonly Dictionary<Digest, ManifestDocument> _documents = [];
         private readonly List<Digest> _roots = [];
+        private readonly Dictionary<Digest, BundleOmittedBlob> _omitted = [];
         private long _blobCount;
         private long _blobBytes;
 
@@ -110,6 +111,8 @@ public static class BundleReader
                 Complete = true,
                 BlobCount = _blobCount,
                 BlobBytes = _blobBytes,
+                OmittedCount = _omitted.Count,
+                OmittedBytes = _omitted.Values.Sum(o => o.Size),
                 ManifestsChildrenFirst = ChildrenFirst(),
             };
             if (options.Visitor is not null)
@@ -295,7 +298,7 @@ public static class BundleReader
             var where = $"{source}: {BundleFormat.ManifestEntry}";
             if (manifest.Base is not null)
             {
-                throw new InputException($"{where}: this is a delta bundle (base is set); this version of openlm-mirror reads only full bundles");
+                ReadOmitted(manifest.Base, where);
             }
 
             if (manifest.Parts is not null)
@@ -316,6 +319,33 @@ public static class BundleReader
             if (manifest.Blobs is null || manifest.Blobs.Count < 0 || manifest.Blobs.TotalBytes < 0)
             {
                 throw new InputException($"{where}: missing or invalid blobs (count and totalBytes)");
+            }
+        }
+
+        /// <summary>A delta's signed list of what it leaves out: well-formed, each digest once, each naming one of its bases.</summary>
+        private void ReadOmitted(BundleBase delta, string where)
+        {
+            if (delta.Files.Count == 0)
+            {
+                throw new InputException($"{where}: base lists no files; a delta bundle names at least one base");
+            }
+
+            foreach (var omitted in delta.Omitted)
+            {
+                if (!Digest.TryParse(omitted.Digest, out var digest) || digest.Algorithm != "sha256")
+                {
+                    throw new InputException($"{where}: base.omitted lists '{omitted.Digest}', which is not a sha256 digest");
+                }
+
+                if (omitted.Size < 0 || omitted.Base < 1 || omitted.Base > delta.Files.Count)
+                {
+                    throw new InputException($"{where}: base.omitted entry {digest} has size {omitted.Size} and base {omitted.Base}; the size must be at least 0 and the base one of the {delta.Files.Count} base file(s)");
+                }
+
+                if (!_omitted.TryAdd(digest, omitted))
+                {
+                    throw new InputException($"{where}: base.omitted lists {digest} twice");
+                }
             }
         }
 
@@ -398,6 +428,11 @@ public static class BundleReader
             if (!Digest.TryParse("sha256:" + name[BundleFormat.BlobPrefix.Length..], out var digest))
             {
                 throw new IntegrityException($"{source}: unexpected entry '{name}': a blob name must be blobs/sha256/ followed by 64 lowercase hex digits");
+            }
+
+            if (_omitted.ContainsKey(digest))
+            {
+                throw new IntegrityException($"{source}: entry '{name}' is in the bundle, but {BundleFormat.ManifestEntry} lists {digest} as omitted (left to the base)");
             }
 
             if (!_expected.TryGetValue(digest, out var expected))
@@ -535,7 +570,27 @@ public static class BundleReader
 
         private void CheckComplete(BundleManifest manifest)
         {
-            var missing = _expected.Values.Where(e => !e.Seen).ToList();
+            // A delta's omitted blobs are expected in the target, not here; the signed list must match what is referenced.
+            foreach (var (digest, omitted) in _omitted)
+            {
+                if (!_expected.TryGetValue(digest, out var referenced))
+                {
+                    throw new IntegrityException($"{source}: {BundleFormat.ManifestEntry} lists {digest} as omitted, but no manifest of the bundle references it");
+                }
+
+                if (referenced.IsManifest)
+                {
+                    throw new IntegrityException($"{source}: {BundleFormat.ManifestEntry} lists manifest {digest} as omitted; a delta omits only configs and layers");
+                }
+
+                if (referenced.Descriptor.Size != omitted.Size)
+                {
+                    throw new IntegrityException(
+                        $"{source}: {BundleFormat.ManifestEntry} lists omitted {digest} as {omitted.Size} bytes, but {referenced.ReferencedBy} says {referenced.Descriptor.Size} bytes");
+                }
+            }
+
+            var missing = _expected.Values.Where(e => !e.Seen && !_omitted.ContainsKey(e.Descriptor.Digest)).ToList();
             if (missing.Count > 0)
             {
                 var shown = string.Join("; ", missing.Take(5).Select(m => $"{m.Descriptor.Digest} ({m.Descriptor.Size} bytes, referenced by {m.ReferencedBy})"));

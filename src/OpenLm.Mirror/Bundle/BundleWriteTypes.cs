@@ -28,6 +28,20 @@ public sealed record BundleWriteOptions
 
     /// <summary>Replace an existing file at the output path (otherwise refused).</summary>
     public bool Overwrite { get; init; }
+
+    /// <summary>When set, a delta bundle is written: configs and layers these bases hold are left out.</summary>
+    public BundleDeltaInput? Delta { get; init; }
+}
+
+/// <summary>
+/// What a delta is compared against: the base files (recorded in the signed head) and, by digest, every blob they hold
+/// with the 1-based index of the first base that holds it.
+/// </summary>
+public sealed record BundleDeltaInput
+{
+    public required IReadOnlyList<BundleBaseFile> Files { get; init; }
+
+    public required IReadOnlyDictionary<Digest, int> Available { get; init; }
 }
 
 /// <summary>What <see cref="BundleWriter.WriteAsync"/> wrote.</summary>

@@ -41,9 +41,14 @@ public static class BundleWriter
         ArgumentException.ThrowIfNullOrWhiteSpace(outputPath);
         options ??= new BundleWriteOptions();
 
-        if (manifest.Base is not null || manifest.Parts is not null)
+        if (manifest.Parts is not null)
         {
-            throw new InputException("delta and split bundles (base, parts) are not supported yet");
+            throw new InputException("split bundles (parts) are not supported yet");
+        }
+
+        if (options.Delta is { Files.Count: 0 })
+        {
+            throw new InputException("a delta bundle needs at least one base");
         }
 
         if (options.Compression == BundleCompression.Zstd && options.ZstdLevel is < 1 or > 19)
@@ -76,7 +81,16 @@ public static class BundleWriter
 
         var graph = await BundleGraph.LoadAsync(layout, cancellationToken).ConfigureAwait(false);
         var indexBytes = BuildIndex(graph.Roots);
-        var completed = await CompleteManifestAsync(layout, graph, manifest, indexBytes, key, options, cancellationToken).ConfigureAwait(false);
+        // A delta leaves out the configs and layers its bases hold; manifests always travel (every tag stays settable).
+        var blobs = graph.Configs.Concat(graph.Layers).ToList();
+        var omitted = options.Delta is { } delta ? blobs.Where(b => delta.Available.ContainsKey(b.Digest)).ToList() : [];
+        if (omitted.Count > 0)
+        {
+            var left = omitted.Select(o => o.Digest).ToHashSet();
+            blobs = blobs.Where(b => !left.Contains(b.Digest)).ToList();
+        }
+
+        var completed = await CompleteManifestAsync(layout, graph, manifest, indexBytes, key, options, omitted, cancellationToken).ConfigureAwait(false);
         var manifestBytes = BundleFormat.SerializeManifest(completed);
         var signatureBytes = BundleFormat.EncodeSignature(key.Sign(manifestBytes));
 
@@ -87,7 +101,6 @@ public static class BundleWriter
             (BundleFormat.SignatureEntry, signatureBytes),
             (BundleFormat.IndexEntry, indexBytes),
         };
-        var blobs = graph.Configs.Concat(graph.Layers).ToList();
         var tarBytes = head.Sum(h => TarHeaders.EntryLength(h.Name, h.Bytes.Length))
             + graph.Manifests.Sum(m => TarHeaders.EntryLength(BlobName(m.Descriptor.Digest), m.Descriptor.Size))
             + blobs.Sum(b => TarHeaders.EntryLength(BlobName(b.Digest), b.Size))
@@ -207,6 +220,7 @@ public static class BundleWriter
         byte[] indexBytes,
         SigningKey key,
         BundleWriteOptions options,
+        IReadOnlyList<Descriptor> omitted,
         CancellationToken ct)
     {
         var roots = graph.Roots.ToDictionary(r => r.RefName!, StringComparer.Ordinal);
@@ -273,9 +287,18 @@ public static class BundleWriter
             Images = images.OrderBy(i => i.Reference, StringComparer.Ordinal).ToList(),
             Charts = charts.OrderBy(c => c.Reference, StringComparer.Ordinal).ToList(),
             Index = new BundleIndexInfo { Digest = Digest.Sha256(indexBytes).ToString(), Size = indexBytes.Length },
-            Blobs = new BundleBlobStats { Count = graph.Count, TotalBytes = graph.TotalBytes },
+            Blobs = new BundleBlobStats { Count = graph.Count - omitted.Count, TotalBytes = graph.TotalBytes - omitted.Sum(o => o.Size) },
             Signer = new BundleSigner { KeyId = key.KeyId },
-            Base = null,
+            Base = options.Delta is { } delta
+                ? new BundleBase
+                {
+                    Files = delta.Files,
+                    Omitted = omitted
+                        .OrderBy(o => o.Digest.ToString(), StringComparer.Ordinal)
+                        .Select(o => new BundleOmittedBlob { Digest = o.Digest.ToString(), Size = o.Size, Base = delta.Available[o.Digest] })
+                        .ToList(),
+                }
+                : null,
             Parts = null,
         };
     }
