@@ -62,7 +62,7 @@ public sealed record BundleManifest
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public BundleBase? Base { get; init; }
 
-    /// <summary>Reserved for bundles split over several media; always null in this version (a reader refuses non-null).</summary>
+    /// <summary>Null for a single file; for a bundle written as several part files, the table of parts.</summary>
     [JsonPropertyName("parts")]
     [JsonPropertyOrder(11)]
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
@@ -224,23 +224,53 @@ public sealed record BundleOmittedBlob
 }
 
 /// <summary>
-/// Reserved: this bundle is part <see cref="Index"/> (1-based) of <see cref="Count"/> of a set split over
-/// several media; every part carries the same <see cref="SetDigest"/>.
+/// The bundle is written as several files (<c>NAME.001</c>, <c>NAME.002</c>, …) whose concatenation is the bundle; part 1
+/// starts with the head. Each part is listed with its byte range in the bundle and a SHA-256, so every part is checked on
+/// its own and a bad one is named by number. The first part's hash covers its bytes from <see cref="BodyOffset"/> on (the
+/// bytes before are the head entries, which the signature covers and which hold this table): that is what lets the
+/// table be signed inside the bundle it describes.
 /// </summary>
 public sealed record BundleParts
+{
+    /// <summary>The largest part size asked for; every part is at most this long.</summary>
+    [JsonPropertyName("partSize")]
+    [JsonPropertyOrder(0)]
+    public long PartSize { get; init; }
+
+    /// <summary>Total length of the bundle (the sum of the parts).</summary>
+    [JsonPropertyName("totalBytes")]
+    [JsonPropertyOrder(1)]
+    public long TotalBytes { get; init; }
+
+    /// <summary>Where the entries after the signature start; the first part's hash covers its bytes from here.</summary>
+    [JsonPropertyName("bodyOffset")]
+    [JsonPropertyOrder(2)]
+    public long BodyOffset { get; init; }
+
+    [JsonPropertyName("files")]
+    [JsonPropertyOrder(3)]
+    public IReadOnlyList<BundlePart> Files { get; init; } = [];
+}
+
+/// <summary>One part file: its 1-based number, the byte range of the bundle it holds, and its hash.</summary>
+public sealed record BundlePart
 {
     [JsonPropertyName("index")]
     [JsonPropertyOrder(0)]
     public int Index { get; init; }
 
-    [JsonPropertyName("count")]
+    [JsonPropertyName("offset")]
     [JsonPropertyOrder(1)]
-    public int Count { get; init; }
+    public long Offset { get; init; }
 
-    [JsonPropertyName("setDigest")]
+    [JsonPropertyName("size")]
     [JsonPropertyOrder(2)]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? SetDigest { get; init; }
+    public long Size { get; init; }
+
+    /// <summary><c>sha256:</c> + hex of the part's bytes (for part 1, from <see cref="BundleParts.BodyOffset"/> on).</summary>
+    [JsonPropertyName("sha256")]
+    [JsonPropertyOrder(3)]
+    public string Sha256 { get; init; } = string.Empty;
 }
 
 /// <summary>Writes <c>yyyy-MM-ddTHH:mm:ssZ</c> (UTC, whole seconds); reads any ISO 8601 date-time with offset.</summary>

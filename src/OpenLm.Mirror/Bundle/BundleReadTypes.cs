@@ -38,6 +38,12 @@ public sealed record BundleReadOptions
     public bool HeadOnly { get; init; }
 
     /// <summary>
+    /// Accept a head with a part table. Set by the readers of a part set (and to peek at part 1); a plain file whose head
+    /// says it is one part of a set is otherwise refused.
+    /// </summary>
+    public bool AllowParts { get; init; }
+
+    /// <summary>
     /// Receives the number of (decompressed) tar bytes consumed so far: at every entry, at least every MiB
     /// while blob data streams (whether the visitor or the reader reads it), and once at the end.
     /// </summary>

@@ -22,6 +22,19 @@ public static class BundleReader
     /// <summary>Opens and reads the bundle file at <paramref name="path"/>.</summary>
     public static async Task<BundleReadResult> ReadAsync(string path, BundleReadOptions options, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(options);
+
+        // A split bundle: every part is checked on its own first (all bad parts named), then the set is read in place.
+        if (await BundlePartSet.TryLocateAsync(path, cancellationToken).ConfigureAwait(false) is { } parts)
+        {
+            await parts.RequireIntactAsync(hashes: !options.HeadOnly, options.Progress, cancellationToken).ConfigureAwait(false);
+            var joined = parts.OpenStream();
+            await using (joined.ConfigureAwait(false))
+            {
+                return await ReadAsync(joined, options with { SourceName = options.SourceName ?? path, Progress = options.HeadOnly ? options.Progress : null }, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         var file = OpenFile(path);
         await using (file.ConfigureAwait(false))
         {
@@ -43,7 +56,8 @@ public static class BundleReader
         var (tarStream, compressed) = await BundleStreams.OpenAsync(input, source, cancellationToken).ConfigureAwait(false);
         try
         {
-            var pass = new Pass(new TarStreamReader(tarStream, source) { Progress = options.Progress }, options, source, compressed);
+            var parts = (input as BundlePartsStream)?.Set;
+            var pass = new Pass(new TarStreamReader(tarStream, source) { Progress = options.Progress }, options with { AllowParts = options.AllowParts || parts is not null }, source, compressed, parts);
             return await pass.RunAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -76,7 +90,7 @@ public static class BundleReader
     }
 
     /// <summary>State of one read.</summary>
-    private sealed class Pass(TarStreamReader tar, BundleReadOptions options, string source, bool compressed)
+    private sealed class Pass(TarStreamReader tar, BundleReadOptions options, string source, bool compressed, BundlePartSet? parts)
     {
         private readonly Dictionary<Digest, Expected> _expected = [];
         private readonly HashSet<string> _names = new(StringComparer.Ordinal);
@@ -301,9 +315,15 @@ public static class BundleReader
                 ReadOmitted(manifest.Base, where);
             }
 
-            if (manifest.Parts is not null)
+            if (manifest.Parts is { } table)
             {
-                throw new InputException($"{where}: this bundle is one part of a split set (parts is set); this version of openlm-mirror reads only single-file bundles");
+                if (!options.AllowParts)
+                {
+                    throw new InputException($"{where}: this file is part 1 of a bundle split into {table.Files.Count} parts; give the first part (NAME.001) with the others next to it");
+                }
+
+                BundlePartSet.CheckTable(table, where);
+                parts?.RequireSame(table);
             }
 
             if (manifest.Index is null || string.IsNullOrEmpty(manifest.Index.Digest))

@@ -291,6 +291,13 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
 
     private static async Task<BundleData> RandomAccessDataAsync(string path, BundleOpenOptions options, CancellationToken ct)
     {
+        // Parts are read in place: the tar is their concatenation, a blob's range may cross from one part into the next.
+        if (await BundlePartSet.TryLocateAsync(path, ct).ConfigureAwait(false) is { } parts)
+        {
+            await parts.RequireIntactAsync(hashes: false, cancellationToken: ct).ConfigureAwait(false);
+            return new BundleData(parts.OpenStream, parts.OpenRange, Compressed: false);
+        }
+
         var file = BundleReader.OpenFile(path);
         await using (file.ConfigureAwait(false))
         {

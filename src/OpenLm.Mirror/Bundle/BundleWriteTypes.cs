@@ -29,6 +29,9 @@ public sealed record BundleWriteOptions
     /// <summary>Replace an existing file at the output path (otherwise refused).</summary>
     public bool Overwrite { get; init; }
 
+    /// <summary>When set, the bundle is written as part files NAME.001, NAME.002, … of at most this many bytes each.</summary>
+    public long? SplitSize { get; init; }
+
     /// <summary>When set, a delta bundle is written: configs and layers these bases hold are left out.</summary>
     public BundleDeltaInput? Delta { get; init; }
 }
@@ -60,4 +63,7 @@ public sealed record BundleWriteResult
 
     /// <summary>Size of the file written (equals <see cref="TarBytes"/> when uncompressed).</summary>
     public required long FileBytes { get; init; }
+
+    /// <summary>For a split bundle, every part file in order (<see cref="OutputPath"/> is the first); empty otherwise.</summary>
+    public IReadOnlyList<string> PartPaths { get; init; } = [];
 }

@@ -41,9 +41,9 @@ public static class BundleWriter
         ArgumentException.ThrowIfNullOrWhiteSpace(outputPath);
         options ??= new BundleWriteOptions();
 
-        if (manifest.Parts is not null)
+        if (options.SplitSize is <= 0)
         {
-            throw new InputException("split bundles (parts) are not supported yet");
+            throw new InputException($"part size {options.SplitSize} is not a positive number of bytes") { Setting = Setting.SplitSize };
         }
 
         if (options.Delta is { Files.Count: 0 })
@@ -91,20 +91,15 @@ public static class BundleWriter
         }
 
         var completed = await CompleteManifestAsync(layout, graph, manifest, indexBytes, key, options, omitted, cancellationToken).ConfigureAwait(false);
-        var manifestBytes = BundleFormat.SerializeManifest(completed);
-        var signatureBytes = BundleFormat.EncodeSignature(key.Sign(manifestBytes));
-
-        var head = new (string Name, byte[] Bytes)[]
+        var body = new BundleBody(layout, graph, indexBytes, blobs, mtime);
+        if (options.SplitSize is not null)
         {
-            (BundleFormat.OciLayoutEntry, System.Text.Encoding.ASCII.GetBytes(BundleFormat.OciLayoutContent)),
-            (BundleFormat.ManifestEntry, manifestBytes),
-            (BundleFormat.SignatureEntry, signatureBytes),
-            (BundleFormat.IndexEntry, indexBytes),
-        };
-        var tarBytes = head.Sum(h => TarHeaders.EntryLength(h.Name, h.Bytes.Length))
-            + graph.Manifests.Sum(m => TarHeaders.EntryLength(BlobName(m.Descriptor.Digest), m.Descriptor.Size))
-            + blobs.Sum(b => TarHeaders.EntryLength(BlobName(b.Digest), b.Size))
-            + TarHeaders.EndOfArchive.Length;
+            return await WriteSplitAsync(body, completed, key, output, options, bytesWritten, cancellationToken).ConfigureAwait(false);
+        }
+
+        var manifestBytes = BundleFormat.SerializeManifest(completed);
+        var head = Head(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes)));
+        var tarBytes = head.Sum(h => TarHeaders.EntryLength(h.Name, h.Bytes.Length)) + body.Length;
 
         var temp = $"{output}.partial-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
         try
@@ -122,21 +117,7 @@ public static class BundleWriter
                         await sink.WriteBytesAsync(name, bytes, cancellationToken).ConfigureAwait(false);
                     }
 
-                    foreach (var (descriptor, bytes) in graph.Manifests)
-                    {
-                        await sink.WriteBytesAsync(BlobName(descriptor.Digest), bytes, cancellationToken).ConfigureAwait(false);
-                    }
-
-                    foreach (var blob in blobs)
-                    {
-                        var source = await layout.FetchAsync(blob, cancellationToken).ConfigureAwait(false);
-                        await using (source.ConfigureAwait(false))
-                        {
-                            await sink.WriteStreamAsync(BlobName(blob.Digest), blob, source, layout.DisplayName, cancellationToken).ConfigureAwait(false);
-                        }
-                    }
-
-                    await sink.FinishAsync(cancellationToken).ConfigureAwait(false);
+                    await body.WriteAsync(sink, cancellationToken).ConfigureAwait(false);
                     if (sink.Written != tarBytes)
                     {
                         throw new InvalidOperationException($"bundle writer wrote {sink.Written} tar bytes, expected {tarBytes}");
@@ -188,6 +169,154 @@ public static class BundleWriter
     }
 
     internal static string BlobName(Digest digest) => BundleFormat.BlobPrefix + digest.Hex;
+
+    /// <summary>The three head entries before <c>index.json</c>.</summary>
+    private static (string Name, byte[] Bytes)[] Head(byte[] manifestBytes, byte[] signatureBytes) =>
+    [
+        (BundleFormat.OciLayoutEntry, System.Text.Encoding.ASCII.GetBytes(BundleFormat.OciLayoutContent)),
+        (BundleFormat.ManifestEntry, manifestBytes),
+        (BundleFormat.SignatureEntry, signatureBytes),
+    ];
+
+    /// <summary>Length of the head entries for a manifest of <paramref name="manifestLength"/> bytes (a signature entry is always one block of data).</summary>
+    private static long HeadLength(int manifestLength) =>
+        TarHeaders.EntryLength(BundleFormat.OciLayoutEntry, BundleFormat.OciLayoutContent.Length)
+        + TarHeaders.EntryLength(BundleFormat.ManifestEntry, manifestLength)
+        + TarHeaders.EntryLength(BundleFormat.SignatureEntry, TarHeaders.BlockSize);
+
+    /// <summary>
+    /// Writes the bundle as part files. The part table goes into the signed head, so its layout is fixed first: a head
+    /// with placeholder hashes (hashes are fixed-width, so the head's length is final) decides where the body starts and
+    /// so every part's range. The body is then streamed into the parts, each hashed as written (part 1 from the body on),
+    /// and the real head (table with hashes, signed) is written over part 1's first bytes, which no hash covers.
+    /// </summary>
+    private static async Task<BundleWriteResult> WriteSplitAsync(
+        BundleBody body, BundleManifest completed, SigningKey key, string output, BundleWriteOptions options, IProgress<long>? bytesWritten, CancellationToken ct)
+    {
+        var partSize = options.SplitSize!.Value;
+        if (options.Compression != BundleCompression.None)
+        {
+            throw new InputException("split parts are cut from an uncompressed bundle (layers are already compressed); write it without compression") { Setting = Setting.Compression };
+        }
+
+        var placeholder = "sha256:" + new string('0', 64);
+        BundleManifest Planned(long total, long bodyOffset) => completed with
+        {
+            Parts = new BundleParts
+            {
+                PartSize = partSize,
+                TotalBytes = total,
+                BodyOffset = bodyOffset,
+                Files = Enumerable.Range(0, (int)((total + partSize - 1) / partSize))
+                    .Select(i => new BundlePart { Index = i + 1, Offset = i * partSize, Size = Math.Min(partSize, total - (i * partSize)), Sha256 = placeholder })
+                    .ToList(),
+            },
+        };
+
+        // The head's length depends on the table's numbers, which depend on the total: settle it (a few rounds at most).
+        var headLength = HeadLength(BundleFormat.SerializeManifest(completed).Length);
+        BundleManifest planned;
+        for (var round = 0; ; round++)
+        {
+            planned = Planned(headLength + body.Length, headLength);
+            var next = HeadLength(BundleFormat.SerializeManifest(planned).Length);
+            if (next == headLength)
+            {
+                break;
+            }
+
+            if (round > 8)
+            {
+                throw new InvalidOperationException("the split bundle's head length does not settle");
+            }
+
+            headLength = next;
+        }
+
+        var table = planned.Parts!;
+        if (table.Files[0].Size < headLength + body.IndexEntryLength)
+        {
+            throw new InputException($"part size {partSize} bytes is too small: part 1 must hold the bundle head and index.json ({headLength + body.IndexEntryLength} bytes)") { Setting = Setting.SplitSize };
+        }
+
+        for (var i = 1; i <= table.Files.Count + 1; i++)
+        {
+            if (i <= table.Files.Count && File.Exists(BundlePartSet.PartPath(output, i)) && !options.Overwrite)
+            {
+                throw new InputException($"'{BundlePartSet.PartPath(output, i)}' already exists; refusing to overwrite it") { Remedy = Remedy.Overwrite, Subject = BundlePartSet.PartPath(output, i) };
+            }
+        }
+
+        try
+        {
+            using var parts = new BundlePartWriter(output, table.Files, headLength);
+            var sink = new TarSink(parts, null, body.Mtime, bytesWritten);
+            var provisional = BundleFormat.SerializeManifest(planned);
+            foreach (var (name, bytes) in Head(provisional, BundleFormat.EncodeSignature(key.Sign(provisional))))
+            {
+                await sink.WriteBytesAsync(name, bytes, ct).ConfigureAwait(false);
+            }
+
+            await body.WriteAsync(sink, ct).ConfigureAwait(false);
+            var final = planned with { Parts = table with { Files = parts.Completed() } };
+            var manifestBytes = BundleFormat.SerializeManifest(final);
+            var headBytes = new MemoryStream();
+            var headSink = new TarSink(headBytes, null, body.Mtime, null);
+            foreach (var (name, bytes) in Head(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes))))
+            {
+                await headSink.WriteBytesAsync(name, bytes, ct).ConfigureAwait(false);
+            }
+
+            await parts.RewriteHeadAsync(headBytes.ToArray(), ct).ConfigureAwait(false);
+            var files = parts.Commit(options.Overwrite);
+            return new BundleWriteResult
+            {
+                OutputPath = files[0],
+                Manifest = final,
+                BundleDigest = Digest.Sha256(manifestBytes),
+                TarBytes = table.TotalBytes,
+                FileBytes = table.TotalBytes,
+                PartPaths = files,
+            };
+        }
+        catch (IOException ex) when (ex is not EndOfStreamException)
+        {
+            throw new OperationException($"cannot write the parts of bundle '{output}': {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Everything after the signature entry: index.json, manifests parents first, configs and layers, the end-of-archive marker.</summary>
+    private sealed class BundleBody(OciLayoutStore layout, BundleGraph graph, byte[] indexBytes, IReadOnlyList<Descriptor> blobs, long mtime)
+    {
+        public long Mtime => mtime;
+
+        public long IndexEntryLength => TarHeaders.EntryLength(BundleFormat.IndexEntry, indexBytes.Length);
+
+        public long Length => IndexEntryLength
+            + graph.Manifests.Sum(m => TarHeaders.EntryLength(BlobName(m.Descriptor.Digest), m.Descriptor.Size))
+            + blobs.Sum(b => TarHeaders.EntryLength(BlobName(b.Digest), b.Size))
+            + TarHeaders.EndOfArchive.Length;
+
+        public async Task WriteAsync(TarSink sink, CancellationToken ct)
+        {
+            await sink.WriteBytesAsync(BundleFormat.IndexEntry, indexBytes, ct).ConfigureAwait(false);
+            foreach (var (descriptor, bytes) in graph.Manifests)
+            {
+                await sink.WriteBytesAsync(BlobName(descriptor.Digest), bytes, ct).ConfigureAwait(false);
+            }
+
+            foreach (var blob in blobs)
+            {
+                var source = await layout.FetchAsync(blob, ct).ConfigureAwait(false);
+                await using (source.ConfigureAwait(false))
+                {
+                    await sink.WriteStreamAsync(BlobName(blob.Digest), blob, source, layout.DisplayName, ct).ConfigureAwait(false);
+                }
+            }
+
+            await sink.FinishAsync(ct).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>index.json of the bundle: one descriptor per image, sorted by ref name; only the ref name annotation is kept.</summary>
     internal static byte[] BuildIndex(IReadOnlyList<Descriptor> roots)

@@ -72,4 +72,10 @@ public enum Setting
 
     /// <summary>Where the containerd hosts.toml tree is written.</summary>
     ContainerdHostsDirectory,
+
+    /// <summary>The largest part of a bundle split over several files.</summary>
+    SplitSize,
+
+    /// <summary>How the bundle is compressed.</summary>
+    Compression,
 }

@@ -56,6 +56,11 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             throw new InputException($"'{request.OutputPath}' already exists; remove it or allow overwriting") { Remedy = Remedy.Overwrite, Subject = request.OutputPath };
         }
 
+        if (request.WriteOptions.SplitSize is not null && File.Exists(BundlePartSet.PartPath(output, 1)) && !request.WriteOptions.Overwrite)
+        {
+            throw new InputException($"'{BundlePartSet.PartPath(output, 1)}' already exists; remove the parts or allow overwriting") { Remedy = Remedy.Overwrite, Subject = BundlePartSet.PartPath(output, 1) };
+        }
+
         // Refused before anything is pulled: finding this out after an hour of downloads helps nobody.
         var directory = Path.GetDirectoryName(output);
         if (Directory.Exists(output))

@@ -88,7 +88,7 @@ public sealed class DeltaReleases : IAsyncLifetime
     }
 
     /// <summary>Writes a bundle of <paramref name="roots"/> from the staging layout (its index is replaced for the write).</summary>
-    public async Task<BundleWriteResult> WriteAsync(IReadOnlyList<Descriptor> roots, string version, string path, BundleDeltaInput? delta)
+    public async Task<BundleWriteResult> WriteAsync(IReadOnlyList<Descriptor> roots, string version, string path, BundleDeltaInput? delta, long? splitSize = null)
     {
         await Staging.ReplaceIndexAsync(roots);
         return await BundleWriter.WriteAsync(
@@ -96,7 +96,7 @@ public sealed class DeltaReleases : IAsyncLifetime
             new BundleManifest { Platform = new BundleProduct { Name = Platform, Version = version }, Source = Source },
             SigningKey,
             path,
-            new BundleWriteOptions { Delta = delta, Overwrite = true });
+            new BundleWriteOptions { Delta = delta, Overwrite = true, SplitSize = splitSize, SourceDateEpoch = DateTimeOffset.FromUnixTimeSeconds(1_780_000_000) });
     }
 
     public static string SourceRef(GeneratedImage image) => $"{Source}/{image.Repository.Split('/', 2)[1]}:{image.Tag}";
