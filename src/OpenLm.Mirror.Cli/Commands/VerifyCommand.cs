@@ -38,6 +38,7 @@ internal static class VerifyCommand
                     charts = head.Manifest.Charts.Count,
                     blobs = result.BlobCount,
                     bytes = result.BlobBytes,
+                    parts = head.Manifest.Parts?.Files.Count,
                     delta = head.Manifest.Base is { } delta
                         ? new { bases = delta.Files, omittedBlobs = result.OmittedCount, omittedBytes = result.OmittedBytes, omittedChecked = false }
                         : null,
@@ -48,6 +49,11 @@ internal static class VerifyCommand
             {
                 await console.Out.WriteLineAsync(
                     $"OK {path}: {head.Manifest.Platform.Name} {head.Manifest.Platform.Version}, signed by {head.VerifiedKeyId}; {head.Manifest.Images.Count} images, {head.Manifest.Charts.Count} charts, {result.BlobCount} blobs ({Format.Bytes(result.BlobBytes)}) verified in {Format.Seconds(clock.Elapsed)}").ConfigureAwait(false);
+                if (head.Manifest.Parts is { } parts)
+                {
+                    await console.Out.WriteLineAsync($"all {parts.Files.Count} parts match the signed part table (size and sha256 of each)").ConfigureAwait(false);
+                }
+
                 if (head.Manifest.Base is { } delta)
                 {
                     await console.Out.WriteLineAsync(
