@@ -42,8 +42,11 @@ public sealed record DeltaBase
     /// <summary>Images of the base release, reference to root digest (for diffs).</summary>
     public required IReadOnlyDictionary<string, string> Images { get; init; }
 
-    /// <summary>Charts of the base release, reference to digest (empty for a receipt, which records images).</summary>
-    public IReadOnlyDictionary<string, string> Charts { get; init; } = new Dictionary<string, string>();
+    /// <summary>Charts of the release by name (empty for a receipt, which records images).</summary>
+    public IReadOnlyDictionary<string, ReleaseChart> Charts { get; init; } = new Dictionary<string, ReleaseChart>();
+
+    /// <summary>Helm values paths that name the release's images (empty for a receipt).</summary>
+    public IReadOnlyList<string> Values { get; init; } = [];
 
     public string KindName => Kind.ToString().ToLowerInvariant();
 
@@ -135,7 +138,8 @@ public sealed record DeltaBase
                 Digest = fileDigest,
                 Contents = lockFile.Blobs.GroupBy(b => Digest.Parse(b.Digest, $"base '{path}' blobs")).ToDictionary(g => g.Key, g => g.First().Size),
                 Images = lockFile.Images.ToDictionary(i => i.Reference, i => i.Digest, StringComparer.Ordinal),
-                Charts = lockFile.Charts.ToDictionary(c => $"{c.Name}:{c.Version}", c => c.Digest, StringComparer.Ordinal),
+                Charts = lockFile.Charts.GroupBy(c => c.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => new ReleaseChart(g.Key, g.First().Version, g.First().Digest), StringComparer.Ordinal),
+                Values = lockFile.Images.SelectMany(i => i.Values).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(),
             };
         }
 
@@ -182,11 +186,15 @@ public sealed record DeltaBase
                 Digest = bundle.Head.BundleDigest,
                 Contents = contents,
                 Images = head.Images.ToDictionary(i => i.Reference, i => i.Digest, StringComparer.Ordinal),
-                Charts = head.Charts.ToDictionary(c => c.Reference, c => c.Digest, StringComparer.Ordinal),
+                Charts = head.Charts.GroupBy(c => c.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => new ReleaseChart(g.Key, g.First().Version, g.First().Digest), StringComparer.Ordinal),
+                Values = head.Images.SelectMany(i => i.Values).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(),
             };
         }
     }
 }
+
+/// <summary>A Helm chart of a release: its version and the digest its kind of file records (artifact manifest in a bundle, .tgz in a lock).</summary>
+public sealed record ReleaseChart(string Name, string Version, string Digest);
 
 /// <summary>The bases of one delta export, checked against the release they are for.</summary>
 public static class DeltaBases
