@@ -115,7 +115,7 @@ public sealed class UpgradeChainTests(SharedRegistryFixture registry) : IDisposa
         Assert.Contains("openlm-platform 1.0", refused.Error, StringComparison.Ordinal);
         using (var http = RegistrySeeder.CreateClient())
         {
-            var catalog = await http.GetStringAsync(new Uri(registry.BaseUri, "/v2/_catalog?n=10000"));
+            var catalog = await http.GetStringAsync(new Uri(registry.BaseUri, "/v2/_catalog?n=1000"));
             Assert.DoesNotContain($"empty{_ns}", catalog, StringComparison.Ordinal);
         }
 
