@@ -18,5 +18,6 @@ internal static class ExtraCommands
         yield return CheckCommand.Create(console);
         yield return ServeCommand.Create(console);
         yield return DiffCommand.Create(console);
+        yield return InventoryCommand.Create(console);
     }
 }

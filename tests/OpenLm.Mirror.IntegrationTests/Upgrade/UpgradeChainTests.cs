@@ -71,6 +71,14 @@ public sealed class UpgradeChainTests(SharedRegistryFixture registry) : IDisposa
         var receipt = _temp.Sub("receipt-n.json");
         await OkAsync("import", bundleN, "--key", keys.PublicKeyPath, "--to", target, "--plain-http", "--receipt", receipt);
 
+        // And an inventory of the target (as if the receipt were lost) finds exactly what the receipt records
+        var inventory = _temp.Sub("inventory-n.json");
+        await OkAsync("inventory", "--to", target, "--lock", lockN, "-o", inventory, "--plain-http");
+        Assert.Equal(ContentsOf(receipt), ContentsOf(inventory));
+        var partial = _temp.Sub("inventory-empty.json");
+        await OkAsync("inventory", "--to", $"{registry.Host}/nothing{_ns}", "--lock", lockN, "-o", partial, "--plain-http");
+        Assert.Empty(ContentsOf(partial));
+
         // And N+1 is resolved and diffed against N
         var lockN1 = _temp.Sub("lock-n1.json");
         await OkAsync("resolve", "--plain-http", "--manifest", Manifest("1.1", i => i is <= 4 or 17 ? "1.1" : "1.0", 17), "-o", lockN1);
@@ -138,6 +146,12 @@ public sealed class UpgradeChainTests(SharedRegistryFixture registry) : IDisposa
         using var newReceipt = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "receipt.json")));
         Assert.Equal("1.1", newReceipt.RootElement.GetProperty("platform").GetProperty("version").GetString());
         Assert.Equal(17, newReceipt.RootElement.GetProperty("images").GetArrayLength());
+    }
+
+    private static List<string> ContentsOf(string receipt)
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(receipt));
+        return json.RootElement.GetProperty("contents").EnumerateArray().Select(c => $"{c.GetProperty("digest").GetString()} {c.GetProperty("size").GetInt64()}").Order(StringComparer.Ordinal).ToList();
     }
 
     private static string RepositoryRoot()
