@@ -19,5 +19,7 @@ internal static class ExtraCommands
         yield return ServeCommand.Create(console);
         yield return DiffCommand.Create(console);
         yield return InventoryCommand.Create(console);
+        yield return SplitCommand.Create(console);
+        yield return SplitCommand.CreateJoin(console);
     }
 }

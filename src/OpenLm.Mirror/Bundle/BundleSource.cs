@@ -41,6 +41,7 @@ public sealed record BundleEntry(Descriptor Descriptor, long Offset);
 public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDisposable
 {
     private readonly Func<long, long, Stream> _openRange;
+    private readonly Func<Stream> _openTar;
     private readonly string? _temporaryCopy;
     private readonly IDisposable? _owner;
     private readonly IReadOnlyDictionary<Digest, BundleEntry> _blobs;
@@ -52,6 +53,7 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
     {
         DisplayName = path;
         _openRange = data.OpenRange;
+        _openTar = data.OpenTar;
         _temporaryCopy = data.TemporaryCopy;
         _owner = data.Owner;
         Head = index.Head! with { Compressed = data.Compressed };
@@ -232,6 +234,9 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
             $"{DisplayName} is a delta bundle: it leaves {Omitted.Count} blobs ({Omitted.Values.Sum(o => o.Size)} bytes) to its base ({bases}), so it cannot be {use} on its own; use a full bundle of this release, or import the delta into the registry that holds the base")
         { Subject = DisplayName };
     }
+
+    /// <summary>The (decompressed) tar of the bundle as one seekable stream, e.g. to write it again in parts.</summary>
+    public Stream OpenTar() => _openTar();
 
     /// <summary>"kind release" of a delta's base (1-based), for messages.</summary>
     public string BaseName(int index)

@@ -170,6 +170,86 @@ public static class BundleWriter
 
     internal static string BlobName(Digest digest) => BundleFormat.BlobPrefix + digest.Hex;
 
+    /// <summary>
+    /// Writes an existing bundle again as part files (<paramref name="partSize"/> set: <c>split</c>) or as one file
+    /// (<paramref name="partSize"/> null: <c>join</c>), re-signed with <paramref name="key"/>: the head is the source's
+    /// <c>openlm-bundle.json</c> with only <c>parts</c> changed, and everything after the signature is copied byte for
+    /// byte. The source must be fully verified first (the caller opens it with the release key and verifies every blob).
+    /// </summary>
+    public static async Task<BundleWriteResult> RewriteAsync(BundleSource source, SigningKey key, string outputPath, long? partSize, bool overwrite, IProgress<long>? bytesWritten = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(key);
+        var output = Path.GetFullPath(outputPath);
+        var head = source.Head;
+        var bodyOffset = HeadLength(head.ManifestBytes.Length);
+        var tar = source.OpenTar();
+        await using (tar.ConfigureAwait(false))
+        {
+            tar.Seek(bodyOffset, SeekOrigin.Begin);
+            var header = new byte[TarHeaders.BlockSize];
+            await tar.ReadExactlyAsync(header, cancellationToken).ConfigureAwait(false);
+            var name = System.Text.Encoding.ASCII.GetString(header, 0, 100).TrimEnd('\0');
+            if (name != BundleFormat.IndexEntry)
+            {
+                throw new InputException($"{source.DisplayName}: the tar was rewritten by another tool (no '{BundleFormat.IndexEntry}' header right after the signature entry); export the release again to write it in parts");
+            }
+
+            tar.Seek(bodyOffset, SeekOrigin.Begin);
+            var body = new CopiedBody(tar, tar.Length - bodyOffset, TarHeaders.EntryLength(BundleFormat.IndexEntry, head.IndexBytes.Length), BundleFormat.SourceDateEpochFromEnvironment()?.ToUnixTimeSeconds() ?? 0);
+            var manifest = head.Manifest with { Parts = null, Signer = new BundleSigner { KeyId = key.KeyId } };
+            var options = new BundleWriteOptions { SplitSize = partSize, Overwrite = overwrite };
+            if (partSize is not null)
+            {
+                return await WriteSplitAsync(body, manifest, key, output, options, bytesWritten, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (File.Exists(output) && !overwrite)
+            {
+                throw new InputException($"'{outputPath}' already exists; refusing to overwrite it") { Remedy = Remedy.Overwrite, Subject = outputPath };
+            }
+
+            var manifestBytes = BundleFormat.SerializeManifest(manifest);
+            var temp = $"{output}.partial-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
+            try
+            {
+                var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                await using (file.ConfigureAwait(false))
+                {
+                    var sink = new TarSink(file, null, body.Mtime, bytesWritten);
+                    foreach (var (entry, bytes) in Head(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes))))
+                    {
+                        await sink.WriteBytesAsync(entry, bytes, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    await body.WriteAsync(sink, cancellationToken).ConfigureAwait(false);
+                    await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                    file.Flush(flushToDisk: true);
+                }
+
+                File.Move(temp, output, overwrite);
+                var length = new FileInfo(output).Length;
+                return new BundleWriteResult { OutputPath = output, Manifest = manifest, BundleDigest = Digest.Sha256(manifestBytes), TarBytes = length, FileBytes = length };
+            }
+            finally
+            {
+                TryDelete(temp);
+            }
+        }
+    }
+
+    /// <summary>The body of an existing, verified bundle, copied unchanged.</summary>
+    private sealed class CopiedBody(Stream tar, long length, long indexEntryLength, long mtime) : IBundleBody
+    {
+        public long Mtime => mtime;
+
+        public long IndexEntryLength => indexEntryLength;
+
+        public long Length => length;
+
+        public Task WriteAsync(TarSink sink, CancellationToken ct) => sink.WriteRawAsync(tar, length, ct);
+    }
+
     /// <summary>The three head entries before <c>index.json</c>.</summary>
     private static (string Name, byte[] Bytes)[] Head(byte[] manifestBytes, byte[] signatureBytes) =>
     [
@@ -191,7 +271,7 @@ public static class BundleWriter
     /// and the real head (table with hashes, signed) is written over part 1's first bytes, which no hash covers.
     /// </summary>
     private static async Task<BundleWriteResult> WriteSplitAsync(
-        BundleBody body, BundleManifest completed, SigningKey key, string output, BundleWriteOptions options, IProgress<long>? bytesWritten, CancellationToken ct)
+        IBundleBody body, BundleManifest completed, SigningKey key, string output, BundleWriteOptions options, IProgress<long>? bytesWritten, CancellationToken ct)
     {
         var partSize = options.SplitSize!.Value;
         if (options.Compression != BundleCompression.None)
@@ -285,8 +365,20 @@ public static class BundleWriter
         }
     }
 
+    /// <summary>Everything after the signature entry, as the writer streams it.</summary>
+    private interface IBundleBody
+    {
+        long Mtime { get; }
+
+        long IndexEntryLength { get; }
+
+        long Length { get; }
+
+        Task WriteAsync(TarSink sink, CancellationToken ct);
+    }
+
     /// <summary>Everything after the signature entry: index.json, manifests parents first, configs and layers, the end-of-archive marker.</summary>
-    private sealed class BundleBody(OciLayoutStore layout, BundleGraph graph, byte[] indexBytes, IReadOnlyList<Descriptor> blobs, long mtime)
+    private sealed class BundleBody(OciLayoutStore layout, BundleGraph graph, byte[] indexBytes, IReadOnlyList<Descriptor> blobs, long mtime) : IBundleBody
     {
         public long Mtime => mtime;
 
@@ -544,6 +636,32 @@ public static class BundleWriter
             await WriteAsync(TarHeaders.EndOfArchive, ct).ConfigureAwait(false);
             await stream.FlushAsync(ct).ConfigureAwait(false);
             progress?.Report(Written);
+        }
+
+        /// <summary>Copies <paramref name="length"/> bytes that are already tar (a verified bundle's body) unchanged.</summary>
+        public async Task WriteRawAsync(Stream source, long length, CancellationToken ct)
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
+            try
+            {
+                var left = length;
+                while (left > 0)
+                {
+                    var n = await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(CopyBufferSize, left)), ct).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        throw new IntegrityException($"the bundle ended {left} bytes early while it was copied");
+                    }
+
+                    await WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                    left -= n;
+                    progress?.Report(Written);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
 
         private ValueTask StartEntryAsync(CancellationToken ct) => frames?.EndFrameAsync(ct) ?? ValueTask.CompletedTask;

@@ -186,3 +186,43 @@ public sealed class BundlePartTests(DeltaReleases releases) : IClassFixture<Delt
         Assert.Equal(Setting.SplitSize, error.Setting);
     }
 }
+
+/// <summary><c>split</c> and <c>join</c> of bundles that already exist.</summary>
+public sealed class BundleSplitterTests(DeltaReleases releases) : IClassFixture<DeltaReleases>
+{
+    [Fact]
+    public async Task BundleSplitter_SplitThenJoin_SameTableAsAnExportInPartsAndTheOriginalBundleDigestBack()
+    {
+        var size = Math.Max(new FileInfo(releases.FullV2).Length / 4, 16 * 1024);
+
+        // When the full 1.1 bundle is split
+        var split = await BundleSplitter.RewriteAsync(releases.FullV2, releases.SigningKey, releases.Scratch($"resplit-{Guid.NewGuid():N}.tar"), size, overwrite: false);
+
+        // Then the set verifies and its part table is the one an export in parts writes (the body is the same bytes)
+        Assert.True((await BundleReader.ReadAsync(split.PartPaths[0], new BundleReadOptions { Key = releases.Key })).Complete);
+        var exported = await releases.WriteAsync(releases.RootsV2, "1.1", releases.Scratch($"exported-{Guid.NewGuid():N}.tar"), null, size);
+        Assert.Equal(exported.Manifest.Parts!.Files, split.Manifest.Parts!.Files);
+
+        // And joining the parts gives back a single file with the original head, so the original bundle digest
+        var joined = await BundleSplitter.RewriteAsync(split.PartPaths[0], releases.SigningKey, releases.Scratch($"joined-{Guid.NewGuid():N}.tar"), null, overwrite: false);
+        var read = await BundleReader.ReadAsync(joined.OutputPath, new BundleReadOptions { Key = releases.Key });
+        var original = await BundleReader.ReadAsync(releases.FullV2, new BundleReadOptions { Key = releases.Key });
+        Assert.Equal(original.Head.BundleDigest, read.Head.BundleDigest);
+        Assert.Equal(new FileInfo(releases.FullV2).Length, new FileInfo(joined.OutputPath).Length);
+    }
+
+    [Fact]
+    public async Task BundleSplitter_JoinOfASingleFileOrSplitOverItself_RefusedAsInput()
+    {
+        await Assert.ThrowsAsync<InputException>(() => BundleSplitter.RewriteAsync(releases.FullV2, releases.SigningKey, releases.Scratch("j.tar"), null, overwrite: false));
+        var split = await BundleSplitter.RewriteAsync(releases.FullV2, releases.SigningKey, releases.Scratch($"self-{Guid.NewGuid():N}.tar"), 64 * 1024, overwrite: false);
+        await Assert.ThrowsAsync<InputException>(() => BundleSplitter.RewriteAsync(split.PartPaths[0], releases.SigningKey, split.PartPaths[0], null, overwrite: true));
+    }
+
+    [Fact]
+    public async Task BundleSplitter_BundleSignedByAnotherKey_RefusedAsIntegrity()
+    {
+        using var other = Support.SampleBundle.NewKey();
+        await Assert.ThrowsAsync<IntegrityException>(() => BundleSplitter.RewriteAsync(releases.FullV2, other, releases.Scratch($"other-{Guid.NewGuid():N}.tar"), 64 * 1024, overwrite: false));
+    }
+}
