@@ -46,6 +46,10 @@ public sealed class BundlePartSet
         {
             first = PartPath(path, 1);
         }
+        else if (path.Length > 4 && path[^4] == '.' && int.TryParse(path[^3..], NumberStyles.None, CultureInfo.InvariantCulture, out var number) && number > 1 && File.Exists(PartPath(path[..^4], 1)))
+        {
+            throw new InputException($"'{path}' is part {number} of a split bundle; give the first part, {PartPath(path[..^4], 1)}, with the others next to it") { Subject = path };
+        }
         else
         {
             return null;

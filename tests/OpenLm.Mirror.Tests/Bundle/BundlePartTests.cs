@@ -166,6 +166,14 @@ public sealed class BundlePartTests(DeltaReleases releases) : IClassFixture<Delt
         Assert.Contains("part 1 of a bundle split into", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task BundleReader_ReadAsync_ALaterPartGiven_RefusedNamingTheFirstPart()
+    {
+        var written = await SplitAsync($"later-{Guid.NewGuid():N}.tar");
+        var error = await Assert.ThrowsAsync<InputException>(() => BundleReader.ReadAsync(written.PartPaths[1], new BundleReadOptions { Key = releases.Key }));
+        Assert.Contains($"give the first part, {written.PartPaths[0]}", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("4G", 4L << 30)]
     [InlineData("4095M", 4095L << 20)]
