@@ -41,8 +41,8 @@ FULL_BYTES=$(stat -c %s "$WORK/next-full.tar")
 
 start_registry "$WORK/reg-up-full" UP_FULL
 start_registry "$WORK/reg-up-delta" UP_DELTA
-"$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$UP_DELTA/openlm" --plain-http >/dev/null 2>&1
-"$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$UP_FULL/openlm" --plain-http >/dev/null 2>&1
+"$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$UP_DELTA/openlm" --plain-http >/dev/null || { echo "bench: import of N failed" >&2; exit 1; }
+"$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$UP_FULL/openlm" --plain-http >/dev/null || { echo "bench: import of N failed" >&2; exit 1; }
 timed import_full "$MIRROR" import "$WORK/next-full.tar" --key "$WORK/bench.pub" --to "$UP_FULL/openlm" --plain-http
 timed import_delta "$MIRROR" import "$WORK/next-delta.tar" --key "$WORK/bench.pub" --to "$UP_DELTA/openlm" --plain-http
 start_registry "$WORK/reg-up-empty" UP_EMPTY
