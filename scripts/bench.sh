@@ -92,6 +92,9 @@ echo "on disk: ours layout $(du -sm "$WORK/ours-layout" | cut -f1) MiB (every bl
 if [[ -x scripts/bench-bundle.sh ]]; then
   SRC="$SRC" WORK="$WORK" MIRROR="$MIRROR" PLATFORM_JSON="$WORK/platform.json" T_skopeo_dir="$T_skopeo_dir" bash scripts/bench-bundle.sh
 fi
+if [[ -x scripts/bench-upgrade.sh && -f "$WORK/lock.json" && -d "$WORK/export-cache" ]]; then
+  SRC="$SRC" WORK="$WORK" MIRROR="$MIRROR" MB="$MB" bash scripts/bench-upgrade.sh
+fi
 if [[ -x scripts/bench-serve.sh && -f "$WORK/bundle.tar" ]]; then
   echo
   echo "== serve: the export's bundle to ${BENCH_CLIENTS:-8} parallel clients"

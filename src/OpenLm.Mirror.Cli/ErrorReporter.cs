@@ -66,6 +66,8 @@ internal static class ErrorReporter
         Setting.Target => "--to",
         Setting.K3sRegistriesOutput => "--k3s-registries-out",
         Setting.ContainerdHostsDirectory => "--containerd-hosts-dir",
+        Setting.SplitSize => "--split-size",
+        Setting.Compression => "--compress",
         _ => throw new ArgumentOutOfRangeException(nameof(setting), setting, "no flag for this setting"),
     };
 

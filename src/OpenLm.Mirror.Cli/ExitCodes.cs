@@ -10,6 +10,7 @@ public static class ExitCodes
     public const int Operational = 1;
     public const int Usage = 2;
     public const int Integrity = 3;
+    public const int Incomplete = 4;
     public const int Cancelled = 130;
 
     public static int For(Exception exception) => exception switch

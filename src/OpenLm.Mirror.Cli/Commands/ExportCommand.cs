@@ -23,6 +23,8 @@ internal static class ExportCommand
         var output = new Option<string>("--output", "-o") { Description = "The bundle to write (.tar, or .tar.zst with --compress zstd)", HelpName = "BUNDLE", Required = true };
         var cache = new Option<string?>("--cache") { Description = "Cache directory (an OCI layout) reused across runs; an interrupted export resumes from it [default: ~/.cache/openlm-mirror/export]", HelpName = "DIR" };
         var compress = new Option<string>("--compress") { Description = "none (default: layers are already compressed) or zstd", HelpName = "none|zstd", DefaultValueFactory = _ => "none" };
+        var bases = new Option<string[]>("--base") { Description = "Write a delta: leave out the configs and layers this previous bundle, lock or import receipt holds (repeatable)", HelpName = "FILE", AllowMultipleArgumentsPerToken = false };
+        var splitSize = new Option<string?>("--split-size") { Description = "Write the bundle as parts NAME.001, NAME.002, … of at most SIZE each (e.g. 4095M for FAT32 media; at least 64M)", HelpName = "SIZE" };
         var force = new Option<bool>("--force") { Description = "Replace an existing bundle file" };
         var json = new Option<bool>("--json") { Description = "Print a JSON summary on stdout" };
         var copy = new CopyOptionSet();
@@ -34,6 +36,8 @@ internal static class ExportCommand
         command.Options.Add(output);
         command.Options.Add(cache);
         command.Options.Add(compress);
+        command.Options.Add(bases);
+        command.Options.Add(splitSize);
         command.Options.Add(force);
         command.Options.Add(copy.Concurrency);
         registry.AddTo(command);
@@ -50,6 +54,7 @@ internal static class ExportCommand
                 "zstd" => BundleCompression.Zstd,
                 var other => throw new InputException($"--compress must be none or zstd (got '{other}')"),
             };
+            var parts = parse.GetValue(splitSize) is { } sizeText ? SplitSize.Parse(sizeText) : (long?)null;
             var keyPath = parse.GetValue(key)!;
             KeyInputs.RequireFile(keyPath, "--key");
             var passphrase = KeyInputs.Passphrase(parse.GetValue(keyPasswordEnv), fromStdin: false, console, "--key-password");
@@ -72,8 +77,9 @@ internal static class ExportCommand
                         Lock = lockFile,
                         OutputPath = parse.GetValue(output)!,
                         CacheDirectory = cacheDir,
-                        WriteOptions = new BundleWriteOptions { Compression = compression, SourceDateEpoch = BundleFormat.SourceDateEpochFromEnvironment(), Overwrite = parse.GetValue(force) },
+                        WriteOptions = new BundleWriteOptions { Compression = compression, SourceDateEpoch = BundleFormat.SourceDateEpochFromEnvironment(), Overwrite = parse.GetValue(force), SplitSize = parts },
                         ToolVersion = ReleaseInputs.ToolVersion,
+                        Bases = parse.GetValue(bases) ?? [],
                     },
                     signingKey,
                     cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -84,6 +90,10 @@ internal static class ExportCommand
         });
         return command;
     }
+
+    private static string DeltaNote(BundleManifest manifest) => manifest.Base is { } delta
+        ? $" (delta: {delta.Omitted.Count} blobs, {Format.Bytes(delta.Omitted.Sum(o => o.Size))}, left to {string.Join(", ", delta.Files.Select(f => $"{f.Kind} of {f.Release.Name} {f.Release.Version}"))})"
+        : string.Empty;
 
     private static async Task PrintAsync(TextWriter o, ExportResult result, string keyId, bool json)
     {
@@ -99,7 +109,11 @@ internal static class ExportCommand
                 images = bundle.Manifest.Images.Count,
                 charts = bundle.Manifest.Charts.Count,
                 blobs = bundle.Manifest.Blobs,
+                delta = bundle.Manifest.Base is { } delta
+                    ? new { bases = delta.Files, omittedBlobs = delta.Omitted.Count, omittedBytes = delta.Omitted.Sum(o => o.Size) }
+                    : null,
                 fileBytes = bundle.FileBytes,
+                parts = bundle.PartPaths.Count == 0 ? null : bundle.PartPaths,
                 bytesDownloaded = result.BytesDownloaded,
                 blobsDownloaded = result.BlobsDownloaded,
                 blobsReused = result.BlobsReused,
@@ -111,7 +125,7 @@ internal static class ExportCommand
         {
             await o.WriteLineAsync(
                 $"{bundle.OutputPath}: {bundle.Manifest.Platform.Name} {bundle.Manifest.Platform.Version}, {bundle.Manifest.Images.Count} images, {bundle.Manifest.Charts.Count} charts, " +
-                $"{bundle.Manifest.Blobs?.Count} blobs, {Format.Bytes(bundle.FileBytes)}; downloaded {Format.Bytes(result.BytesDownloaded)} ({result.BlobsReused} blobs reused from the cache); signed by {keyId}").ConfigureAwait(false);
+                $"{bundle.Manifest.Blobs?.Count} blobs, {Format.Bytes(bundle.FileBytes)}{DeltaNote(bundle.Manifest)}{(bundle.PartPaths.Count > 0 ? $" in {bundle.PartPaths.Count} parts" : string.Empty)}; downloaded {Format.Bytes(result.BytesDownloaded)} ({result.BlobsReused} blobs reused from the cache); signed by {keyId}").ConfigureAwait(false);
         }
     }
 }

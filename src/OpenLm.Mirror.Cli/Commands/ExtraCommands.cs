@@ -18,5 +18,9 @@ internal static class ExtraCommands
         yield return CheckCommand.Create(console);
         yield return ServeCommand.Create(console);
         yield return NodeArchiveCommand.Create(console);
+        yield return DiffCommand.Create(console);
+        yield return InventoryCommand.Create(console);
+        yield return SplitCommand.Create(console);
+        yield return SplitCommand.CreateJoin(console);
     }
 }

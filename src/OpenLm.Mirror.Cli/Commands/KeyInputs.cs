@@ -31,7 +31,8 @@ internal static class KeyInputs
 
     public static void RequireFile(string path, string option)
     {
-        if (!File.Exists(path))
+        // A split bundle is named by its base name as well as by its first part.
+        if (!File.Exists(path) && !(option == "BUNDLE" && File.Exists(Bundle.BundlePartSet.PartPath(path, 1))))
         {
             throw new InputException($"{option} '{path}' does not exist");
         }

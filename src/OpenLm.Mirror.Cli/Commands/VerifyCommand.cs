@@ -38,6 +38,10 @@ internal static class VerifyCommand
                     charts = head.Manifest.Charts.Count,
                     blobs = result.BlobCount,
                     bytes = result.BlobBytes,
+                    parts = head.Manifest.Parts?.Files.Count,
+                    delta = head.Manifest.Base is { } delta
+                        ? new { bases = delta.Files, omittedBlobs = result.OmittedCount, omittedBytes = result.OmittedBytes, omittedChecked = false }
+                        : null,
                     seconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
                 }, Format.Json)).ConfigureAwait(false);
             }
@@ -45,6 +49,16 @@ internal static class VerifyCommand
             {
                 await console.Out.WriteLineAsync(
                     $"OK {path}: {head.Manifest.Platform.Name} {head.Manifest.Platform.Version}, signed by {head.VerifiedKeyId}; {head.Manifest.Images.Count} images, {head.Manifest.Charts.Count} charts, {result.BlobCount} blobs ({Format.Bytes(result.BlobBytes)}) verified in {Format.Seconds(clock.Elapsed)}").ConfigureAwait(false);
+                if (head.Manifest.Parts is { } parts)
+                {
+                    await console.Out.WriteLineAsync($"all {parts.Files.Count} parts match the signed part table (size and sha256 of each)").ConfigureAwait(false);
+                }
+
+                if (head.Manifest.Base is { } delta)
+                {
+                    await console.Out.WriteLineAsync(
+                        $"delta bundle: everything it carries is verified; NOT checked: the {result.OmittedCount} blobs ({Format.Bytes(result.OmittedBytes)}) it leaves to its base ({string.Join(", ", delta.Files.Select(f => $"{f.Kind} of {f.Release.Name} {f.Release.Version}"))}); import checks they are in the target first").ConfigureAwait(false);
+                }
             }
 
             return ExitCodes.Success;

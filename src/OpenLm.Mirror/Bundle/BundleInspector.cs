@@ -12,6 +12,15 @@ public static class BundleInspector
 {
     public static async Task<BundleHead> InspectAsync(string path, VerificationKey? key = null, CancellationToken cancellationToken = default)
     {
+        if (await BundlePartSet.TryLocateAsync(path, cancellationToken).ConfigureAwait(false) is { } parts)
+        {
+            var joined = parts.OpenStream();
+            await using (joined.ConfigureAwait(false))
+            {
+                return await InspectAsync(joined, key, path, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         var file = BundleReader.OpenFile(path);
         await using (file.ConfigureAwait(false))
         {

@@ -56,13 +56,13 @@ public sealed record BundleManifest
     [JsonPropertyOrder(9)]
     public BundleSigner? Signer { get; init; }
 
-    /// <summary>Reserved for delta bundles; always null in this version (a reader refuses non-null).</summary>
+    /// <summary>Null for a full bundle; for a delta bundle, its bases and every blob it omits.</summary>
     [JsonPropertyName("base")]
     [JsonPropertyOrder(10)]
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public BundleBase? Base { get; init; }
 
-    /// <summary>Reserved for bundles split over several media; always null in this version (a reader refuses non-null).</summary>
+    /// <summary>Null for a single file; for a bundle written as several part files, the table of parts.</summary>
     [JsonPropertyName("parts")]
     [JsonPropertyOrder(11)]
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
@@ -167,41 +167,110 @@ public sealed record BundleSigner
 }
 
 /// <summary>
-/// Reserved: the bundle a delta bundle builds on. A delta bundle omits blobs its base already delivered;
-/// <see cref="BundleDigest"/> names the base by the SHA-256 of its <c>openlm-bundle.json</c>, or
-/// <see cref="Receipt"/> names an import receipt of the target site.
+/// What a delta bundle builds on: the files its content was compared against (<see cref="Files"/>), and every blob it
+/// leaves out because one of them holds it (<see cref="Omitted"/>, with its size). The omitted blobs must already be in
+/// the target when the delta is imported; the importer's base check asks the target for each before anything is pushed.
+/// Manifests and indexes are never omitted (they are small, and they are what makes every tag settable and the graph
+/// walkable from the delta alone): only configs and layers are.
 /// </summary>
 public sealed record BundleBase
 {
-    [JsonPropertyName("bundleDigest")]
+    [JsonPropertyName("files")]
     [JsonPropertyOrder(0)]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? BundleDigest { get; init; }
+    public IReadOnlyList<BundleBaseFile> Files { get; init; } = [];
 
-    [JsonPropertyName("receipt")]
+    /// <summary>Every blob left out, sorted by digest.</summary>
+    [JsonPropertyName("omitted")]
     [JsonPropertyOrder(1)]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? Receipt { get; init; }
+    public IReadOnlyList<BundleOmittedBlob> Omitted { get; init; } = [];
+}
+
+/// <summary>One base a delta was compared against.</summary>
+public sealed record BundleBaseFile
+{
+    /// <summary><c>bundle</c>, <c>lock</c> or <c>receipt</c>.</summary>
+    [JsonPropertyName("kind")]
+    [JsonPropertyOrder(0)]
+    public string Kind { get; init; } = string.Empty;
+
+    /// <summary>The platform release the base delivered (or, for a receipt, that the target holds).</summary>
+    [JsonPropertyName("release")]
+    [JsonPropertyOrder(1)]
+    public BundleProduct Release { get; init; } = new();
+
+    /// <summary>
+    /// For a bundle its bundle digest (SHA-256 of its <c>openlm-bundle.json</c>, the same for every compression and
+    /// split of it); for a lock or a receipt the SHA-256 of the file's bytes.
+    /// </summary>
+    [JsonPropertyName("digest")]
+    [JsonPropertyOrder(2)]
+    public string Digest { get; init; } = string.Empty;
+}
+
+/// <summary>A blob a delta leaves out, and which base (1-based index into <see cref="BundleBase.Files"/>) supplies it.</summary>
+public sealed record BundleOmittedBlob
+{
+    [JsonPropertyName("digest")]
+    [JsonPropertyOrder(0)]
+    public string Digest { get; init; } = string.Empty;
+
+    [JsonPropertyName("size")]
+    [JsonPropertyOrder(1)]
+    public long Size { get; init; }
+
+    [JsonPropertyName("base")]
+    [JsonPropertyOrder(2)]
+    public int Base { get; init; }
 }
 
 /// <summary>
-/// Reserved: this bundle is part <see cref="Index"/> (1-based) of <see cref="Count"/> of a set split over
-/// several media; every part carries the same <see cref="SetDigest"/>.
+/// The bundle is written as several files (<c>NAME.001</c>, <c>NAME.002</c>, …) whose concatenation is the bundle; part 1
+/// starts with the head. Each part is listed with its byte range in the bundle and a SHA-256, so every part is checked on
+/// its own and a bad one is named by number. The first part's hash covers its bytes from <see cref="BodyOffset"/> on (the
+/// bytes before are the head entries, which the signature covers and which hold this table): that is what lets the
+/// table be signed inside the bundle it describes.
 /// </summary>
 public sealed record BundleParts
+{
+    /// <summary>The largest part size asked for; every part is at most this long.</summary>
+    [JsonPropertyName("partSize")]
+    [JsonPropertyOrder(0)]
+    public long PartSize { get; init; }
+
+    /// <summary>Total length of the bundle (the sum of the parts).</summary>
+    [JsonPropertyName("totalBytes")]
+    [JsonPropertyOrder(1)]
+    public long TotalBytes { get; init; }
+
+    /// <summary>Where the entries after the signature start; the first part's hash covers its bytes from here.</summary>
+    [JsonPropertyName("bodyOffset")]
+    [JsonPropertyOrder(2)]
+    public long BodyOffset { get; init; }
+
+    [JsonPropertyName("files")]
+    [JsonPropertyOrder(3)]
+    public IReadOnlyList<BundlePart> Files { get; init; } = [];
+}
+
+/// <summary>One part file: its 1-based number, the byte range of the bundle it holds, and its hash.</summary>
+public sealed record BundlePart
 {
     [JsonPropertyName("index")]
     [JsonPropertyOrder(0)]
     public int Index { get; init; }
 
-    [JsonPropertyName("count")]
+    [JsonPropertyName("offset")]
     [JsonPropertyOrder(1)]
-    public int Count { get; init; }
+    public long Offset { get; init; }
 
-    [JsonPropertyName("setDigest")]
+    [JsonPropertyName("size")]
     [JsonPropertyOrder(2)]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? SetDigest { get; init; }
+    public long Size { get; init; }
+
+    /// <summary><c>sha256:</c> + hex of the part's bytes (for part 1, from <see cref="BundleParts.BodyOffset"/> on).</summary>
+    [JsonPropertyName("sha256")]
+    [JsonPropertyOrder(3)]
+    public string Sha256 { get; init; } = string.Empty;
 }
 
 /// <summary>Writes <c>yyyy-MM-ddTHH:mm:ssZ</c> (UTC, whole seconds); reads any ISO 8601 date-time with offset.</summary>

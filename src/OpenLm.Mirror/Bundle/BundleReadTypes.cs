@@ -38,6 +38,12 @@ public sealed record BundleReadOptions
     public bool HeadOnly { get; init; }
 
     /// <summary>
+    /// Accept a head with a part table. Set by the readers of a part set (and to peek at part 1); a plain file whose head
+    /// says it is one part of a set is otherwise refused.
+    /// </summary>
+    public bool AllowParts { get; init; }
+
+    /// <summary>
     /// Receives the number of (decompressed) tar bytes consumed so far: at every entry, at least every MiB
     /// while blob data streams (whether the visitor or the reader reads it), and once at the end.
     /// </summary>
@@ -93,6 +99,11 @@ public sealed record BundleReadResult
 
     /// <summary>Sum of their sizes.</summary>
     public long BlobBytes { get; init; }
+
+    /// <summary>For a delta: how many blobs (and bytes) the bundle leaves to the target, as its signed head lists them.</summary>
+    public long OmittedCount { get; init; }
+
+    public long OmittedBytes { get; init; }
 
     /// <summary>
     /// Every manifest and index of the bundle, children before parents: the order in which to push them

@@ -22,6 +22,19 @@ public static class BundleReader
     /// <summary>Opens and reads the bundle file at <paramref name="path"/>.</summary>
     public static async Task<BundleReadResult> ReadAsync(string path, BundleReadOptions options, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(options);
+
+        // A split bundle: every part is checked on its own first (all bad parts named), then the set is read in place.
+        if (await BundlePartSet.TryLocateAsync(path, cancellationToken).ConfigureAwait(false) is { } parts)
+        {
+            await parts.RequireIntactAsync(hashes: !options.HeadOnly, options.Progress, cancellationToken).ConfigureAwait(false);
+            var joined = parts.OpenStream();
+            await using (joined.ConfigureAwait(false))
+            {
+                return await ReadAsync(joined, options with { SourceName = options.SourceName ?? path, Progress = options.HeadOnly ? options.Progress : null }, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         var file = OpenFile(path);
         await using (file.ConfigureAwait(false))
         {
@@ -43,7 +56,8 @@ public static class BundleReader
         var (tarStream, compressed) = await BundleStreams.OpenAsync(input, source, cancellationToken).ConfigureAwait(false);
         try
         {
-            var pass = new Pass(new TarStreamReader(tarStream, source) { Progress = options.Progress }, options, source, compressed);
+            var parts = (input as BundlePartsStream)?.Set;
+            var pass = new Pass(new TarStreamReader(tarStream, source) { Progress = options.Progress }, options with { AllowParts = options.AllowParts || parts is not null }, source, compressed, parts);
             return await pass.RunAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -76,12 +90,13 @@ public static class BundleReader
     }
 
     /// <summary>State of one read.</summary>
-    private sealed class Pass(TarStreamReader tar, BundleReadOptions options, string source, bool compressed)
+    private sealed class Pass(TarStreamReader tar, BundleReadOptions options, string source, bool compressed, BundlePartSet? parts)
     {
         private readonly Dictionary<Digest, Expected> _expected = [];
         private readonly HashSet<string> _names = new(StringComparer.Ordinal);
         private readonly Dictionary<Digest, ManifestDocument> _documents = [];
         private readonly List<Digest> _roots = [];
+        private readonly Dictionary<Digest, BundleOmittedBlob> _omitted = [];
         private long _blobCount;
         private long _blobBytes;
 
@@ -110,6 +125,8 @@ public static class BundleReader
                 Complete = true,
                 BlobCount = _blobCount,
                 BlobBytes = _blobBytes,
+                OmittedCount = _omitted.Count,
+                OmittedBytes = _omitted.Values.Sum(o => o.Size),
                 ManifestsChildrenFirst = ChildrenFirst(),
             };
             if (options.Visitor is not null)
@@ -295,12 +312,18 @@ public static class BundleReader
             var where = $"{source}: {BundleFormat.ManifestEntry}";
             if (manifest.Base is not null)
             {
-                throw new InputException($"{where}: this is a delta bundle (base is set); this version of openlm-mirror reads only full bundles");
+                ReadOmitted(manifest.Base, where);
             }
 
-            if (manifest.Parts is not null)
+            if (manifest.Parts is { } table)
             {
-                throw new InputException($"{where}: this bundle is one part of a split set (parts is set); this version of openlm-mirror reads only single-file bundles");
+                if (!options.AllowParts)
+                {
+                    throw new InputException($"{where}: this file is part 1 of a bundle split into {table.Files.Count} parts; give the first part (NAME.001) with the others next to it");
+                }
+
+                BundlePartSet.CheckTable(table, where);
+                parts?.RequireSame(table);
             }
 
             if (manifest.Index is null || string.IsNullOrEmpty(manifest.Index.Digest))
@@ -316,6 +339,33 @@ public static class BundleReader
             if (manifest.Blobs is null || manifest.Blobs.Count < 0 || manifest.Blobs.TotalBytes < 0)
             {
                 throw new InputException($"{where}: missing or invalid blobs (count and totalBytes)");
+            }
+        }
+
+        /// <summary>A delta's signed list of what it leaves out: well-formed, each digest once, each naming one of its bases.</summary>
+        private void ReadOmitted(BundleBase delta, string where)
+        {
+            if (delta.Files.Count == 0)
+            {
+                throw new InputException($"{where}: base lists no files; a delta bundle names at least one base");
+            }
+
+            foreach (var omitted in delta.Omitted)
+            {
+                if (!Digest.TryParse(omitted.Digest, out var digest) || digest.Algorithm != "sha256")
+                {
+                    throw new InputException($"{where}: base.omitted lists '{omitted.Digest}', which is not a sha256 digest");
+                }
+
+                if (omitted.Size < 0 || omitted.Base < 1 || omitted.Base > delta.Files.Count)
+                {
+                    throw new InputException($"{where}: base.omitted entry {digest} has size {omitted.Size} and base {omitted.Base}; the size must be at least 0 and the base one of the {delta.Files.Count} base file(s)");
+                }
+
+                if (!_omitted.TryAdd(digest, omitted))
+                {
+                    throw new InputException($"{where}: base.omitted lists {digest} twice");
+                }
             }
         }
 
@@ -398,6 +448,11 @@ public static class BundleReader
             if (!Digest.TryParse("sha256:" + name[BundleFormat.BlobPrefix.Length..], out var digest))
             {
                 throw new IntegrityException($"{source}: unexpected entry '{name}': a blob name must be blobs/sha256/ followed by 64 lowercase hex digits");
+            }
+
+            if (_omitted.ContainsKey(digest))
+            {
+                throw new IntegrityException($"{source}: entry '{name}' is in the bundle, but {BundleFormat.ManifestEntry} lists {digest} as omitted (left to the base)");
             }
 
             if (!_expected.TryGetValue(digest, out var expected))
@@ -535,7 +590,27 @@ public static class BundleReader
 
         private void CheckComplete(BundleManifest manifest)
         {
-            var missing = _expected.Values.Where(e => !e.Seen).ToList();
+            // A delta's omitted blobs are expected in the target, not here; the signed list must match what is referenced.
+            foreach (var (digest, omitted) in _omitted)
+            {
+                if (!_expected.TryGetValue(digest, out var referenced))
+                {
+                    throw new IntegrityException($"{source}: {BundleFormat.ManifestEntry} lists {digest} as omitted, but no manifest of the bundle references it");
+                }
+
+                if (referenced.IsManifest)
+                {
+                    throw new IntegrityException($"{source}: {BundleFormat.ManifestEntry} lists manifest {digest} as omitted; a delta omits only configs and layers");
+                }
+
+                if (referenced.Descriptor.Size != omitted.Size)
+                {
+                    throw new IntegrityException(
+                        $"{source}: {BundleFormat.ManifestEntry} lists omitted {digest} as {omitted.Size} bytes, but {referenced.ReferencedBy} says {referenced.Descriptor.Size} bytes");
+                }
+            }
+
+            var missing = _expected.Values.Where(e => !e.Seen && !_omitted.ContainsKey(e.Descriptor.Digest)).ToList();
             if (missing.Count > 0)
             {
                 var shown = string.Join("; ", missing.Take(5).Select(m => $"{m.Descriptor.Digest} ({m.Descriptor.Size} bytes, referenced by {m.ReferencedBy})"));

@@ -41,6 +41,7 @@ public sealed record BundleEntry(Descriptor Descriptor, long Offset);
 public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDisposable
 {
     private readonly Func<long, long, Stream> _openRange;
+    private readonly Func<Stream> _openTar;
     private readonly string? _temporaryCopy;
     private readonly IDisposable? _owner;
     private readonly IReadOnlyDictionary<Digest, BundleEntry> _blobs;
@@ -52,6 +53,7 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
     {
         DisplayName = path;
         _openRange = data.OpenRange;
+        _openTar = data.OpenTar;
         _temporaryCopy = data.TemporaryCopy;
         _owner = data.Owner;
         Head = index.Head! with { Compressed = data.Compressed };
@@ -61,6 +63,7 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
         Documents = index.Documents;
         ManifestsChildrenFirst = index.ChildrenFirst;
         _roots = Head.Images.ToDictionary(d => d.RefName!, StringComparer.Ordinal);
+        Omitted = (Head.Manifest.Base?.Omitted ?? []).ToDictionary(o => Digest.Parse(o.Digest), o => o);
     }
 
     /// <summary>The bundle's path, for messages.</summary>
@@ -77,6 +80,12 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
 
     /// <summary>Every blob that is not a manifest (configs, layers, chart content), in the order they lie in the file.</summary>
     public IReadOnlyList<BundleEntry> Blobs { get; }
+
+    /// <summary>For a delta bundle, every blob it leaves to the target (checked against the signed head when opened); empty for a full bundle.</summary>
+    public IReadOnlyDictionary<Digest, BundleOmittedBlob> Omitted { get; }
+
+    /// <summary>True for a delta bundle (its head names bases; <see cref="Omitted"/> lists what they supply).</summary>
+    public bool IsDelta => Head.Manifest.Base is not null;
 
     /// <summary>True when the blob's bytes have been read to the end through a verifier and matched.</summary>
     public bool IsVerified(Digest digest) => _manifests.ContainsKey(digest) || _verified.ContainsKey(digest);
@@ -143,7 +152,9 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
 
         if (!_blobs.TryGetValue(descriptor.Digest, out var entry))
         {
-            throw new NotFoundException($"{DisplayName}: the bundle holds no blob {descriptor.Digest}");
+            throw new NotFoundException(Omitted.TryGetValue(descriptor.Digest, out var omitted)
+                ? $"{DisplayName}: blob {descriptor.Digest} is omitted from this delta bundle: base {omitted.Base} ({BaseName(omitted.Base)}) supplies it, and the target must already hold it"
+                : $"{DisplayName}: the bundle holds no blob {descriptor.Digest}");
         }
 
         RequireSize(descriptor, entry.Descriptor.Size);
@@ -207,6 +218,35 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// Refuses a delta for a use that needs every byte of every image (a Docker load, serving): the omitted blobs are in
+    /// the air-gapped registry, not in this file. <paramref name="use"/> completes "a delta bundle cannot be …".
+    /// </summary>
+    public void RequireFull(string use)
+    {
+        if (!IsDelta)
+        {
+            return;
+        }
+
+        var bases = string.Join("; ", Head.Manifest.Base!.Files.Select((_, i) => BaseName(i + 1)));
+        throw new InputException(
+            $"{DisplayName} is a delta bundle: it leaves {Omitted.Count} blobs ({Omitted.Values.Sum(o => o.Size)} bytes) to its base ({bases}), so it cannot be {use} on its own; use a full bundle of this release, or import the delta into the registry that holds the base")
+        { Subject = DisplayName };
+    }
+
+    /// <summary>The (decompressed) tar of the bundle as one seekable stream, e.g. to write it again in parts.</summary>
+    public Stream OpenTar() => _openTar();
+
+    /// <summary>"kind release" of a delta's base (1-based), for messages.</summary>
+    public string BaseName(int index)
+    {
+        var files = Head.Manifest.Base?.Files ?? [];
+        return index >= 1 && index <= files.Count
+            ? $"{files[index - 1].Kind} of {files[index - 1].Release.Name} {files[index - 1].Release.Version}"
+            : $"base {index}";
+    }
+
     private Descriptor Resolve(string reference)
     {
         if (_roots.TryGetValue(reference, out var root))
@@ -256,6 +296,13 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
 
     private static async Task<BundleData> RandomAccessDataAsync(string path, BundleOpenOptions options, CancellationToken ct)
     {
+        // Parts are read in place: the tar is their concatenation, a blob's range may cross from one part into the next.
+        if (await BundlePartSet.TryLocateAsync(path, ct).ConfigureAwait(false) is { } parts)
+        {
+            await parts.RequireIntactAsync(hashes: false, cancellationToken: ct).ConfigureAwait(false);
+            return new BundleData(parts.OpenStream, parts.OpenRange, Compressed: false);
+        }
+
         var file = BundleReader.OpenFile(path);
         await using (file.ConfigureAwait(false))
         {

@@ -28,6 +28,23 @@ public sealed record BundleWriteOptions
 
     /// <summary>Replace an existing file at the output path (otherwise refused).</summary>
     public bool Overwrite { get; init; }
+
+    /// <summary>When set, the bundle is written as part files NAME.001, NAME.002, … of at most this many bytes each.</summary>
+    public long? SplitSize { get; init; }
+
+    /// <summary>When set, a delta bundle is written: configs and layers these bases hold are left out.</summary>
+    public BundleDeltaInput? Delta { get; init; }
+}
+
+/// <summary>
+/// What a delta is compared against: the base files (recorded in the signed head) and, by digest, every blob they hold
+/// with the 1-based index of the first base that holds it.
+/// </summary>
+public sealed record BundleDeltaInput
+{
+    public required IReadOnlyList<BundleBaseFile> Files { get; init; }
+
+    public required IReadOnlyDictionary<Digest, int> Available { get; init; }
 }
 
 /// <summary>What <see cref="BundleWriter.WriteAsync"/> wrote.</summary>
@@ -46,4 +63,7 @@ public sealed record BundleWriteResult
 
     /// <summary>Size of the file written (equals <see cref="TarBytes"/> when uncompressed).</summary>
     public required long FileBytes { get; init; }
+
+    /// <summary>For a split bundle, every part file in order (<see cref="OutputPath"/> is the first); empty otherwise.</summary>
+    public IReadOnlyList<string> PartPaths { get; init; } = [];
 }

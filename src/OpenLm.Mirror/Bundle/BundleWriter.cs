@@ -41,9 +41,14 @@ public static class BundleWriter
         ArgumentException.ThrowIfNullOrWhiteSpace(outputPath);
         options ??= new BundleWriteOptions();
 
-        if (manifest.Base is not null || manifest.Parts is not null)
+        if (options.SplitSize is <= 0)
         {
-            throw new InputException("delta and split bundles (base, parts) are not supported yet");
+            throw new InputException($"part size {options.SplitSize} is not a positive number of bytes") { Setting = Setting.SplitSize };
+        }
+
+        if (options.Delta is { Files.Count: 0 })
+        {
+            throw new InputException("a delta bundle needs at least one base");
         }
 
         if (options.Compression == BundleCompression.Zstd && options.ZstdLevel is < 1 or > 19)
@@ -76,22 +81,25 @@ public static class BundleWriter
 
         var graph = await BundleGraph.LoadAsync(layout, cancellationToken).ConfigureAwait(false);
         var indexBytes = BuildIndex(graph.Roots);
-        var completed = await CompleteManifestAsync(layout, graph, manifest, indexBytes, key, options, cancellationToken).ConfigureAwait(false);
-        var manifestBytes = BundleFormat.SerializeManifest(completed);
-        var signatureBytes = BundleFormat.EncodeSignature(key.Sign(manifestBytes));
-
-        var head = new (string Name, byte[] Bytes)[]
-        {
-            (BundleFormat.OciLayoutEntry, System.Text.Encoding.ASCII.GetBytes(BundleFormat.OciLayoutContent)),
-            (BundleFormat.ManifestEntry, manifestBytes),
-            (BundleFormat.SignatureEntry, signatureBytes),
-            (BundleFormat.IndexEntry, indexBytes),
-        };
+        // A delta leaves out the configs and layers its bases hold; manifests always travel (every tag stays settable).
         var blobs = graph.Configs.Concat(graph.Layers).ToList();
-        var tarBytes = head.Sum(h => TarHeaders.EntryLength(h.Name, h.Bytes.Length))
-            + graph.Manifests.Sum(m => TarHeaders.EntryLength(BlobName(m.Descriptor.Digest), m.Descriptor.Size))
-            + blobs.Sum(b => TarHeaders.EntryLength(BlobName(b.Digest), b.Size))
-            + TarHeaders.EndOfArchive.Length;
+        var omitted = options.Delta is { } delta ? blobs.Where(b => delta.Available.ContainsKey(b.Digest)).ToList() : [];
+        if (omitted.Count > 0)
+        {
+            var left = omitted.Select(o => o.Digest).ToHashSet();
+            blobs = blobs.Where(b => !left.Contains(b.Digest)).ToList();
+        }
+
+        var completed = await CompleteManifestAsync(layout, graph, manifest, indexBytes, key, options, omitted, cancellationToken).ConfigureAwait(false);
+        var body = new BundleBody(layout, graph, indexBytes, blobs, mtime);
+        if (options.SplitSize is not null)
+        {
+            return await WriteSplitAsync(body, completed, key, output, options, bytesWritten, cancellationToken).ConfigureAwait(false);
+        }
+
+        var manifestBytes = BundleFormat.SerializeManifest(completed);
+        var head = Head(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes)));
+        var tarBytes = head.Sum(h => TarHeaders.EntryLength(h.Name, h.Bytes.Length)) + body.Length;
 
         var temp = $"{output}.partial-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
         try
@@ -109,21 +117,7 @@ public static class BundleWriter
                         await sink.WriteBytesAsync(name, bytes, cancellationToken).ConfigureAwait(false);
                     }
 
-                    foreach (var (descriptor, bytes) in graph.Manifests)
-                    {
-                        await sink.WriteBytesAsync(BlobName(descriptor.Digest), bytes, cancellationToken).ConfigureAwait(false);
-                    }
-
-                    foreach (var blob in blobs)
-                    {
-                        var source = await layout.FetchAsync(blob, cancellationToken).ConfigureAwait(false);
-                        await using (source.ConfigureAwait(false))
-                        {
-                            await sink.WriteStreamAsync(BlobName(blob.Digest), blob, source, layout.DisplayName, cancellationToken).ConfigureAwait(false);
-                        }
-                    }
-
-                    await sink.FinishAsync(cancellationToken).ConfigureAwait(false);
+                    await body.WriteAsync(sink, cancellationToken).ConfigureAwait(false);
                     if (sink.Written != tarBytes)
                     {
                         throw new InvalidOperationException($"bundle writer wrote {sink.Written} tar bytes, expected {tarBytes}");
@@ -176,6 +170,246 @@ public static class BundleWriter
 
     internal static string BlobName(Digest digest) => BundleFormat.BlobPrefix + digest.Hex;
 
+    /// <summary>
+    /// Writes an existing bundle again as part files (<paramref name="partSize"/> set: <c>split</c>) or as one file
+    /// (<paramref name="partSize"/> null: <c>join</c>), re-signed with <paramref name="key"/>: the head is the source's
+    /// <c>openlm-bundle.json</c> with only <c>parts</c> changed, and everything after the signature is copied byte for
+    /// byte. The source must be fully verified first (the caller opens it with the release key and verifies every blob).
+    /// </summary>
+    public static async Task<BundleWriteResult> RewriteAsync(BundleSource source, SigningKey key, string outputPath, long? partSize, bool overwrite, IProgress<long>? bytesWritten = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(key);
+        var output = Path.GetFullPath(outputPath);
+        var head = source.Head;
+        var bodyOffset = HeadLength(head.ManifestBytes.Length);
+        var tar = source.OpenTar();
+        await using (tar.ConfigureAwait(false))
+        {
+            tar.Seek(bodyOffset, SeekOrigin.Begin);
+            var header = new byte[TarHeaders.BlockSize];
+            await tar.ReadExactlyAsync(header, cancellationToken).ConfigureAwait(false);
+            var name = System.Text.Encoding.ASCII.GetString(header, 0, 100).TrimEnd('\0');
+            if (name != BundleFormat.IndexEntry)
+            {
+                throw new InputException($"{source.DisplayName}: the tar was rewritten by another tool (no '{BundleFormat.IndexEntry}' header right after the signature entry); export the release again to write it in parts");
+            }
+
+            tar.Seek(bodyOffset, SeekOrigin.Begin);
+            var body = new CopiedBody(tar, tar.Length - bodyOffset, TarHeaders.EntryLength(BundleFormat.IndexEntry, head.IndexBytes.Length), BundleFormat.SourceDateEpochFromEnvironment()?.ToUnixTimeSeconds() ?? 0);
+            var manifest = head.Manifest with { Parts = null, Signer = new BundleSigner { KeyId = key.KeyId } };
+            var options = new BundleWriteOptions { SplitSize = partSize, Overwrite = overwrite };
+            if (partSize is not null)
+            {
+                return await WriteSplitAsync(body, manifest, key, output, options, bytesWritten, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (File.Exists(output) && !overwrite)
+            {
+                throw new InputException($"'{outputPath}' already exists; refusing to overwrite it") { Remedy = Remedy.Overwrite, Subject = outputPath };
+            }
+
+            var manifestBytes = BundleFormat.SerializeManifest(manifest);
+            var temp = $"{output}.partial-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
+            try
+            {
+                var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                await using (file.ConfigureAwait(false))
+                {
+                    var sink = new TarSink(file, null, body.Mtime, bytesWritten);
+                    foreach (var (entry, bytes) in Head(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes))))
+                    {
+                        await sink.WriteBytesAsync(entry, bytes, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    await body.WriteAsync(sink, cancellationToken).ConfigureAwait(false);
+                    await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                    file.Flush(flushToDisk: true);
+                }
+
+                File.Move(temp, output, overwrite);
+                var length = new FileInfo(output).Length;
+                return new BundleWriteResult { OutputPath = output, Manifest = manifest, BundleDigest = Digest.Sha256(manifestBytes), TarBytes = length, FileBytes = length };
+            }
+            finally
+            {
+                TryDelete(temp);
+            }
+        }
+    }
+
+    /// <summary>The body of an existing, verified bundle, copied unchanged.</summary>
+    private sealed class CopiedBody(Stream tar, long length, long indexEntryLength, long mtime) : IBundleBody
+    {
+        public long Mtime => mtime;
+
+        public long IndexEntryLength => indexEntryLength;
+
+        public long Length => length;
+
+        public Task WriteAsync(TarSink sink, CancellationToken ct) => sink.WriteRawAsync(tar, length, ct);
+    }
+
+    /// <summary>The three head entries before <c>index.json</c>.</summary>
+    private static (string Name, byte[] Bytes)[] Head(byte[] manifestBytes, byte[] signatureBytes) =>
+    [
+        (BundleFormat.OciLayoutEntry, System.Text.Encoding.ASCII.GetBytes(BundleFormat.OciLayoutContent)),
+        (BundleFormat.ManifestEntry, manifestBytes),
+        (BundleFormat.SignatureEntry, signatureBytes),
+    ];
+
+    /// <summary>Length of the head entries for a manifest of <paramref name="manifestLength"/> bytes (a signature entry is always one block of data).</summary>
+    private static long HeadLength(int manifestLength) =>
+        TarHeaders.EntryLength(BundleFormat.OciLayoutEntry, BundleFormat.OciLayoutContent.Length)
+        + TarHeaders.EntryLength(BundleFormat.ManifestEntry, manifestLength)
+        + TarHeaders.EntryLength(BundleFormat.SignatureEntry, TarHeaders.BlockSize);
+
+    /// <summary>
+    /// Writes the bundle as part files. The part table goes into the signed head, so its layout is fixed first: a head
+    /// with placeholder hashes (hashes are fixed-width, so the head's length is final) decides where the body starts and
+    /// so every part's range. The body is then streamed into the parts, each hashed as written (part 1 from the body on),
+    /// and the real head (table with hashes, signed) is written over part 1's first bytes, which no hash covers.
+    /// </summary>
+    private static async Task<BundleWriteResult> WriteSplitAsync(
+        IBundleBody body, BundleManifest completed, SigningKey key, string output, BundleWriteOptions options, IProgress<long>? bytesWritten, CancellationToken ct)
+    {
+        var partSize = options.SplitSize!.Value;
+        if (options.Compression != BundleCompression.None)
+        {
+            throw new InputException("split parts are cut from an uncompressed bundle (layers are already compressed); write it without compression") { Setting = Setting.Compression };
+        }
+
+        var placeholder = "sha256:" + new string('0', 64);
+        BundleManifest Planned(long total, long bodyOffset) => completed with
+        {
+            Parts = new BundleParts
+            {
+                PartSize = partSize,
+                TotalBytes = total,
+                BodyOffset = bodyOffset,
+                Files = Enumerable.Range(0, (int)((total + partSize - 1) / partSize))
+                    .Select(i => new BundlePart { Index = i + 1, Offset = i * partSize, Size = Math.Min(partSize, total - (i * partSize)), Sha256 = placeholder })
+                    .ToList(),
+            },
+        };
+
+        // The head's length depends on the table's numbers, which depend on the total: settle it (a few rounds at most).
+        var headLength = HeadLength(BundleFormat.SerializeManifest(completed).Length);
+        BundleManifest planned;
+        for (var round = 0; ; round++)
+        {
+            planned = Planned(headLength + body.Length, headLength);
+            var next = HeadLength(BundleFormat.SerializeManifest(planned).Length);
+            if (next == headLength)
+            {
+                break;
+            }
+
+            if (round > 8)
+            {
+                throw new InvalidOperationException("the split bundle's head length does not settle");
+            }
+
+            headLength = next;
+        }
+
+        var table = planned.Parts!;
+        if (table.Files[0].Size < headLength + body.IndexEntryLength)
+        {
+            throw new InputException($"part size {partSize} bytes is too small: part 1 must hold the bundle head and index.json ({headLength + body.IndexEntryLength} bytes)") { Setting = Setting.SplitSize };
+        }
+
+        for (var i = 1; i <= table.Files.Count + 1; i++)
+        {
+            if (i <= table.Files.Count && File.Exists(BundlePartSet.PartPath(output, i)) && !options.Overwrite)
+            {
+                throw new InputException($"'{BundlePartSet.PartPath(output, i)}' already exists; refusing to overwrite it") { Remedy = Remedy.Overwrite, Subject = BundlePartSet.PartPath(output, i) };
+            }
+        }
+
+        try
+        {
+            using var parts = new BundlePartWriter(output, table.Files, headLength);
+            var sink = new TarSink(parts, null, body.Mtime, bytesWritten);
+            var provisional = BundleFormat.SerializeManifest(planned);
+            foreach (var (name, bytes) in Head(provisional, BundleFormat.EncodeSignature(key.Sign(provisional))))
+            {
+                await sink.WriteBytesAsync(name, bytes, ct).ConfigureAwait(false);
+            }
+
+            await body.WriteAsync(sink, ct).ConfigureAwait(false);
+            var final = planned with { Parts = table with { Files = parts.Completed() } };
+            var manifestBytes = BundleFormat.SerializeManifest(final);
+            var headBytes = new MemoryStream();
+            var headSink = new TarSink(headBytes, null, body.Mtime, null);
+            foreach (var (name, bytes) in Head(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes))))
+            {
+                await headSink.WriteBytesAsync(name, bytes, ct).ConfigureAwait(false);
+            }
+
+            await parts.RewriteHeadAsync(headBytes.ToArray(), ct).ConfigureAwait(false);
+            var files = parts.Commit(options.Overwrite);
+            return new BundleWriteResult
+            {
+                OutputPath = files[0],
+                Manifest = final,
+                BundleDigest = Digest.Sha256(manifestBytes),
+                TarBytes = table.TotalBytes,
+                FileBytes = table.TotalBytes,
+                PartPaths = files,
+            };
+        }
+        catch (IOException ex) when (ex is not EndOfStreamException)
+        {
+            throw new OperationException($"cannot write the parts of bundle '{output}': {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Everything after the signature entry, as the writer streams it.</summary>
+    private interface IBundleBody
+    {
+        long Mtime { get; }
+
+        long IndexEntryLength { get; }
+
+        long Length { get; }
+
+        Task WriteAsync(TarSink sink, CancellationToken ct);
+    }
+
+    /// <summary>Everything after the signature entry: index.json, manifests parents first, configs and layers, the end-of-archive marker.</summary>
+    private sealed class BundleBody(OciLayoutStore layout, BundleGraph graph, byte[] indexBytes, IReadOnlyList<Descriptor> blobs, long mtime) : IBundleBody
+    {
+        public long Mtime => mtime;
+
+        public long IndexEntryLength => TarHeaders.EntryLength(BundleFormat.IndexEntry, indexBytes.Length);
+
+        public long Length => IndexEntryLength
+            + graph.Manifests.Sum(m => TarHeaders.EntryLength(BlobName(m.Descriptor.Digest), m.Descriptor.Size))
+            + blobs.Sum(b => TarHeaders.EntryLength(BlobName(b.Digest), b.Size))
+            + TarHeaders.EndOfArchive.Length;
+
+        public async Task WriteAsync(TarSink sink, CancellationToken ct)
+        {
+            await sink.WriteBytesAsync(BundleFormat.IndexEntry, indexBytes, ct).ConfigureAwait(false);
+            foreach (var (descriptor, bytes) in graph.Manifests)
+            {
+                await sink.WriteBytesAsync(BlobName(descriptor.Digest), bytes, ct).ConfigureAwait(false);
+            }
+
+            foreach (var blob in blobs)
+            {
+                var source = await layout.FetchAsync(blob, ct).ConfigureAwait(false);
+                await using (source.ConfigureAwait(false))
+                {
+                    await sink.WriteStreamAsync(BlobName(blob.Digest), blob, source, layout.DisplayName, ct).ConfigureAwait(false);
+                }
+            }
+
+            await sink.FinishAsync(ct).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>index.json of the bundle: one descriptor per image, sorted by ref name; only the ref name annotation is kept.</summary>
     internal static byte[] BuildIndex(IReadOnlyList<Descriptor> roots)
     {
@@ -207,6 +441,7 @@ public static class BundleWriter
         byte[] indexBytes,
         SigningKey key,
         BundleWriteOptions options,
+        IReadOnlyList<Descriptor> omitted,
         CancellationToken ct)
     {
         var roots = graph.Roots.ToDictionary(r => r.RefName!, StringComparer.Ordinal);
@@ -273,9 +508,18 @@ public static class BundleWriter
             Images = images.OrderBy(i => i.Reference, StringComparer.Ordinal).ToList(),
             Charts = charts.OrderBy(c => c.Reference, StringComparer.Ordinal).ToList(),
             Index = new BundleIndexInfo { Digest = Digest.Sha256(indexBytes).ToString(), Size = indexBytes.Length },
-            Blobs = new BundleBlobStats { Count = graph.Count, TotalBytes = graph.TotalBytes },
+            Blobs = new BundleBlobStats { Count = graph.Count - omitted.Count, TotalBytes = graph.TotalBytes - omitted.Sum(o => o.Size) },
             Signer = new BundleSigner { KeyId = key.KeyId },
-            Base = null,
+            Base = options.Delta is { } delta
+                ? new BundleBase
+                {
+                    Files = delta.Files,
+                    Omitted = omitted
+                        .OrderBy(o => o.Digest.ToString(), StringComparer.Ordinal)
+                        .Select(o => new BundleOmittedBlob { Digest = o.Digest.ToString(), Size = o.Size, Base = delta.Available[o.Digest] })
+                        .ToList(),
+                }
+                : null,
             Parts = null,
         };
     }
@@ -392,6 +636,32 @@ public static class BundleWriter
             await WriteAsync(TarHeaders.EndOfArchive, ct).ConfigureAwait(false);
             await stream.FlushAsync(ct).ConfigureAwait(false);
             progress?.Report(Written);
+        }
+
+        /// <summary>Copies <paramref name="length"/> bytes that are already tar (a verified bundle's body) unchanged.</summary>
+        public async Task WriteRawAsync(Stream source, long length, CancellationToken ct)
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
+            try
+            {
+                var left = length;
+                while (left > 0)
+                {
+                    var n = await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(CopyBufferSize, left)), ct).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        throw new IntegrityException($"the bundle ended {left} bytes early while it was copied");
+                    }
+
+                    await WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                    left -= n;
+                    progress?.Report(Written);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
 
         private ValueTask StartEntryAsync(CancellationToken ct) => frames?.EndFrameAsync(ct) ?? ValueTask.CompletedTask;

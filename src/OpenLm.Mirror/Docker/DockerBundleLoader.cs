@@ -45,6 +45,7 @@ public static class DockerBundleLoader
                 cancellationToken).ConfigureAwait(false);
             await using (bundle.ConfigureAwait(false))
             {
+                bundle.RequireFull("loaded into a Docker engine");
                 await spooler.SpoolAsync(bundle, cancellationToken).ConfigureAwait(false);
             }
 

@@ -11,6 +11,9 @@ public enum FailureKind
 
     /// <summary>Digest or size mismatch, bad signature. Exit code 3.</summary>
     Integrity = 3,
+
+    /// <summary>The target lacks content it should already hold (a delta's base is not there). Exit code 4.</summary>
+    Incomplete = 4,
 }
 
 /// <summary>
@@ -46,6 +49,10 @@ public sealed class IntegrityException(string message, Exception? inner = null)
 /// <summary>An operation failed for an operational reason (I/O, network, state).</summary>
 public sealed class OperationException(string message, Exception? inner = null)
     : MirrorException(FailureKind.Operational, message, inner);
+
+/// <summary>The target is incomplete: content that must already be there (a delta bundle's base) is not.</summary>
+public sealed class IncompleteTargetException(string message, Exception? inner = null)
+    : MirrorException(FailureKind.Incomplete, message, inner);
 
 /// <summary>The named thing does not exist (image, tag, blob, file).</summary>
 public sealed class NotFoundException(string message, Exception? inner = null)

@@ -84,4 +84,10 @@ public enum Setting
 
     /// <summary>The registry the bundle was imported into.</summary>
     Target,
+
+    /// <summary>The largest part of a bundle split over several files.</summary>
+    SplitSize,
+
+    /// <summary>How the bundle is compressed.</summary>
+    Compression,
 }

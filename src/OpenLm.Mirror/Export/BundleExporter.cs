@@ -24,6 +24,9 @@ public sealed record ExportRequest
     public int ParallelImages { get; init; } = 4;
 
     public string ToolVersion { get; init; } = "0.0.0";
+
+    /// <summary>Previous bundles, locks or import receipts: when any is given, a delta bundle is written that leaves out the configs and layers they hold.</summary>
+    public IReadOnlyList<string> Bases { get; init; } = [];
 }
 
 /// <summary>What an export did; <paramref name="BlobsReused"/> counts the lock's blobs that were already in the cache.</summary>
@@ -53,6 +56,11 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             throw new InputException($"'{request.OutputPath}' already exists; remove it or allow overwriting") { Remedy = Remedy.Overwrite, Subject = request.OutputPath };
         }
 
+        if (request.WriteOptions.SplitSize is not null && File.Exists(BundlePartSet.PartPath(output, 1)) && !request.WriteOptions.Overwrite)
+        {
+            throw new InputException($"'{BundlePartSet.PartPath(output, 1)}' already exists; remove the parts or allow overwriting") { Remedy = Remedy.Overwrite, Subject = BundlePartSet.PartPath(output, 1) };
+        }
+
         // Refused before anything is pulled: finding this out after an hour of downloads helps nobody.
         var directory = Path.GetDirectoryName(output);
         if (Directory.Exists(output))
@@ -64,6 +72,11 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
         {
             throw new InputException($"directory '{directory}' does not exist: create it first or write the bundle elsewhere");
         }
+
+        // Bases are read (and a foreign or malformed one refused) before anything is pulled.
+        var delta = request.Bases.Count == 0
+            ? null
+            : (await Delta.DeltaBases.LoadAsync(request.Bases, lockFile.Name, cancellationToken).ConfigureAwait(false)).Input;
 
         Directory.CreateDirectory(request.CacheDirectory);
         var cache = OpenCache(request.CacheDirectory);
@@ -152,7 +165,7 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             }).ToList(),
         };
         manifest = manifest with { Created = request.WriteOptions.SourceDateEpoch ?? CreationTime(cache, lockFile) };
-        var written = await BundleWriter.WriteAsync(cache, manifest, key, output, request.WriteOptions, bundleProgress, cancellationToken).ConfigureAwait(false);
+        var written = await BundleWriter.WriteAsync(cache, manifest, key, output, request.WriteOptions with { Delta = delta }, bundleProgress, cancellationToken).ConfigureAwait(false);
         return new ExportResult(
             written,
             results.Sum(r => r?.BytesCopied ?? 0),

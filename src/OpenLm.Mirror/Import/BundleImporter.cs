@@ -44,6 +44,11 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             var mapper = TargetNameMapper.Create(request.Target, request.Maps, bundle.Head.Manifest.Source);
             var plan = new ImportPlan(bundle, mapper, registries);
             var counts = new ImportCounts(plan, progress);
+            if (bundle.IsDelta)
+            {
+                await CheckBaseAsync(request, plan, cancellationToken).ConfigureAwait(false);
+            }
+
             if (request.DryRun)
             {
                 await new ImportDryRun(plan, counts, request.Concurrency).RunAsync(cancellationToken).ConfigureAwait(false);
@@ -68,6 +73,18 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 
             return counts.Result(request, plan, tags, passes);
         }
+    }
+
+    /// <summary>A delta is imported only onto its base: every omitted blob is asked for first, and any missing stops the import before a push.</summary>
+    private async Task CheckBaseAsync(ImportRequest request, ImportPlan plan, CancellationToken cancellationToken)
+    {
+        var check = await BaseCheck.RunAsync(plan, request.Concurrency, cancellationToken).ConfigureAwait(false);
+        if (!check.Complete)
+        {
+            throw new IncompleteTargetException(check.Describe(request.BundlePath, plan.Mapper.Target.ToString())) { Subject = plan.Mapper.Target.ToString() };
+        }
+
+        log.Info($"base check: {request.BundlePath} is a delta; all {check.Checked} blobs it leaves to its base ({check.Bytes} bytes) are in {plan.Mapper.Target}");
     }
 
     /// <summary>Copies every image, pass after pass while uploads fail for transient reasons; returns the number of passes.</summary>
@@ -209,6 +226,13 @@ internal sealed class ImportCounts : ICopyObserver
             BytesPresent = Planned?.BytesPresent ?? present.Sum(p => p.Size),
             ManifestsPushed = _manifests.Count(m => m.Value == BlobOutcome.Copied),
             Passes = passes,
+            Contents = request.DryRun
+                ? []
+                : plan.Bundle.ManifestsChildrenFirst.Select(m => (m.Digest, m.Size)).Concat(plan.Blobs.Values.Select(b => (b.Digest, b.Size)))
+                    .DistinctBy(c => c.Digest)
+                    .Select(c => new ReceiptBlob(c.Digest.ToString(), c.Size))
+                    .OrderBy(c => c.Digest, StringComparer.Ordinal)
+                    .ToList(),
         };
     }
 }

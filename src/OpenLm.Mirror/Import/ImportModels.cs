@@ -70,4 +70,8 @@ public sealed record ImportResult
     public int ManifestsPushed { get; init; }
 
     public int Passes { get; init; }
+
+    /// <summary>Every manifest and blob the imported images need (all now in the target), by digest: what a receipt records.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<ReceiptBlob> Contents { get; init; } = [];
 }

@@ -88,6 +88,7 @@ public sealed class BundleRegistryServer : IAsyncDisposable
                 request.BundlePath,
                 new BundleOpenOptions { Key = request.Key, RequireSignature = !request.AllowUnsigned, TempDirectory = request.TempDirectory },
                 cancellationToken).ConfigureAwait(false);
+            bundle.RequireFull("served");
             var mapper = request.TargetNames is null ? null : TargetNameMapper.Create(request.TargetNames, request.Maps, bundle.Head.Manifest.Source);
             var catalog = ServedCatalog.Build(bundle.Head.Images, bundle.Documents, mapper);
             await bundle.VerifyRemainingAsync(verifyProgress, cancellationToken).ConfigureAwait(false);
