@@ -5,6 +5,7 @@ using OpenLm.Mirror.Content;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Import;
 using OpenLm.Mirror.Registry;
+using OpenLm.Mirror.Registry.Kinds;
 using OpenLm.Mirror.Signing;
 
 namespace OpenLm.Mirror.Cli.Commands;
@@ -22,6 +23,20 @@ internal static class ImportCommand
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan (images, target references, blobs to upload vs present) and write nothing" };
         var receipt = new Option<string?>("--receipt") { Description = "Write what the target now holds (registry, images, digests, time) to FILE", HelpName = "FILE" };
         var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
+        var kind = new Option<string>("--registry-kind")
+        {
+            HelpName = string.Join('|', RegistryKinds.Names),
+            Description = "What the target registry is (default auto: from its host name, headers and Harbor's API); decides what is checked before pushing",
+            DefaultValueFactory = _ => "auto",
+        };
+        kind.Validators.Add(r =>
+        {
+            if (!RegistryKinds.TryParse(r.GetValueOrDefault<string>(), out _))
+            {
+                r.AddError($"--registry-kind must be one of {string.Join(", ", RegistryKinds.Names)} (got '{r.GetValueOrDefault<string>()}')");
+            }
+        });
+        var createRepositories = new Option<bool>("--create-repositories") { Description = "Create missing target repositories first (ECR: CreateRepository with the standard AWS credential chain)" };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
         var command = new Command("import", "Verify a bundle and push it into a private registry in one streaming pass; tags are set only after the whole bundle verified");
@@ -33,6 +48,8 @@ internal static class ImportCommand
         command.Options.Add(dryRun);
         command.Options.Add(receipt);
         command.Options.Add(copy.Concurrency);
+        command.Options.Add(kind);
+        command.Options.Add(createRepositories);
         registry.AddTo(command);
         command.Options.Add(json);
         command.SetAction(async (parse, cancellationToken) =>
@@ -60,7 +77,8 @@ internal static class ImportCommand
             var registryOptions = registry.Build(parse, console, log);
             using var connector = new RegistryConnector(registryOptions);
             var result = await new BundleImporter(connector, log).ImportAsync(
-                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse) },
+                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse),
+                    Precheck = new PrecheckOptions { Kind = ParseKind(parse.GetValue(kind)), CreateRepositories = parse.GetValue(createRepositories) } },
                 cancellationToken: cancellationToken).ConfigureAwait(false);
 
             if (parse.GetValue(receipt) is { } receiptPath && !result.DryRun)
@@ -68,13 +86,31 @@ internal static class ImportCommand
                 ImportReceipt.From(result, DateTimeOffset.UtcNow).Write(receiptPath);
             }
 
+            var exit = result.Problems.Count > 0 ? ExitCodes.Operational : ExitCodes.Success;
             if (parse.GetValue(json))
             {
                 await console.Out.WriteLineAsync(JsonSerializer.Serialize(result, Format.Json)).ConfigureAwait(false);
-                return ExitCodes.Success;
+                return exit;
             }
 
             var o = console.Out;
+            if (result.DryRun)
+            {
+                foreach (var finding in result.Findings)
+                {
+                    await o.WriteLineAsync($"probe      {finding}").ConfigureAwait(false);
+                }
+
+                foreach (var problem in result.Problems)
+                {
+                    await o.WriteLineAsync($"PROBLEM    {problem.Message}").ConfigureAwait(false);
+                    if (TargetProblemFormat.Fix(problem) is { } fix)
+                    {
+                        await o.WriteLineAsync($"  fix:     {fix}").ConfigureAwait(false);
+                    }
+                }
+            }
+
             foreach (var image in result.Images)
             {
                 await o.WriteLineAsync($"{(result.DryRun ? "would push" : image.Tag.ToString().ToLowerInvariant()),-10} {image.Target} {image.Digest}  <- {image.Source}").ConfigureAwait(false);
@@ -86,8 +122,15 @@ internal static class ImportCommand
                     ? $"{result.Images.Count} images in {result.Registry}: every blob was already present, nothing uploaded"
                     : $"{result.Images.Count} images in {result.Registry}: {result.BlobsUploaded} blobs uploaded ({Format.Bytes(result.BytesUploaded)}), {result.BlobsMounted} mounted, {result.BlobsPresent} already present, {result.ManifestsPushed} manifests";
             await o.WriteLineAsync(summary).ConfigureAwait(false);
-            return ExitCodes.Success;
+            if (result.Problems.Count > 0)
+            {
+                await console.Error.WriteLineAsync($"error: the import would stop before pushing anything: {result.Problems.Count} problem(s) above").ConfigureAwait(false);
+            }
+
+            return exit;
         });
         return command;
     }
+
+    private static RegistryKind ParseKind(string? text) => RegistryKinds.TryParse(text, out var parsed) ? parsed : RegistryKind.Auto;
 }

@@ -44,10 +44,16 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             var mapper = TargetNameMapper.Create(request.Target, request.Maps, bundle.Head.Manifest.Source);
             var plan = new ImportPlan(bundle, mapper, registries);
             var counts = new ImportCounts(plan, progress);
+            var precheck = await new TargetPrecheck(registries, log).RunAsync(mapper.Target.Host, plan.Images.Select(i => (i.Target, i.Source.Digest)).ToList(), request.Precheck, cancellationToken).ConfigureAwait(false);
             if (request.DryRun)
             {
                 await new ImportDryRun(plan, counts, request.Concurrency).RunAsync(cancellationToken).ConfigureAwait(false);
-                return counts.Result(request, plan, tags: null, passes: 1);
+                return counts.Result(request, plan, tags: null, passes: 1) with { Findings = precheck.Findings, Problems = precheck.Problems };
+            }
+
+            if (precheck.Problems.Count > 0)
+            {
+                throw new TargetNotReadyException(mapper.Target.Host, precheck.Problems);
             }
 
             var passes = await CopyAsync(request, plan, counts, cancellationToken).ConfigureAwait(false);
@@ -66,7 +72,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 }
             }
 
-            return counts.Result(request, plan, tags, passes);
+            return counts.Result(request, plan, tags, passes) with { Findings = precheck.Findings };
         }
     }
 

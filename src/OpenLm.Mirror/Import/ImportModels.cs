@@ -36,6 +36,9 @@ public sealed record ImportRequest
 
     /// <summary>Where an old single-stream zstd bundle is decompressed for reading by range (default: the system temporary directory).</summary>
     public string? TempDirectory { get; init; }
+
+    /// <summary>What the target registry is probed for and refused on before anything is pushed (kind, repository creation, path depth).</summary>
+    public PrecheckOptions Precheck { get; init; } = new();
 }
 
 public sealed record ImportedImage(string Source, string Target, string Digest, string MediaType, TagOutcome Tag);
@@ -70,4 +73,10 @@ public sealed record ImportResult
     public int ManifestsPushed { get; init; }
 
     public int Passes { get; init; }
+
+    /// <summary>What the capability probe and pre-check found about the target (one line each).</summary>
+    public IReadOnlyList<string> Findings { get; init; } = [];
+
+    /// <summary>What the target would refuse (a dry run reports them; a real import stops with them).</summary>
+    public IReadOnlyList<TargetProblem> Problems { get; init; } = [];
 }
