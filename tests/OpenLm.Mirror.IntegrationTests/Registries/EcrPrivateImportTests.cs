@@ -81,6 +81,11 @@ public sealed class EcrPrivateImportTests(SharedRegistryFixture registry) : IAsy
             Assert.Equal(image.Digest, await Tools.SkopeoRawDigestAsync($"docker://{registry.Host}/{prefix}/{image.Repository.Split('/', 2)[1]}:{image.Tag}"));
         }
 
+        // And check reports the probe's findings with its audit
+        var check = await MirrorCli.RunAsync("check", _bundle.Path, "--key", _bundle.PublicKey, "--to", to, "--plain-http");
+        Assert.True(check.ExitCode == 0, check.ToString());
+        Assert.Contains($"push: allowed in {Repositories(prefix).Count} of {Repositories(prefix).Count} repositories", check.Output);
+
         // Given every repository's tags made immutable (ECR refuses any PUT over an existing tag, even the same digest)
         foreach (var repository in Repositories(prefix))
         {
