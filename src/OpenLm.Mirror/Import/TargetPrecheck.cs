@@ -6,6 +6,7 @@ using OpenLm.Mirror.Oci;
 using OpenLm.Mirror.Registry;
 using OpenLm.Mirror.Registry.Kinds;
 using OpenLm.Mirror.Registry.Probe;
+using OpenLm.Mirror.Registry.Upload;
 
 namespace OpenLm.Mirror.Import;
 
@@ -99,6 +100,10 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         var repositories = images.Select(i => i.Target.Repository).Distinct(StringComparer.Ordinal).ToList();
         var probe = await RegistryProbe.ProbeAsync(client, options.Kind, repositories, options.Concurrency, cancellationToken).ConfigureAwait(false);
         var findings = new List<string>();
+
+        // Chunked uploads (after a 413) never go below the kind's part minimum (ECR: 5 MiB).
+        var tuning = UploadTuning.For(client);
+        tuning.MinChunkBytes = Math.Max(tuning.MinChunkBytes, probe.Profile.MinChunkBytes);
         EcrRegistryAddress.TryParse(host, out var ecrAddress);
         var region = ecrAddress?.Region ?? (probe.Kind == RegistryKind.Ecr ? EcrApiOptions.DefaultRegion() : null);
         using var ecr = probe.Kind == RegistryKind.Ecr && region is not null ? (options.EcrApiFactory ?? DefaultEcrApi)(region) : null;
