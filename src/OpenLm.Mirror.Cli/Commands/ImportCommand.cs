@@ -6,6 +6,7 @@ using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Import;
 using OpenLm.Mirror.Registry;
 using OpenLm.Mirror.Registry.Kinds;
+using OpenLm.Mirror.Registry.Upload;
 using OpenLm.Mirror.Signing;
 
 namespace OpenLm.Mirror.Cli.Commands;
@@ -36,6 +37,7 @@ internal static class ImportCommand
                 r.AddError($"--registry-kind must be one of {string.Join(", ", RegistryKinds.Names)} (got '{r.GetValueOrDefault<string>()}')");
             }
         });
+        var chunkSize = new Option<string?>("--chunk-size") { HelpName = "SIZE", Description = "Upload blobs as chunked PATCH requests of SIZE (e.g. 8MiB, 512KiB; at least 256KiB) instead of one PUT each; without it chunks are used only after a 413" };
         var createRepositories = new Option<bool>("--create-repositories") { Description = "Create missing target repositories first (ECR: CreateRepository with the standard AWS credential chain)" };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
@@ -50,6 +52,7 @@ internal static class ImportCommand
         command.Options.Add(copy.Concurrency);
         command.Options.Add(kind);
         command.Options.Add(createRepositories);
+        command.Options.Add(chunkSize);
         registry.AddTo(command);
         command.Options.Add(json);
         command.SetAction(async (parse, cancellationToken) =>
@@ -78,7 +81,7 @@ internal static class ImportCommand
             using var connector = new RegistryConnector(registryOptions);
             var result = await new BundleImporter(connector, log).ImportAsync(
                 new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse),
-                    Precheck = new PrecheckOptions { Kind = ParseKind(parse.GetValue(kind)), CreateRepositories = parse.GetValue(createRepositories) } },
+                    Precheck = new PrecheckOptions { Kind = ParseKind(parse.GetValue(kind)), CreateRepositories = parse.GetValue(createRepositories), ChunkBytes = ParseSize(parse.GetValue(chunkSize)) } },
                 cancellationToken: cancellationToken).ConfigureAwait(false);
 
             if (parse.GetValue(receipt) is { } receiptPath && !result.DryRun)
@@ -130,6 +133,24 @@ internal static class ImportCommand
             return exit;
         });
         return command;
+    }
+
+    private static long? ParseSize(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        var match = System.Text.RegularExpressions.Regex.Match(text.Trim(), @"^(\d+)\s*(|b|k|kb|kib|m|mb|mib)$", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        if (!match.Success || !long.TryParse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture, out var number))
+        {
+            throw new InputException($"--chunk-size '{text}' is not a size (e.g. 8MiB, 512KiB, 1048576)");
+        }
+
+        var unit = match.Groups[2].Value.ToLowerInvariant();
+        var size = unit.StartsWith('k') ? number << 10 : unit.StartsWith('m') ? number << 20 : number;
+        return size >= UploadTuning.FloorChunkBytes ? size : throw new InputException($"--chunk-size must be at least 256KiB (got {text})");
     }
 
     private static RegistryKind ParseKind(string? text) => RegistryKinds.TryParse(text, out var parsed) ? parsed : RegistryKind.Auto;

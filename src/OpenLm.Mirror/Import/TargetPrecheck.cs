@@ -73,6 +73,9 @@ public sealed record PrecheckOptions
 
     public int Concurrency { get; init; } = 8;
 
+    /// <summary>Upload blobs in chunks of this many bytes from the start (at least 256 KiB; never below the registry's minimum); null: monolithic until a 413.</summary>
+    public long? ChunkBytes { get; init; }
+
     /// <summary>Builds the ECR API client for a region (tests point it at an emulator); default: the standard endpoint and credential chain.</summary>
     public Func<string, EcrApi>? EcrApiFactory { get; init; }
 }
@@ -104,6 +107,15 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         // Chunked uploads (after a 413) never go below the kind's part minimum (ECR: 5 MiB).
         var tuning = UploadTuning.For(client);
         tuning.MinChunkBytes = Math.Max(tuning.MinChunkBytes, probe.Profile.MinChunkBytes);
+        if (options.ChunkBytes is { } chunk)
+        {
+            if (chunk < UploadTuning.FloorChunkBytes)
+            {
+                throw new InputException($"the chunk size must be at least {UploadTuning.FloorChunkBytes >> 10} KiB (got {chunk} bytes)");
+            }
+
+            tuning.UseChunks(chunk);
+        }
         EcrRegistryAddress.TryParse(host, out var ecrAddress);
         var region = ecrAddress?.Region ?? (probe.Kind == RegistryKind.Ecr ? EcrApiOptions.DefaultRegion() : null);
         using var ecr = probe.Kind == RegistryKind.Ecr && region is not null ? (options.EcrApiFactory ?? DefaultEcrApi)(region) : null;

@@ -43,4 +43,27 @@ public sealed class BodyLimitImportTests(SharedRegistryFixture registry) : IAsyn
             Assert.Equal(image.Digest, await Tools.SkopeoRawDigestAsync($"docker://{registry.Host}/{prefix}/{image.Repository.Split('/', 2)[1]}:{image.Tag}"));
         }
     }
+
+    [Fact]
+    public async Task Import_ChunkSizeGiven_UploadsInChunksFromTheStartWithoutHittingTheLimit()
+    {
+        var prefix = $"chk{Guid.NewGuid().ToString("N")[..8]}";
+
+        var run = await MirrorCli.RunAsync("import", _bundle.Path, "--key", _bundle.PublicKey, "--to", $"{_proxy.Host}/{prefix}", "--plain-http", "--chunk-size", "256KiB");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(0, _proxy.Refused413);
+        Assert.True(_proxy.PatchRequests > 0, "no chunked upload was made");
+        var first = _bundle.Platform.Images[0];
+        Assert.Equal(first.Digest, await Tools.SkopeoRawDigestAsync($"docker://{registry.Host}/{prefix}/{first.Repository.Split('/', 2)[1]}:{first.Tag}"));
+    }
+
+    [Fact]
+    public async Task Import_ChunkSizeTooSmall_ExitsTwo()
+    {
+        var run = await MirrorCli.RunAsync("import", _bundle.Path, "--key", _bundle.PublicKey, "--to", $"{_proxy.Host}/x", "--plain-http", "--chunk-size", "64KiB");
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("--chunk-size must be at least 256KiB", run.Error);
+    }
 }
