@@ -44,14 +44,15 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             var mapper = TargetNameMapper.Create(request.Target, request.Maps, bundle.Head.Manifest.Source);
             var plan = new ImportPlan(bundle, mapper, registries);
             var counts = new ImportCounts(plan, progress);
-            var precheck = await new TargetPrecheck(registries, log).RunAsync(mapper.Target.Host, plan.Images.Select(i => (i.Target, i.Source.Digest)).ToList(), request.Precheck, cancellationToken).ConfigureAwait(false);
+            var precheck = request.Precheck is null ? null
+                : await new TargetPrecheck(registries, log).RunAsync(mapper.Target.Host, plan.Images.Select(i => (i.Target, i.Source.Digest)).ToList(), request.Precheck, cancellationToken).ConfigureAwait(false);
             if (request.DryRun)
             {
                 await new ImportDryRun(plan, counts, request.Concurrency).RunAsync(cancellationToken).ConfigureAwait(false);
-                return counts.Result(request, plan, tags: null, passes: 1) with { Findings = precheck.Findings, Problems = precheck.Problems };
+                return counts.Result(request, plan, tags: null, passes: 1) with { Findings = precheck?.Findings ?? [], Problems = precheck?.Problems ?? [] };
             }
 
-            if (precheck.Problems.Count > 0)
+            if (precheck?.Problems.Count > 0)
             {
                 throw new TargetNotReadyException(mapper.Target.Host, precheck.Problems);
             }
@@ -72,7 +73,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 }
             }
 
-            return counts.Result(request, plan, tags, passes) with { Findings = precheck.Findings };
+            return counts.Result(request, plan, tags, passes) with { Findings = precheck?.Findings ?? [] };
         }
     }
 

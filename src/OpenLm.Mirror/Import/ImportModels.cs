@@ -37,8 +37,11 @@ public sealed record ImportRequest
     /// <summary>Where an old single-stream zstd bundle is decompressed for reading by range (default: the system temporary directory).</summary>
     public string? TempDirectory { get; init; }
 
-    /// <summary>What the target registry is probed for and refused on before anything is pushed (kind, repository creation, path depth).</summary>
-    public PrecheckOptions Precheck { get; init; } = new();
+    /// <summary>
+    /// Probe the target and refuse before anything is pushed when it cannot take the whole bundle (kind, repository
+    /// creation, chunk size). The CLI always asks for it; null skips it (a caller that checked the target itself).
+    /// </summary>
+    public PrecheckOptions? Precheck { get; init; }
 }
 
 public sealed record ImportedImage(string Source, string Target, string Digest, string MediaType, TagOutcome Tag);

@@ -100,7 +100,11 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(options);
         var client = registries.Client(host);
-        var repositories = images.Select(i => i.Target.Repository).Distinct(StringComparer.Ordinal).ToList();
+        // Tags first: a repository whose every tag already names the bundle's manifest needs no push, so a re-import
+        // asks it nothing more (and needs no push permission there).
+        var current = await ReadTagsAsync(client, images, options.Concurrency, cancellationToken).ConfigureAwait(false);
+        var repositories = images.Where(i => i.Target.Tag is null || current.GetValueOrDefault((i.Target.Repository, i.Target.Tag)) != i.Digest)
+            .Select(i => i.Target.Repository).Distinct(StringComparer.Ordinal).ToList();
         var probe = await RegistryProbe.ProbeAsync(client, options.Kind, repositories, options.Concurrency, cancellationToken).ConfigureAwait(false);
         var findings = new List<string>();
 
@@ -159,7 +163,7 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
 
         var ready = repositories.Where(r => access[r].Access == PushAccess.Allowed && problems.All(p => p.Repository != r)).ToHashSet(StringComparer.Ordinal);
         var immutable = await ImmutableRepositoriesAsync(probe, ecr, ecrAddress?.RegistryId, ready, findings, cancellationToken).ConfigureAwait(false);
-        problems.AddRange(await CheckTagsAsync(client, images.Where(i => ready.Contains(i.Target.Repository)).ToList(), immutable, region, ecrAddress?.RegistryId, findings, options.Concurrency, cancellationToken).ConfigureAwait(false));
+        problems.AddRange(CheckTags(client.Host, images, current, ready, immutable, region, ecrAddress?.RegistryId, findings));
         return new PrecheckResult(probe, [.. probe.Findings(), .. findings], problems.OrderBy(p => p.Repository, StringComparer.Ordinal).ThenBy(p => p.Tag, StringComparer.Ordinal).ToList());
     }
 
@@ -234,55 +238,69 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         return [.. immutable];
     }
 
-    private static async Task<IReadOnlyList<TargetProblem>> CheckTagsAsync(
-        RegistryClient client,
-        IReadOnlyList<(Reference Target, Digest Digest)> images,
-        IReadOnlySet<string> immutable,
-        string? region,
-        string? registryId,
-        List<string> findings,
-        int concurrency,
-        CancellationToken cancellationToken)
+    /// <summary>What every tag of the bundle names in the target now (absent: not there).</summary>
+    private static async Task<ConcurrentDictionary<(string Repository, string Tag), Digest>> ReadTagsAsync(
+        RegistryClient client, IReadOnlyList<(Reference Target, Digest Digest)> images, int concurrency, CancellationToken cancellationToken)
     {
-        var problems = new ConcurrentBag<TargetProblem>();
-        var same = 0;
-        var moving = 0;
+        var found = new ConcurrentDictionary<(string Repository, string Tag), Digest>();
         await Parallel.ForEachAsync(
             images.Where(i => i.Target.Tag is not null),
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, concurrency), CancellationToken = cancellationToken },
             async (image, ct) =>
             {
                 var repository = new RemoteRepository(client, image.Target.Repository);
-                Digest current;
                 try
                 {
-                    current = (await client.Retry.ExecuteAsync(c => new ValueTask<Descriptor>(repository.ResolveAsync(image.Target.Tag!, c)), ct).ConfigureAwait(false)).Digest;
+                    found[(image.Target.Repository, image.Target.Tag!)] = (await client.Retry.ExecuteAsync(c => new ValueTask<Descriptor>(repository.ResolveAsync(image.Target.Tag!, c)), ct).ConfigureAwait(false)).Digest;
                 }
                 catch (NotFoundException)
                 {
-                    return;
-                }
-
-                if (current == image.Digest)
-                {
-                    Interlocked.Increment(ref same);
-                    return;
-                }
-
-                Interlocked.Increment(ref moving);
-                if (immutable.Contains(image.Target.Repository))
-                {
-                    problems.Add(new TargetProblem(
-                        TargetProblemKind.ImmutableTag,
-                        image.Target.Repository,
-                        $"{client.Host}/{image.Target.Repository}:{image.Target.Tag} names {current}, the bundle has {image.Digest}, and the repository's tags are immutable")
-                    {
-                        Tag = image.Target.Tag,
-                        Region = region,
-                        RegistryId = registryId,
-                    });
                 }
             }).ConfigureAwait(false);
+        return found;
+    }
+
+    private static List<TargetProblem> CheckTags(
+        string host,
+        IReadOnlyList<(Reference Target, Digest Digest)> images,
+        IReadOnlyDictionary<(string Repository, string Tag), Digest> current,
+        IReadOnlySet<string> ready,
+        IReadOnlySet<string> immutable,
+        string? region,
+        string? registryId,
+        List<string> findings)
+    {
+        var problems = new List<TargetProblem>();
+        var same = 0;
+        var moving = 0;
+        foreach (var (target, digest) in images.Where(i => i.Target.Tag is not null))
+        {
+            if (!current.TryGetValue((target.Repository, target.Tag!), out var now))
+            {
+                continue;
+            }
+
+            if (now == digest)
+            {
+                same++;
+                continue;
+            }
+
+            moving++;
+            if (ready.Contains(target.Repository) && immutable.Contains(target.Repository))
+            {
+                problems.Add(new TargetProblem(
+                    TargetProblemKind.ImmutableTag,
+                    target.Repository,
+                    $"{host}/{target.Repository}:{target.Tag} names {now}, the bundle has {digest}, and the repository's tags are immutable")
+                {
+                    Tag = target.Tag,
+                    Region = region,
+                    RegistryId = registryId,
+                });
+            }
+        }
+
         if (same > 0)
         {
             findings.Add($"tags: {same} already name the bundle's manifest (left alone)");
@@ -290,9 +308,9 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
 
         if (moving > 0)
         {
-            findings.Add($"tags: {moving} name another manifest{(problems.IsEmpty ? " and will move" : string.Empty)}");
+            findings.Add($"tags: {moving} name another manifest{(problems.Count == 0 ? " and will move" : string.Empty)}");
         }
 
-        return [.. problems];
+        return problems;
     }
 }

@@ -293,7 +293,7 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
             {
                 if (!tuning.Chunked)
                 {
-                    var body = new LengthLimitedStream(untrusted.Stream, expected.Size);
+                    var body = LengthLimitedStream.PassThrough(untrusted.Stream);
                     response = await PutMonolithicAsync(location, expected, body, tuning.ShouldExpectContinue(expected.Size), cancellationToken).ConfigureAwait(false);
                     if (response.StatusCode == HttpStatusCode.RequestEntityTooLarge && body.Consumed == 0)
                     {

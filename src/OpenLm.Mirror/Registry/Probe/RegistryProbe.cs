@@ -53,7 +53,7 @@ public sealed record ProbeReport
     {
         var lines = new List<string>
         {
-            $"registry {Host}: {RegistryKinds.Name(Kind)} ({KindSource}); /v2/ answered {ApiStatus}{(ApiVersion is null ? string.Empty : $" ({ApiVersion})")}",
+            $"registry {Host}: {RegistryKinds.Name(Kind)} ({KindSource}); /v2/ answered {ApiStatus}{(ApiVersion is null ? string.Empty : $" ({ApiVersion})")}{(ApiStatus == 404 ? " — not the OCI Distribution API base (is this the registry's address, or its web UI?)" : string.Empty)}",
             $"uploads: monolithic PUT{(Profile.ChunkedUploads ? $", chunked PATCH on 413{(Profile.MinChunkBytes > 0 ? $" (chunks of at least {Profile.MinChunkBytes >> 20} MiB)" : string.Empty)}" : "; this registry takes no chunked uploads")}",
             ReferrersApi switch
             {
@@ -111,10 +111,6 @@ public static class RegistryProbe
                 throw new OperationException($"registry {client.Host} refused the credentials: {error.Message}", error) { Remedy = Remedy.Credentials, Subject = client.Host };
             }
 
-            if (v2.StatusCode == HttpStatusCode.NotFound)
-            {
-                throw new OperationException($"{client.BaseUri}v2/ answered 404: {client.Host} does not serve the OCI Distribution API there (is this the registry's address, or its web UI?)");
-            }
         }
 
         var (kind, source) = requested != RegistryKind.Auto ? (requested, "chosen")

@@ -1,12 +1,19 @@
 namespace OpenLm.Mirror.Registry.Upload;
 
-/// <summary>Reads at most <c>length</c> bytes of an inner stream (one chunk of an upload), without buffering; the inner stream stays open.</summary>
+/// <summary>
+/// Reads at most <c>length</c> bytes of an inner stream (one chunk of an upload), without buffering, and counts what
+/// was read; the inner stream stays open. <see cref="PassThrough"/> counts only, reading the inner stream to its end
+/// (so a verifying inner stream sees the end and checks size and digest).
+/// </summary>
 internal sealed class LengthLimitedStream(Stream inner, long length) : Stream
 {
     private readonly long _length = length;
     private long _remaining = length;
 
     public long Consumed => _length - _remaining;
+
+    /// <summary>Counts the bytes read from <paramref name="inner"/> without limiting them.</summary>
+    public static LengthLimitedStream PassThrough(Stream inner) => new(inner, long.MaxValue);
 
     public override bool CanRead => true;
 
@@ -32,7 +39,7 @@ internal sealed class LengthLimitedStream(Stream inner, long length) : Stream
         }
 
         var n = await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, _remaining)], cancellationToken).ConfigureAwait(false);
-        if (n == 0)
+        if (n == 0 && _length != long.MaxValue)
         {
             throw new IOException($"the content ended {_remaining} bytes before the end of the chunk");
         }
