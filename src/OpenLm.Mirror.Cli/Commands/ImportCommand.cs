@@ -78,6 +78,15 @@ internal static class ImportCommand
             using var publicKey = keyPath is null ? null : VerificationKey.Load(keyPath);
             var log = new ConsoleLog(console.Error, verbose: false);
             var registryOptions = registry.Build(parse, console, log);
+            var targetHost = parse.GetValue(to)!.Split('/', 2)[0];
+            if ((ParseKind(parse.GetValue(kind)) == RegistryKind.Ecr || RegistryKinds.FromHost(targetHost) == RegistryKind.Ecr)
+                && (EcrRegistryAddress.TryParse(targetHost, out var ecrAddress) ? ecrAddress.Region : Mirror.Aws.EcrApiOptions.DefaultRegion()) is { } region)
+            {
+                // No docker login needed for ECR: a missing credential comes from GetAuthorizationToken.
+                registryOptions.Credentials = new Mirror.Registry.Auth.EcrAuthorizationTokenProvider(
+                    registryOptions.Credentials, new HashSet<string>([targetHost], StringComparer.OrdinalIgnoreCase), () => new Mirror.Aws.EcrApi(new Mirror.Aws.EcrApiOptions { Region = region }), ecrAddress?.RegistryId);
+            }
+
             using var connector = new RegistryConnector(registryOptions);
             var result = await new BundleImporter(connector, log).ImportAsync(
                 new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse),

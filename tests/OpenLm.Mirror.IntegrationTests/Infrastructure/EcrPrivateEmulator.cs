@@ -23,6 +23,7 @@ public sealed partial class EcrPrivateEmulator : IAsyncDisposable
     private readonly HttpClient _upstream = HttpForwarding.CreateUpstreamClient();
     private readonly ConcurrentDictionary<string, bool> _repositories = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _apiCalls = new();
+    private readonly ConcurrentDictionary<string, bool> _passwords = new(StringComparer.Ordinal);
     private LoopbackHttpServer? _registry;
     private LoopbackHttpServer? _api;
     private int _blobWrites;
@@ -58,6 +59,9 @@ public sealed partial class EcrPrivateEmulator : IAsyncDisposable
 
     /// <summary>ECR API actions called, in order.</summary>
     public IReadOnlyCollection<string> ApiCalls => _apiCalls.ToArray();
+
+    /// <summary>Require <c>Basic AWS:&lt;password&gt;</c> from GetAuthorizationToken on /v2 (like ECR; off by default).</summary>
+    public bool RequireLogin { get; set; }
 
     public bool Exists(string repository) => _repositories.ContainsKey(repository);
 
@@ -95,6 +99,13 @@ public sealed partial class EcrPrivateEmulator : IAsyncDisposable
         var path = context.Request.Path.Value ?? "/";
         try
         {
+            if (RequireLogin && path.StartsWith("/v2", StringComparison.Ordinal) && !LoggedIn(context.Request))
+            {
+                context.Response.Headers.WWWAuthenticate = $"Basic realm=\"https://{RegistryId}.dkr.ecr.{Region}.amazonaws.com/\",service=\"ecr.amazonaws.com\"";
+                await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status401Unauthorized, "DENIED", "Not Authorized");
+                return;
+            }
+
             var match = RepositoryPath().Match(path);
             if (match.Success)
             {
@@ -138,6 +149,18 @@ public sealed partial class EcrPrivateEmulator : IAsyncDisposable
         catch (Exception ex) when (HttpForwarding.IsClientGone(ex, context))
         {
         }
+    }
+
+    private bool LoggedIn(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Basic ", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var decoded = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(header["Basic ".Length..]));
+        return decoded.StartsWith("AWS:", StringComparison.Ordinal) && _passwords.ContainsKey(decoded["AWS:".Length..]);
     }
 
     private async Task<bool> UpstreamHasAsync(string pathAndQuery, CancellationToken cancellationToken)
@@ -226,6 +249,19 @@ public sealed partial class EcrPrivateEmulator : IAsyncDisposable
                 }
 
                 await WriteApiAsync(context, new JsonObject { ["repositories"] = list });
+                return;
+            case "GetAuthorizationToken":
+                var password = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(48));
+                _passwords[password] = true;
+                await WriteApiAsync(context, new JsonObject
+                {
+                    ["authorizationData"] = new JsonArray(new JsonObject
+                    {
+                        ["authorizationToken"] = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("AWS:" + password)),
+                        ["expiresAt"] = DateTimeOffset.UtcNow.AddHours(12).ToUnixTimeMilliseconds() / 1000.0,
+                        ["proxyEndpoint"] = $"https://{RegistryId}.dkr.ecr.{Region}.amazonaws.com",
+                    }),
+                });
                 return;
             default:
                 await WriteApiErrorAsync(context, 400, "UnknownOperationException", $"{action} is not emulated.");

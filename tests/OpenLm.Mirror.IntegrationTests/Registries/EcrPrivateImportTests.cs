@@ -136,6 +136,22 @@ public sealed class EcrPrivateImportTests(SharedRegistryFixture registry) : IAsy
         Assert.Equal(0, _ecr.TagInvalidCount);
     }
 
+    [Fact]
+    public async Task Import_EcrNeedsLoginAndNoDockerCredentials_LogsInWithGetAuthorizationToken()
+    {
+        // Given an ECR that refuses /v2 without a GetAuthorizationToken password, and no docker config at all
+        _ecr.RequireLogin = true;
+        var (to, prefix) = Target();
+
+        var run = await ImportAsync(to, "--create-repositories");
+
+        // Then the import logs in by itself (one token for the whole run) and stores every image
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(1, _ecr.ApiCalls.Count(c => c == "GetAuthorizationToken"));
+        var first = _bundle.Platform.Images[0];
+        Assert.Equal(first.Digest, await Tools.SkopeoRawDigestAsync($"docker://{registry.Host}/{prefix}/{first.Repository.Split('/', 2)[1]}:{first.Tag}"));
+    }
+
     private (string To, string Prefix) Target()
     {
         var prefix = $"ecr{Guid.NewGuid().ToString("N")[..8]}";
