@@ -15,7 +15,6 @@ public sealed class BodyLimitProxy(Uri upstream, long maxBodyBytes) : IAsyncDisp
     private LoopbackHttpServer? _server;
     private int _refused;
     private int _patches;
-    private int _bodyReadAfterRefusal;
 
     public string Host => (_server ?? throw new InvalidOperationException("not started")).Authority;
 
@@ -71,7 +70,7 @@ public sealed class BodyLimitProxy(Uri upstream, long maxBodyBytes) : IAsyncDisp
         }
         catch (Exception ex) when (HttpForwarding.IsClientGone(ex, context))
         {
-            Interlocked.Increment(ref _bodyReadAfterRefusal);
+            // Client went away; nothing to do.
         }
     }
 }
