@@ -21,6 +21,7 @@ internal static class ErrorReporter
     /// <summary>The error line for an exception (without the <c>error: </c> prefix).</summary>
     public static string Describe(Exception exception) => exception switch
     {
+        Import.TargetNotReadyException notReady => Output.TargetProblemFormat.Describe(notReady),
         MirrorException mirror => Render(mirror),
         ArgumentOutOfRangeException { ParamName: { } name } range when SetterFlags.TryGetValue(name, out var flag) => OutOfRange(flag, range),
         OperationCanceledException => "cancelled",

@@ -97,6 +97,11 @@ internal static class CheckCommand
             return;
         }
 
+        foreach (var finding in check.Probe?.Findings() ?? [])
+        {
+            await console.Out.WriteLineAsync($"probe        {finding}").ConfigureAwait(false);
+        }
+
         foreach (var result in results)
         {
             await console.Out.WriteLineAsync($"{StatusText(result.Status),-12} {result.Item.Target} {result.FoundDigest?.ToString() ?? "-"}").ConfigureAwait(false);

@@ -5,6 +5,8 @@ using OpenLm.Mirror.Content;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Import;
 using OpenLm.Mirror.Registry;
+using OpenLm.Mirror.Registry.Kinds;
+using OpenLm.Mirror.Registry.Upload;
 using OpenLm.Mirror.Signing;
 
 namespace OpenLm.Mirror.Cli.Commands;
@@ -22,6 +24,21 @@ internal static class ImportCommand
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan (images, target references, blobs to upload vs present) and write nothing" };
         var receipt = new Option<string?>("--receipt") { Description = "Write what the target now holds (registry, images, digests, time) to FILE", HelpName = "FILE" };
         var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
+        var kind = new Option<string>("--registry-kind")
+        {
+            HelpName = string.Join('|', RegistryKinds.Names),
+            Description = "What the target registry is (default auto: from its host name, headers and Harbor's API); decides what is checked before pushing",
+            DefaultValueFactory = _ => "auto",
+        };
+        kind.Validators.Add(r =>
+        {
+            if (!RegistryKinds.TryParse(r.GetValueOrDefault<string>(), out _))
+            {
+                r.AddError($"--registry-kind must be one of {string.Join(", ", RegistryKinds.Names)} (got '{r.GetValueOrDefault<string>()}')");
+            }
+        });
+        var chunkSize = new Option<string?>("--chunk-size") { HelpName = "SIZE", Description = "Upload blobs as chunked PATCH requests of SIZE (e.g. 8MiB, 512KiB; at least 256KiB) instead of one PUT each; without it chunks are used only after a 413" };
+        var createRepositories = new Option<bool>("--create-repositories") { Description = "Create missing target repositories first (ECR: CreateRepository with the standard AWS credential chain)" };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
         var command = new Command("import", "Verify a bundle and push it into a private registry in one streaming pass; tags are set only after the whole bundle verified");
@@ -33,6 +50,9 @@ internal static class ImportCommand
         command.Options.Add(dryRun);
         command.Options.Add(receipt);
         command.Options.Add(copy.Concurrency);
+        command.Options.Add(kind);
+        command.Options.Add(createRepositories);
+        command.Options.Add(chunkSize);
         registry.AddTo(command);
         command.Options.Add(json);
         command.SetAction(async (parse, cancellationToken) =>
@@ -58,9 +78,19 @@ internal static class ImportCommand
             using var publicKey = keyPath is null ? null : VerificationKey.Load(keyPath);
             var log = new ConsoleLog(console.Error, verbose: false);
             var registryOptions = registry.Build(parse, console, log);
+            var targetHost = parse.GetValue(to)!.Split('/', 2)[0];
+            if ((ParseKind(parse.GetValue(kind)) == RegistryKind.Ecr || RegistryKinds.FromHost(targetHost) == RegistryKind.Ecr)
+                && (EcrRegistryAddress.TryParse(targetHost, out var ecrAddress) ? ecrAddress.Region : Mirror.Aws.EcrApiOptions.DefaultRegion()) is { } region)
+            {
+                // No docker login needed for ECR: a missing credential comes from GetAuthorizationToken.
+                registryOptions.Credentials = new Mirror.Registry.Auth.EcrAuthorizationTokenProvider(
+                    registryOptions.Credentials, new HashSet<string>([targetHost], StringComparer.OrdinalIgnoreCase), () => new Mirror.Aws.EcrApi(new Mirror.Aws.EcrApiOptions { Region = region }), ecrAddress?.RegistryId);
+            }
+
             using var connector = new RegistryConnector(registryOptions);
             var result = await new BundleImporter(connector, log).ImportAsync(
-                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse) },
+                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse),
+                    Precheck = new PrecheckOptions { Kind = ParseKind(parse.GetValue(kind)), CreateRepositories = parse.GetValue(createRepositories), ChunkBytes = ParseSize(parse.GetValue(chunkSize)) } },
                 cancellationToken: cancellationToken).ConfigureAwait(false);
 
             if (parse.GetValue(receipt) is { } receiptPath && !result.DryRun)
@@ -68,13 +98,31 @@ internal static class ImportCommand
                 ImportReceipt.From(result, DateTimeOffset.UtcNow).Write(receiptPath);
             }
 
+            var exit = result.Problems.Count > 0 ? ExitCodes.Operational : ExitCodes.Success;
             if (parse.GetValue(json))
             {
                 await console.Out.WriteLineAsync(JsonSerializer.Serialize(result, Format.Json)).ConfigureAwait(false);
-                return ExitCodes.Success;
+                return exit;
             }
 
             var o = console.Out;
+            if (result.DryRun)
+            {
+                foreach (var finding in result.Findings)
+                {
+                    await o.WriteLineAsync($"probe      {finding}").ConfigureAwait(false);
+                }
+
+                foreach (var problem in result.Problems)
+                {
+                    await o.WriteLineAsync($"PROBLEM    {problem.Message}").ConfigureAwait(false);
+                    if (TargetProblemFormat.Fix(problem) is { } fix)
+                    {
+                        await o.WriteLineAsync($"  fix:     {fix}").ConfigureAwait(false);
+                    }
+                }
+            }
+
             foreach (var image in result.Images)
             {
                 await o.WriteLineAsync($"{(result.DryRun ? "would push" : image.Tag.ToString().ToLowerInvariant()),-10} {image.Target} {image.Digest}  <- {image.Source}").ConfigureAwait(false);
@@ -86,8 +134,33 @@ internal static class ImportCommand
                     ? $"{result.Images.Count} images in {result.Registry}: every blob was already present, nothing uploaded"
                     : $"{result.Images.Count} images in {result.Registry}: {result.BlobsUploaded} blobs uploaded ({Format.Bytes(result.BytesUploaded)}), {result.BlobsMounted} mounted, {result.BlobsPresent} already present, {result.ManifestsPushed} manifests";
             await o.WriteLineAsync(summary).ConfigureAwait(false);
-            return ExitCodes.Success;
+            if (result.Problems.Count > 0)
+            {
+                await console.Error.WriteLineAsync($"error: the import would stop before pushing anything: {result.Problems.Count} problem(s) above").ConfigureAwait(false);
+            }
+
+            return exit;
         });
         return command;
     }
+
+    private static long? ParseSize(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        var match = System.Text.RegularExpressions.Regex.Match(text.Trim(), @"^(\d+)\s*(|b|k|kb|kib|m|mb|mib)$", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        if (!match.Success || !long.TryParse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture, out var number))
+        {
+            throw new InputException($"--chunk-size '{text}' is not a size (e.g. 8MiB, 512KiB, 1048576)");
+        }
+
+        var unit = match.Groups[2].Value.ToLowerInvariant();
+        var size = unit.StartsWith('k') ? number << 10 : unit.StartsWith('m') ? number << 20 : number;
+        return size >= UploadTuning.FloorChunkBytes ? size : throw new InputException($"--chunk-size must be at least 256KiB (got {text})");
+    }
+
+    private static RegistryKind ParseKind(string? text) => RegistryKinds.TryParse(text, out var parsed) ? parsed : RegistryKind.Auto;
 }

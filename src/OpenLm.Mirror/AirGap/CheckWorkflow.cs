@@ -1,4 +1,6 @@
 using OpenLm.Mirror.Registry;
+using OpenLm.Mirror.Registry.Kinds;
+using OpenLm.Mirror.Registry.Probe;
 
 namespace OpenLm.Mirror.AirGap;
 
@@ -13,6 +15,9 @@ public sealed record CheckReport
     public required DateTimeOffset Started { get; init; }
 
     public required TimeSpan Elapsed { get; init; }
+
+    /// <summary>What the capability probe found about the target (kind, API, push access per repository, referrers).</summary>
+    public ProbeReport? Probe { get; init; }
 
     /// <summary>True when every image and chart is in the target, complete and with the bundle's digest.</summary>
     public bool Complete => Results.All(r => r.Status == ImportCheckStatus.Ok);
@@ -40,7 +45,9 @@ public static class CheckWorkflow
             .Select(r => new ImportCheckItem(r.Source, targets[r.Source.ToString()], r.Descriptor, r.IsChart))
             .ToList();
         var started = DateTimeOffset.UtcNow;
+        var probe = await RegistryProbe.ProbeAsync(
+            connector.Client(bundle.Mapper.Target.Host), options?.RegistryKind ?? RegistryKind.Auto, items.Select(i => i.Target.Repository).Distinct(StringComparer.Ordinal).ToList(), options?.Concurrency ?? 8, cancellationToken).ConfigureAwait(false);
         var results = await new ImportChecker(connector, options).CheckAsync(items, null, cancellationToken).ConfigureAwait(false);
-        return new CheckReport { Bundle = bundle, Results = results, Started = started, Elapsed = DateTimeOffset.UtcNow - started };
+        return new CheckReport { Bundle = bundle, Results = results, Started = started, Elapsed = DateTimeOffset.UtcNow - started, Probe = probe };
     }
 }

@@ -62,6 +62,9 @@ public sealed record ImportCheckOptions
 
     /// <summary>Registry requests in flight over all images.</summary>
     public int Concurrency { get; init; } = 8;
+
+    /// <summary>What the target registry is, for the capability probe (default: detected).</summary>
+    public Registry.Kinds.RegistryKind RegistryKind { get; init; }
 }
 
 /// <summary>

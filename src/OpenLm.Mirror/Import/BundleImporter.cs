@@ -49,10 +49,17 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 await CheckBaseAsync(request, plan, cancellationToken).ConfigureAwait(false);
             }
 
+            var precheck = request.Precheck is null ? null
+                : await new TargetPrecheck(registries, log).RunAsync(mapper.Target.Host, plan.Images.Select(i => (i.Target, i.Source.Digest)).ToList(), request.Precheck, cancellationToken).ConfigureAwait(false);
             if (request.DryRun)
             {
                 await new ImportDryRun(plan, counts, request.Concurrency).RunAsync(cancellationToken).ConfigureAwait(false);
-                return counts.Result(request, plan, tags: null, passes: 1);
+                return counts.Result(request, plan, tags: null, passes: 1) with { Findings = precheck?.Findings ?? [], Problems = precheck?.Problems ?? [] };
+            }
+
+            if (precheck?.Problems.Count > 0)
+            {
+                throw new TargetNotReadyException(mapper.Target.Host, precheck.Problems);
             }
 
             var passes = await CopyAsync(request, plan, counts, cancellationToken).ConfigureAwait(false);
@@ -71,7 +78,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 }
             }
 
-            return counts.Result(request, plan, tags, passes);
+            return counts.Result(request, plan, tags, passes) with { Findings = precheck?.Findings ?? [] };
         }
     }
 

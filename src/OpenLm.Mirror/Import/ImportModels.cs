@@ -36,6 +36,12 @@ public sealed record ImportRequest
 
     /// <summary>Where an old single-stream zstd bundle is decompressed for reading by range (default: the system temporary directory).</summary>
     public string? TempDirectory { get; init; }
+
+    /// <summary>
+    /// Probe the target and refuse before anything is pushed when it cannot take the whole bundle (kind, repository
+    /// creation, chunk size). The CLI always asks for it; null skips it (a caller that checked the target itself).
+    /// </summary>
+    public PrecheckOptions? Precheck { get; init; }
 }
 
 public sealed record ImportedImage(string Source, string Target, string Digest, string MediaType, TagOutcome Tag);
@@ -74,4 +80,10 @@ public sealed record ImportResult
     /// <summary>Every manifest and blob the imported images need (all now in the target), by digest: what a receipt records.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public IReadOnlyList<ReceiptBlob> Contents { get; init; } = [];
+
+    /// <summary>What the capability probe and pre-check found about the target (one line each).</summary>
+    public IReadOnlyList<string> Findings { get; init; } = [];
+
+    /// <summary>What the target would refuse (a dry run reports them; a real import stops with them).</summary>
+    public IReadOnlyList<TargetProblem> Problems { get; init; } = [];
 }

@@ -2,8 +2,10 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
 using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.Registry.Upload;
 
 namespace OpenLm.Mirror.Registry;
 
@@ -267,6 +269,13 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
             throw new OperationException($"{context}: unexpected status {(int)response.StatusCode}");
         }
 
+        if (response.Headers.TryGetValues("OCI-Chunk-Min-Length", out var minimum)
+            && long.TryParse(minimum.FirstOrDefault(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var minBytes))
+        {
+            var tuning = UploadTuning.For(_client);
+            tuning.MinChunkBytes = Math.Max(tuning.MinChunkBytes, minBytes);
+        }
+
         var location = response.Headers.Location
             ?? throw new OperationException($"{context}: the registry answered 202 without a Location header");
         return location.IsAbsoluteUri ? location : new Uri(_client.BaseUri, location);
@@ -274,39 +283,135 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
 
     private async Task CompleteUploadAsync(Uri location, Descriptor expected, Stream content, string context, CancellationToken cancellationToken)
     {
-        var builder = new UriBuilder(location);
-        var digestParam = "digest=" + Uri.EscapeDataString(expected.Digest.ToString());
-        builder.Query = string.IsNullOrEmpty(builder.Query) || builder.Query == "?" ? digestParam : builder.Query.TrimStart('?') + "&" + digestParam;
         // Content that already streams through a verifier for this very descriptor is not hashed twice.
         var untrusted = VerifyingStream.Ensure(content, expected, context);
         await using (untrusted.ConfigureAwait(false))
         {
-            using var response = await _client.SendAsync(
-                HttpMethod.Put,
-                builder.Uri,
-                _pushScope,
-                cancellationToken,
-                content: () =>
+            var tuning = UploadTuning.For(_client);
+            HttpResponseMessage? response = null;
+            try
+            {
+                if (!tuning.Chunked)
                 {
-                    var body = new StreamContent(untrusted.Stream, 1 << 20);
-                    body.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-                    body.Headers.ContentLength = expected.Size;
-                    return body;
-                },
-                replayableContent: false).ConfigureAwait(false);
-            await RegistryClient.EnsureSuccessAsync(response, context, cancellationToken).ConfigureAwait(false);
-            if (!untrusted.Verifier.Verified)
-            {
-                throw new IntegrityException($"{context}: the registry accepted the upload before the content was verified");
-            }
+                    var body = LengthLimitedStream.PassThrough(untrusted.Stream);
+                    response = await PutMonolithicAsync(location, expected, body, tuning.ShouldExpectContinue(expected.Size), cancellationToken).ConfigureAwait(false);
+                    if (response.StatusCode == HttpStatusCode.RequestEntityTooLarge && body.Consumed == 0)
+                    {
+                        // A body-size limit in front of the registry (nginx client_max_body_size): the session behind it
+                        // is untouched and the body unsent, so the same stream goes chunked; so does every later blob.
+                        tuning.MonolithicTooLarge();
+                        _client.Log.Warn($"{DisplayName}: the registry refused a {expected.Size}-byte upload as too large (413); uploading in chunks of {tuning.ChunkBytes >> 10} KiB from now on");
+                        response.Dispose();
+                        response = null;
+                    }
+                    else if (response.IsSuccessStatusCode)
+                    {
+                        await EnsureEndOfContentAsync(untrusted, context, cancellationToken).ConfigureAwait(false);
+                        tuning.Accepted(expected.Size);
+                    }
+                }
 
-            if (response.Headers.TryGetValues("Docker-Content-Digest", out var values)
-                && Digest.TryParse(values.FirstOrDefault(), out var stored)
-                && stored != expected.Digest)
+                response ??= await PutChunkedAsync(location, expected, untrusted, tuning, context, cancellationToken).ConfigureAwait(false);
+                await RegistryClient.EnsureSuccessAsync(response, context, cancellationToken).ConfigureAwait(false);
+                if (!untrusted.Verifier.Verified)
+                {
+                    throw new IntegrityException($"{context}: the registry accepted the upload before the content was verified");
+                }
+
+                if (response.Headers.TryGetValues("Docker-Content-Digest", out var values)
+                    && Digest.TryParse(values.FirstOrDefault(), out var stored)
+                    && stored != expected.Digest)
+                {
+                    throw new IntegrityException($"{context}: registry stored the blob as {stored}, expected {expected.Digest}");
+                }
+            }
+            finally
             {
-                throw new IntegrityException($"{context}: registry stored the blob as {stored}, expected {expected.Digest}");
+                response?.Dispose();
             }
         }
+    }
+
+    /// <summary>The whole blob in one PUT; big ones ask 100-continue so a size limit answers before the body is sent.</summary>
+    private Task<HttpResponseMessage> PutMonolithicAsync(Uri location, Descriptor expected, Stream body, bool expectContinue, CancellationToken cancellationToken) =>
+        _client.SendAsync(
+            HttpMethod.Put,
+            WithDigest(location, expected.Digest),
+            _pushScope,
+            cancellationToken,
+            configure: expectContinue ? r => r.Headers.ExpectContinue = true : null,
+            content: () =>
+            {
+                var content = new StreamContent(body, 1 << 20);
+                content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+                content.Headers.ContentLength = expected.Size;
+                return content;
+            },
+            replayableContent: false);
+
+    /// <summary>
+    /// PATCH chunks (<c>Content-Range</c> inclusive, each to the latest <c>Location</c>), halving the chunk on 413,
+    /// then the closing PUT with the digest and no body.
+    /// </summary>
+    private async Task<HttpResponseMessage> PutChunkedAsync(Uri location, Descriptor expected, PushContent untrusted, UploadTuning tuning, string context, CancellationToken cancellationToken)
+    {
+        var current = location;
+        long offset = 0;
+        while (offset < expected.Size)
+        {
+            var length = Math.Min(tuning.ChunkBytes, expected.Size - offset);
+            var part = new LengthLimitedStream(untrusted.Stream, length);
+            var first = offset;
+            using var response = await _client.SendAsync(
+                HttpMethod.Patch,
+                current,
+                _pushScope,
+                cancellationToken,
+                configure: r => r.Headers.ExpectContinue = true,
+                content: () =>
+                {
+                    var content = new StreamContent(part, 1 << 20);
+                    content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+                    content.Headers.ContentLength = length;
+                    content.Headers.TryAddWithoutValidation("Content-Range", $"{first}-{first + length - 1}");
+                    return content;
+                },
+                replayableContent: false).ConfigureAwait(false);
+            if (response.StatusCode == HttpStatusCode.RequestEntityTooLarge && part.Consumed == 0 && tuning.ChunkTooLarge(length))
+            {
+                continue;
+            }
+
+            if (response.StatusCode != HttpStatusCode.Accepted)
+            {
+                await RegistryClient.EnsureSuccessAsync(response, $"{context} (chunk {first}-{first + length - 1})", cancellationToken).ConfigureAwait(false);
+                throw new OperationException($"{context}: chunk {first}-{first + length - 1} answered {(int)response.StatusCode}, not 202");
+            }
+
+            // Always continue at the latest Location: registries move the session (and its state token) per chunk.
+            current = response.Headers.Location is { } next ? (next.IsAbsoluteUri ? next : new Uri(_client.BaseUri, next)) : current;
+            offset += length;
+        }
+
+        await EnsureEndOfContentAsync(untrusted, context, cancellationToken).ConfigureAwait(false);
+        return await _client.SendAsync(HttpMethod.Put, WithDigest(current, expected.Digest), _pushScope, cancellationToken, content: () => new ByteArrayContent([])).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads past the declared size so the verifier sees the end of the content (and a longer one fails).</summary>
+    private static async Task EnsureEndOfContentAsync(PushContent untrusted, string context, CancellationToken cancellationToken)
+    {
+        if (await untrusted.Stream.ReadAsync(new byte[1], cancellationToken).ConfigureAwait(false) != 0)
+        {
+            throw new IntegrityException($"{context}: the content is longer than its declared size");
+        }
+    }
+
+    private static Uri WithDigest(Uri location, Digest digest)
+    {
+        var builder = new UriBuilder(location);
+        var digestParam = "digest=" + Uri.EscapeDataString(digest.ToString());
+        builder.Query = string.IsNullOrEmpty(builder.Query) || builder.Query == "?" ? digestParam : builder.Query.TrimStart('?') + "&" + digestParam;
+        return builder.Uri;
     }
 
     private async Task<bool> ExistsFromStatusAsync(HttpResponseMessage response, Descriptor descriptor, CancellationToken cancellationToken)

@@ -1,0 +1,316 @@
+using System.Collections.Concurrent;
+using OpenLm.Mirror.Aws;
+using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.Registry;
+using OpenLm.Mirror.Registry.Kinds;
+using OpenLm.Mirror.Registry.Probe;
+using OpenLm.Mirror.Registry.Upload;
+
+namespace OpenLm.Mirror.Import;
+
+/// <summary>Why the target would refuse part of the bundle.</summary>
+public enum TargetProblemKind
+{
+    /// <summary>The repository does not exist and the registry does not create it on push (ECR).</summary>
+    RepositoryMissing,
+
+    /// <summary>The project / organisation (first path component) does not exist (Harbor, Quay, Docker Hub).</summary>
+    NamespaceMissing,
+
+    /// <summary>The credentials may not push to the repository.</summary>
+    PushDenied,
+
+    /// <summary>The repository path has more components than the registry allows.</summary>
+    PathTooDeep,
+
+    /// <summary>An immutable tag already names another manifest; the import would have to move it.</summary>
+    ImmutableTag,
+}
+
+/// <summary>One thing the target would refuse, with what a fix needs to know (a front end writes the exact command).</summary>
+public sealed record TargetProblem(TargetProblemKind Kind, string Repository, string Message)
+{
+    public string? Tag { get; init; }
+
+    /// <summary>The AWS region of an ECR target (for the <c>aws ecr</c> command that fixes it).</summary>
+    public string? Region { get; init; }
+
+    /// <summary>The ECR registry (account) id, when the host names it.</summary>
+    public string? RegistryId { get; init; }
+
+    /// <summary>The missing project / organisation.</summary>
+    public string? Namespace { get; init; }
+
+    /// <summary>The most path components the registry takes.</summary>
+    public int? MaxPathComponents { get; init; }
+}
+
+/// <summary>The target cannot take the whole bundle: every reason, found before any byte moved. Exit code 1.</summary>
+public sealed class TargetNotReadyException(string host, IReadOnlyList<TargetProblem> problems)
+    : MirrorException(FailureKind.Operational, BuildMessage(host, problems))
+{
+    public string Host { get; } = host;
+
+    public IReadOnlyList<TargetProblem> Problems { get; } = problems;
+
+    private static string BuildMessage(string host, IReadOnlyList<TargetProblem> problems) =>
+        $"{host} cannot take this bundle; nothing was pushed. {problems.Count} problem{(problems.Count == 1 ? string.Empty : "s")}:\n"
+        + string.Join('\n', problems.Select(p => "  - " + p.Message));
+}
+
+/// <summary>What the pre-check is asked to do.</summary>
+public sealed record PrecheckOptions
+{
+    public RegistryKind Kind { get; init; } = RegistryKind.Auto;
+
+    /// <summary>Create missing ECR repositories before the copy.</summary>
+    public bool CreateRepositories { get; init; }
+
+    /// <summary>Most path components a target repository may have; null takes the registry kind's limit (if any).</summary>
+    public int? MaxPathComponents { get; init; }
+
+    public int Concurrency { get; init; } = 8;
+
+    /// <summary>Upload blobs in chunks of this many bytes from the start (at least 256 KiB; never below the registry's minimum); null: monolithic until a 413.</summary>
+    public long? ChunkBytes { get; init; }
+
+    /// <summary>Builds the ECR API client for a region (tests point it at an emulator); default: the standard endpoint and credential chain.</summary>
+    public Func<string, EcrApi>? EcrApiFactory { get; init; }
+}
+
+/// <summary>What the pre-check found: the probe, tags already in place, and the problems (empty when the import may start).</summary>
+public sealed record PrecheckResult(ProbeReport Probe, IReadOnlyList<string> Findings, IReadOnlyList<TargetProblem> Problems);
+
+/// <summary>
+/// Nothing is pushed until the target is known to accept the whole bundle: the probe asks every target repository
+/// for an upload session; missing repositories are created on request (ECR <c>CreateRepository</c>); path depth is
+/// checked against the registry's limit; every tag is read with HEAD, and one that names another manifest in an
+/// immutable-tag repository (ECR's <c>imageTagMutability</c>) is a problem too. All problems are reported together.
+/// </summary>
+public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
+{
+    public async Task<PrecheckResult> RunAsync(
+        string host,
+        IReadOnlyList<(Reference Target, Digest Digest)> images,
+        PrecheckOptions options,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(options);
+        var client = registries.Client(host);
+        // Tags first: a repository whose every tag already names the bundle's manifest needs no push, so a re-import
+        // asks it nothing more (and needs no push permission there).
+        var current = await ReadTagsAsync(client, images, options.Concurrency, cancellationToken).ConfigureAwait(false);
+        var repositories = images.Where(i => i.Target.Tag is null || current.GetValueOrDefault((i.Target.Repository, i.Target.Tag)) != i.Digest)
+            .Select(i => i.Target.Repository).Distinct(StringComparer.Ordinal).ToList();
+        var probe = await RegistryProbe.ProbeAsync(client, options.Kind, repositories, options.Concurrency, cancellationToken).ConfigureAwait(false);
+        var findings = new List<string>();
+
+        // Chunked uploads (after a 413) never go below the kind's part minimum (ECR: 5 MiB).
+        var tuning = UploadTuning.For(client);
+        tuning.MinChunkBytes = Math.Max(tuning.MinChunkBytes, probe.Profile.MinChunkBytes);
+        if (options.ChunkBytes is { } chunk)
+        {
+            if (chunk < UploadTuning.FloorChunkBytes)
+            {
+                throw new InputException($"the chunk size must be at least {UploadTuning.FloorChunkBytes >> 10} KiB (got {chunk} bytes)");
+            }
+
+            tuning.UseChunks(chunk);
+        }
+        EcrRegistryAddress.TryParse(host, out var ecrAddress);
+        var region = ecrAddress?.Region ?? (probe.Kind == RegistryKind.Ecr ? EcrApiOptions.DefaultRegion() : null);
+        using var ecr = probe.Kind == RegistryKind.Ecr && region is not null ? (options.EcrApiFactory ?? DefaultEcrApi)(region) : null;
+
+        var access = probe.Repositories.ToDictionary(r => r.Repository, StringComparer.Ordinal);
+        if (options.CreateRepositories)
+        {
+            await CreateMissingAsync(client, probe, ecr, ecrAddress?.RegistryId, access, findings, cancellationToken).ConfigureAwait(false);
+        }
+
+        var problems = new List<TargetProblem>();
+        var maxComponents = options.MaxPathComponents ?? probe.Profile.MaxPathComponents;
+        foreach (var repository in repositories)
+        {
+            var components = repository.Split('/').Length;
+            if (maxComponents is { } max && components > max)
+            {
+                problems.Add(new TargetProblem(TargetProblemKind.PathTooDeep, repository, $"{host}/{repository}: {components} path components, but {RegistryKinds.Name(probe.Kind)} takes at most {max}; map the images to shorter names") { MaxPathComponents = max });
+                continue;
+            }
+
+            var found = access[repository];
+            switch (found.Access)
+            {
+                case PushAccess.RepositoryMissing:
+                    problems.Add(new TargetProblem(TargetProblemKind.RepositoryMissing, repository, $"{host}/{repository}: the repository does not exist and {RegistryKinds.Name(probe.Kind)} does not create it on push ({found.Detail}); create it first")
+                    {
+                        Region = region,
+                        RegistryId = ecrAddress?.RegistryId,
+                    });
+                    break;
+                case PushAccess.NamespaceMissing:
+                    var ns = repository.Split('/')[0];
+                    problems.Add(new TargetProblem(TargetProblemKind.NamespaceMissing, repository, $"{host}/{repository}: the project or organisation '{ns}' does not exist ({found.Detail}); create it first") { Namespace = ns });
+                    break;
+                case PushAccess.Denied:
+                    problems.Add(new TargetProblem(TargetProblemKind.PushDenied, repository, $"{host}/{repository}: these credentials may not push here ({found.Detail}); they need pull and push on this repository"));
+                    break;
+            }
+        }
+
+        var ready = repositories.Where(r => access[r].Access == PushAccess.Allowed && problems.All(p => p.Repository != r)).ToHashSet(StringComparer.Ordinal);
+        var immutable = await ImmutableRepositoriesAsync(probe, ecr, ecrAddress?.RegistryId, ready, findings, cancellationToken).ConfigureAwait(false);
+        problems.AddRange(CheckTags(client.Host, images, current, ready, immutable, region, ecrAddress?.RegistryId, findings));
+        return new PrecheckResult(probe, [.. probe.Findings(), .. findings], problems.OrderBy(p => p.Repository, StringComparer.Ordinal).ThenBy(p => p.Tag, StringComparer.Ordinal).ToList());
+    }
+
+    private static EcrApi DefaultEcrApi(string region) => new(new EcrApiOptions { Region = region });
+
+    private async Task CreateMissingAsync(
+        RegistryClient client,
+        ProbeReport probe,
+        EcrApi? ecr,
+        string? registryId,
+        Dictionary<string, RepositoryProbe> access,
+        List<string> findings,
+        CancellationToken cancellationToken)
+    {
+        var missing = access.Values.Where(r => r.Access == PushAccess.RepositoryMissing).Select(r => r.Repository).ToList();
+        if (missing.Count == 0)
+        {
+            return;
+        }
+
+        if (ecr is null)
+        {
+            findings.Add($"cannot create repositories on {client.Host}: creating them is supported for ECR (kind {RegistryKinds.Name(probe.Kind)}{(probe.Kind == RegistryKind.Ecr ? ", no AWS region known" : string.Empty)})");
+            return;
+        }
+
+        foreach (var repository in missing)
+        {
+            await ecr.CreateRepositoryAsync(registryId, repository, cancellationToken).ConfigureAwait(false);
+            log.Info($"created ECR repository {repository}");
+            findings.Add($"created ECR repository {repository}");
+            access[repository] = await RegistryProbe.ProbePushAsync(client, probe.Kind, repository, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Repositories whose tags cannot move. ECR tells through DescribeRepositories; other kinds are not asked.</summary>
+    private static async Task<HashSet<string>> ImmutableRepositoriesAsync(ProbeReport probe, EcrApi? ecr, string? registryId, IReadOnlySet<string> repositories, List<string> findings, CancellationToken cancellationToken)
+    {
+        var immutable = new ConcurrentBag<string>();
+        if (probe.Kind != RegistryKind.Ecr)
+        {
+            if (probe.Profile.MayHaveImmutableTags)
+            {
+                findings.Add($"tag immutability is not read from {RegistryKinds.Name(probe.Kind)}: a tag that must move and is immutable there fails at commit, after the content is stored");
+            }
+
+            return [];
+        }
+
+        if (ecr is null)
+        {
+            findings.Add("tag immutability not checked: no AWS region known for the ECR API");
+            return [];
+        }
+
+        try
+        {
+            await Parallel.ForEachAsync(repositories, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (repository, ct) =>
+            {
+                if (await ecr.DescribeRepositoryAsync(registryId, repository, ct).ConfigureAwait(false) is { ImmutableTags: true })
+                {
+                    immutable.Add(repository);
+                }
+            }).ConfigureAwait(false);
+        }
+        catch (MirrorException ex)
+        {
+            findings.Add($"tag immutability not checked: {ex.Message}");
+            return [];
+        }
+
+        return [.. immutable];
+    }
+
+    /// <summary>What every tag of the bundle names in the target now (absent: not there).</summary>
+    private static async Task<ConcurrentDictionary<(string Repository, string Tag), Digest>> ReadTagsAsync(
+        RegistryClient client, IReadOnlyList<(Reference Target, Digest Digest)> images, int concurrency, CancellationToken cancellationToken)
+    {
+        var found = new ConcurrentDictionary<(string Repository, string Tag), Digest>();
+        await Parallel.ForEachAsync(
+            images.Where(i => i.Target.Tag is not null),
+            new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, concurrency), CancellationToken = cancellationToken },
+            async (image, ct) =>
+            {
+                var repository = new RemoteRepository(client, image.Target.Repository);
+                try
+                {
+                    found[(image.Target.Repository, image.Target.Tag!)] = (await client.Retry.ExecuteAsync(c => new ValueTask<Descriptor>(repository.ResolveAsync(image.Target.Tag!, c)), ct).ConfigureAwait(false)).Digest;
+                }
+                catch (NotFoundException)
+                {
+                }
+            }).ConfigureAwait(false);
+        return found;
+    }
+
+    private static List<TargetProblem> CheckTags(
+        string host,
+        IReadOnlyList<(Reference Target, Digest Digest)> images,
+        IReadOnlyDictionary<(string Repository, string Tag), Digest> current,
+        IReadOnlySet<string> ready,
+        IReadOnlySet<string> immutable,
+        string? region,
+        string? registryId,
+        List<string> findings)
+    {
+        var problems = new List<TargetProblem>();
+        var same = 0;
+        var moving = 0;
+        foreach (var (target, digest) in images.Where(i => i.Target.Tag is not null))
+        {
+            if (!current.TryGetValue((target.Repository, target.Tag!), out var now))
+            {
+                continue;
+            }
+
+            if (now == digest)
+            {
+                same++;
+                continue;
+            }
+
+            moving++;
+            if (ready.Contains(target.Repository) && immutable.Contains(target.Repository))
+            {
+                problems.Add(new TargetProblem(
+                    TargetProblemKind.ImmutableTag,
+                    target.Repository,
+                    $"{host}/{target.Repository}:{target.Tag} names {now}, the bundle has {digest}, and the repository's tags are immutable")
+                {
+                    Tag = target.Tag,
+                    Region = region,
+                    RegistryId = registryId,
+                });
+            }
+        }
+
+        if (same > 0)
+        {
+            findings.Add($"tags: {same} already name the bundle's manifest (left alone)");
+        }
+
+        if (moving > 0)
+        {
+            findings.Add($"tags: {moving} name another manifest{(problems.Count == 0 ? " and will move" : string.Empty)}");
+        }
+
+        return problems;
+    }
+}

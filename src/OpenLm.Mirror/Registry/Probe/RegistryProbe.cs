@@ -1,0 +1,230 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text.Json;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Registry.Kinds;
+
+namespace OpenLm.Mirror.Registry.Probe;
+
+/// <summary>Whether a repository accepts a push, as found by starting an upload session (and cancelling it).</summary>
+public enum PushAccess
+{
+    /// <summary>The registry opened an upload session (202): pushes are accepted.</summary>
+    Allowed,
+
+    /// <summary>The repository does not exist and the registry does not create it on push (ECR: <c>NAME_UNKNOWN</c>).</summary>
+    RepositoryMissing,
+
+    /// <summary>The first path component (Harbor project, Quay / Docker Hub organisation) does not exist.</summary>
+    NamespaceMissing,
+
+    /// <summary>The credentials may not push here (401/403, <c>DENIED</c>, <c>UNAUTHORIZED</c>, <c>insufficient_scope</c>).</summary>
+    Denied,
+}
+
+/// <summary>One target repository as the probe found it.</summary>
+public sealed record RepositoryProbe(string Repository, PushAccess Access, string? Detail);
+
+/// <summary>What the target registry is and accepts, found before anything is pushed.</summary>
+public sealed record ProbeReport
+{
+    public required string Host { get; init; }
+
+    public required RegistryKind Kind { get; init; }
+
+    /// <summary>How the kind was decided: the caller's choice, the host name, response headers, Harbor's API, or the default.</summary>
+    public required string KindSource { get; init; }
+
+    public required RegistryProfile Profile { get; init; }
+
+    /// <summary>Status of <c>GET /v2/</c> after authentication (200 when the API and credentials are fine).</summary>
+    public required int ApiStatus { get; init; }
+
+    /// <summary>The <c>Docker-Distribution-API-Version</c> header, if sent.</summary>
+    public string? ApiVersion { get; init; }
+
+    /// <summary>Whether <c>GET /v2/&lt;name&gt;/referrers/&lt;digest&gt;</c> answered with an index; null when no repository could be asked.</summary>
+    public bool? ReferrersApi { get; init; }
+
+    public required IReadOnlyList<RepositoryProbe> Repositories { get; init; }
+
+    /// <summary>Human-readable findings, one line each, for plans and reports.</summary>
+    public IReadOnlyList<string> Findings()
+    {
+        var lines = new List<string>
+        {
+            $"registry {Host}: {RegistryKinds.Name(Kind)} ({KindSource}); /v2/ answered {ApiStatus}{(ApiVersion is null ? string.Empty : $" ({ApiVersion})")}{(ApiStatus == 404 ? " — not the OCI Distribution API base (is this the registry's address, or its web UI?)" : string.Empty)}",
+            $"uploads: monolithic PUT{(Profile.ChunkedUploads ? $", chunked PATCH on 413{(Profile.MinChunkBytes > 0 ? $" (chunks of at least {Profile.MinChunkBytes >> 20} MiB)" : string.Empty)}" : "; this registry takes no chunked uploads")}",
+            ReferrersApi switch
+            {
+                true => "referrers API: supported",
+                false => "referrers API: not supported (referrers would be stored as tag-schema fallbacks)",
+                null => "referrers API: not checked (no repository could be asked)",
+            },
+        };
+        var allowed = Repositories.Count(r => r.Access == PushAccess.Allowed);
+        lines.Add($"push: allowed in {allowed} of {Repositories.Count} repositories");
+        lines.AddRange(Repositories.Where(r => r.Access != PushAccess.Allowed).Select(r => $"push: {r.Repository}: {Describe(r.Access)}{(r.Detail is null ? string.Empty : $" ({r.Detail})")}"));
+        return lines;
+    }
+
+    private static string Describe(PushAccess access) => access switch
+    {
+        PushAccess.RepositoryMissing => "repository does not exist",
+        PushAccess.NamespaceMissing => "project / organisation does not exist",
+        PushAccess.Denied => "push denied",
+        _ => "allowed",
+    };
+}
+
+/// <summary>
+/// The capability probe: <c>GET /v2/</c> (API and credentials), which product the registry is (the caller's choice,
+/// else host name patterns, response headers, Harbor's <c>/api/v2.0/systeminfo</c>), whether each target repository
+/// accepts a push (an upload session is opened and at once cancelled with DELETE: no byte is stored), and whether the
+/// referrers API exists (a real <c>GET …/referrers/&lt;digest&gt;</c>: ECR sends <c>OCI-Subject</c> without one).
+/// </summary>
+public static class RegistryProbe
+{
+    /// <summary>A digest nothing has: the referrers question needs one, the answer's shape is what counts.</summary>
+    private const string ProbeDigest = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+    public static async Task<ProbeReport> ProbeAsync(
+        RegistryClient client,
+        RegistryKind requested,
+        IReadOnlyCollection<string> repositories,
+        int concurrency,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(repositories);
+        int status;
+        string? apiVersion;
+        RegistryKind? fromHeaders;
+        using (var v2 = await client.Retry.ExecuteAsync(ct => new ValueTask<HttpResponseMessage>(client.SendAsync(HttpMethod.Get, client.ApiUri("v2/"), [], ct)), cancellationToken).ConfigureAwait(false))
+        {
+            status = (int)v2.StatusCode;
+            apiVersion = v2.Headers.TryGetValues("Docker-Distribution-API-Version", out var versions) ? versions.FirstOrDefault() : null;
+            fromHeaders = RegistryKinds.FromHeaders(v2.Headers);
+            if (v2.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+            {
+                var error = await RegistryException.FromResponseAsync(v2, $"registry {client.Host}", cancellationToken).ConfigureAwait(false);
+                throw new OperationException($"registry {client.Host} refused the credentials: {error.Message}", error) { Remedy = Remedy.Credentials, Subject = client.Host };
+            }
+
+        }
+
+        var (kind, source) = requested != RegistryKind.Auto ? (requested, "chosen")
+            : RegistryKinds.FromHost(client.Host) is { } byHost ? (byHost, "host name")
+            : fromHeaders is { } byHeader ? (byHeader, "response headers")
+            : await IsHarborAsync(client, cancellationToken).ConfigureAwait(false) ? (RegistryKind.Harbor, "Harbor system info API")
+            : (RegistryKind.Distribution, "no other kind detected");
+
+        var results = new ConcurrentBag<RepositoryProbe>();
+        await Parallel.ForEachAsync(
+            repositories.Distinct(StringComparer.Ordinal),
+            new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, concurrency), CancellationToken = cancellationToken },
+            async (repository, ct) => results.Add(await ProbePushAsync(client, kind, repository, ct).ConfigureAwait(false))).ConfigureAwait(false);
+        var ordered = results.OrderBy(r => r.Repository, StringComparer.Ordinal).ToList();
+        var asked = ordered.FirstOrDefault(r => r.Access == PushAccess.Allowed);
+        return new ProbeReport
+        {
+            Host = client.Host,
+            Kind = kind,
+            KindSource = source,
+            Profile = RegistryProfile.For(kind),
+            ApiStatus = status,
+            ApiVersion = apiVersion,
+            ReferrersApi = asked is null ? null : await HasReferrersApiAsync(client, asked.Repository, cancellationToken).ConfigureAwait(false),
+            Repositories = ordered,
+        };
+    }
+
+    /// <summary>Opens an upload session in <paramref name="repository"/> and cancels it at once.</summary>
+    public static async Task<RepositoryProbe> ProbePushAsync(RegistryClient client, RegistryKind kind, string repository, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        IReadOnlyList<string> scopes = [$"repository:{repository}:pull,push"];
+        using var response = await client.Retry.ExecuteAsync(
+            ct => new ValueTask<HttpResponseMessage>(client.SendAsync(HttpMethod.Post, client.ApiUri($"v2/{repository}/blobs/uploads/"), scopes, ct, content: () => new ByteArrayContent([]))),
+            cancellationToken).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.Accepted)
+        {
+            if (response.Headers.Location is { } location)
+            {
+                await CancelUploadAsync(client, location.IsAbsoluteUri ? location : new Uri(client.BaseUri, location), scopes, cancellationToken).ConfigureAwait(false);
+            }
+
+            return new RepositoryProbe(repository, PushAccess.Allowed, null);
+        }
+
+        if (response.IsSuccessStatusCode)
+        {
+            return new RepositoryProbe(repository, PushAccess.Allowed, null);
+        }
+
+        var errors = await RegistryException.ReadErrorsAsync(response, cancellationToken).ConfigureAwait(false);
+        var detail = errors.Count > 0 ? string.Join("; ", errors.Select(e => string.IsNullOrEmpty(e.Message) ? e.Code : $"{e.Code}: {e.Message}")) : $"HTTP {(int)response.StatusCode}";
+        var access = response.StatusCode switch
+        {
+            // Harbor answers 404 NOT_FOUND "project X not found"; ECR 404 NAME_UNKNOWN "The repository with name ... does not exist".
+            HttpStatusCode.NotFound when kind is RegistryKind.Harbor or RegistryKind.Quay or RegistryKind.DockerHub
+                || detail.Contains("project", StringComparison.OrdinalIgnoreCase) => PushAccess.NamespaceMissing,
+            HttpStatusCode.NotFound => PushAccess.RepositoryMissing,
+            HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => PushAccess.Denied,
+            _ when errors.Any(e => e.Code is "NAME_UNKNOWN") => PushAccess.RepositoryMissing,
+            _ when errors.Any(e => e.Code is "DENIED" or "UNAUTHORIZED") => PushAccess.Denied,
+            _ => throw await RegistryException.FromResponseAsync(response, $"probe push to {client.Host}/{repository}", cancellationToken).ConfigureAwait(false),
+        };
+        return new RepositoryProbe(repository, access, detail);
+    }
+
+    private static async Task CancelUploadAsync(RegistryClient client, Uri location, IReadOnlyList<string> scopes, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var cancelled = await client.SendAsync(HttpMethod.Delete, location, scopes, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException)
+        {
+            // An abandoned empty session expires on its own (Distribution purges them); the probe's answer stands.
+        }
+    }
+
+    private static async Task<bool> IsHarborAsync(RegistryClient client, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await client.SendAsync(HttpMethod.Get, client.ApiUri("api/v2.0/systeminfo"), [], cancellationToken).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode || response.Content.Headers.ContentType?.MediaType?.Contains("json", StringComparison.OrdinalIgnoreCase) != true)
+            {
+                return false;
+            }
+
+            using var doc = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), cancellationToken: cancellationToken).ConfigureAwait(false);
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("harbor_version", out _);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or JsonException or MirrorException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task<bool> HasReferrersApiAsync(RegistryClient client, string repository, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await client.SendAsync(
+                HttpMethod.Get,
+                client.ApiUri($"v2/{repository}/referrers/{ProbeDigest}"),
+                [$"repository:{repository}:pull"],
+                cancellationToken,
+                r => r.Headers.Accept.ParseAdd(Oci.MediaTypes.OciIndex)).ConfigureAwait(false);
+            return response.IsSuccessStatusCode
+                && response.Content.Headers.ContentType?.MediaType == Oci.MediaTypes.OciIndex;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or MirrorException)
+        {
+            return false;
+        }
+    }
+}
