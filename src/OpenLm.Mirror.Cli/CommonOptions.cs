@@ -25,9 +25,11 @@ internal sealed class RegistryOptionSet
 
     public Option<double?> RateLimit { get; } = new("--rate-limit") { HelpName = "N", Description = "At most N requests per second per registry (ECR Public allows 1 anonymously)" };
 
+    public Option<string?> Timeout { get; } = new("--timeout") { HelpName = "DURATION", Description = "Time budget of the whole run, e.g. 90m or 2h (default 2h): retries stop when it is spent" };
+
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { PlainHttp, CaFile, Insecure, Username, PasswordStdin, Retries, RateLimit })
+        foreach (var option in new Option[] { PlainHttp, CaFile, Insecure, Username, PasswordStdin, Retries, RateLimit, Timeout })
         {
             command.Options.Add(option);
         }
@@ -46,6 +48,13 @@ internal sealed class RegistryOptionSet
             Retries = parse.GetValue(Retries),
             RateLimit = parse.GetValue(RateLimit),
         };
+
+        if (parse.GetValue(Timeout) is { } timeout)
+        {
+            options.Timeout = Duration.TryParse(timeout, out var budget)
+                ? budget.Value
+                : throw new InputException($"--timeout '{timeout}' is not a duration: write e.g. 90s, 30m, 2h or 1h30m");
+        }
 
         if (options.Insecure)
         {
