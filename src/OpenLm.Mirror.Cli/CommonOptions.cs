@@ -23,7 +23,7 @@ internal sealed class RegistryOptionSet
 
     public Option<int> Retries { get; } = new("--retries") { HelpName = "N", Description = "Retries per operation on transient failures", DefaultValueFactory = _ => 4 };
 
-    public Option<double?> RateLimit { get; } = new("--rate-limit") { HelpName = "N", Description = "At most N requests per second per registry (ECR Public allows 1 anonymously)" };
+    public Option<double?> RateLimit { get; } = new("--rate-limit") { HelpName = "N", Description = "Ceiling of requests per second per registry (default: its published quota, ECR Public 1/s anonymous, 10/s with credentials); the rate adapts below it on 429" };
 
     public Option<string?> Timeout { get; } = new("--timeout") { HelpName = "DURATION", Description = "Time budget of the whole run, e.g. 90m or 2h (default 2h): retries stop when it is spent" };
 
