@@ -19,7 +19,7 @@ public sealed class RequestRateLimiter
     private int _recentCount;
     private int _recentNext;
     private long _nextSlotTicks;
-    private long _lastDecreaseTicks = long.MinValue;
+    private long? _lastDecreaseTicks;
     private double? _rate;
     private double? _ceiling;
 
@@ -104,7 +104,7 @@ public sealed class RequestRateLimiter
         lock (_gate)
         {
             var now = NowTicks();
-            if (now - _lastDecreaseTicks < TimeSpan.TicksPerSecond)
+            if (_lastDecreaseTicks is { } last && now - last < TimeSpan.TicksPerSecond)
             {
                 return;
             }

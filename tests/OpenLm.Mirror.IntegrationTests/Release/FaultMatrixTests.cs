@@ -203,4 +203,36 @@ public sealed class FaultMatrixTests(FaultMatrixFixture fixture) : IClassFixture
             fixture.Ecr.Options.ResetProbability = 0;
         }
     }
+
+    [Fact]
+    public async Task Resolve_RegistryNeverRecovers_FailsWithinTimeoutListingEveryImageWithItsErrorCodeAndWritesNoLock()
+    {
+        // Given a registry answering 503 to everything
+        var faults = fixture.Proxy.Options;
+        faults.Clear();
+        fixture.Proxy.Reset();
+        (faults.FailStatus, faults.FailProbability) = (503, 1.0);
+        var lockPath = fixture.Temp.Sub("never-lock.json");
+        try
+        {
+            // When resolve runs with a short time budget
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var run = await MirrorCli.RunAsync("resolve", "--plain-http", "--manifest", fixture.ManifestPath, "-o", lockPath, "--retries", "1", "--timeout", "4s");
+
+            // Then it gives up near the budget with exit 1, names all 16 images with the registry's code, and writes nothing
+            Assert.True(run.ExitCode == 1, run.ToString());
+            Assert.Contains($"{FaultMatrixFixture.ImageCount} of {FaultMatrixFixture.ImageCount} images could not be resolved", run.Error, StringComparison.Ordinal);
+            for (var i = 0; i < FaultMatrixFixture.ImageCount; i++)
+            {
+                Assert.Contains($"[UNAVAILABLE] {fixture.Proxy.RegistryHost}/fault/app{i:00}:1.0", run.Error, StringComparison.Ordinal);
+            }
+
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+            Assert.False(File.Exists(lockPath));
+        }
+        finally
+        {
+            faults.Clear();
+        }
+    }
 }
