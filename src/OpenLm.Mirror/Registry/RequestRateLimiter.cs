@@ -115,7 +115,7 @@ public sealed class RequestRateLimiter
         }
     }
 
-    /// <summary>A request was not throttled: recover by a twentieth of the ceiling (or of the current rate without one).</summary>
+    /// <summary>A request was not throttled: recover (see the step below), never above the ceiling.</summary>
     public void OnAccepted()
     {
         lock (_gate)
@@ -125,8 +125,11 @@ public sealed class RequestRateLimiter
                 return;
             }
 
+            // Per accepted request: a twentieth of the ceiling spread over a second's worth of requests, or 5 % of the
+            // current rate if that is more. Refusals that do not depend on the rate (a flaky front end) then settle at a
+            // rate where one halving per second is balanced by the recovery, instead of starving the run.
             var step = Math.Max(MinimumRate, (_ceiling ?? rate) / 20);
-            var next = rate + (step / Math.Max(1, rate));
+            var next = rate + Math.Max(step / Math.Max(1, rate), rate / 20);
             _rate = _ceiling is { } ceiling ? Math.Min(ceiling, next) : next;
         }
     }
