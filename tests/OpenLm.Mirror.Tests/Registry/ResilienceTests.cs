@@ -117,3 +117,24 @@ public sealed class AdaptiveRateTests
         public void Advance(TimeSpan by) => _ticks += by.Ticks;
     }
 }
+
+public sealed class PublishedQuotaTests
+{
+    [Fact]
+    public void RegistryConnector_EcrPublic_AnonymousGetsOnePerSecondAuthenticatedTen()
+    {
+        // Given ECR Public without and with a docker login entry
+        using var anonymous = new RegistryConnector(new RegistryOptions());
+        using var authenticated = new RegistryConnector(new RegistryOptions
+        {
+            Credentials = new OpenLm.Mirror.Registry.Auth.StaticCredentialProvider(new OpenLm.Mirror.Registry.Auth.Credential("AWS", "secret"), OpenLm.Mirror.Registry.Auth.AnonymousCredentialProvider.Instance),
+        });
+
+        // Then the published quotas are the ceilings, and --rate-limit (RateLimit) wins over them
+        Assert.Equal(1, anonymous.Client("public.ecr.aws").RateLimiter.Ceiling);
+        Assert.Equal(10, authenticated.Client("public.ecr.aws").RateLimiter.Ceiling);
+        Assert.Null(anonymous.Client("registry.example:5000").RateLimiter.Ceiling);
+        using var limited = new RegistryConnector(new RegistryOptions { RateLimit = 0.5 });
+        Assert.Equal(0.5, limited.Client("public.ecr.aws").RateLimiter.Ceiling);
+    }
+}
