@@ -27,9 +27,11 @@ internal sealed class RegistryOptionSet
 
     public Option<string?> Timeout { get; } = new("--timeout") { HelpName = "DURATION", Description = "Time budget of the whole run, e.g. 90m or 2h (default 2h): retries stop when it is spent" };
 
+    public Option<string?> Proxy { get; } = new("--proxy") { HelpName = "URL", Description = "HTTP proxy for every request, e.g. http://proxy.corp:3128 (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY)" };
+
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { PlainHttp, CaFile, Insecure, Username, PasswordStdin, Retries, RateLimit, Timeout })
+        foreach (var option in new Option[] { PlainHttp, CaFile, Insecure, Username, PasswordStdin, Retries, RateLimit, Timeout, Proxy })
         {
             command.Options.Add(option);
         }
@@ -47,6 +49,7 @@ internal sealed class RegistryOptionSet
             Insecure = parse.GetValue(Insecure),
             Retries = parse.GetValue(Retries),
             RateLimit = parse.GetValue(RateLimit),
+            Proxy = parse.GetValue(Proxy),
         };
 
         if (parse.GetValue(Timeout) is { } timeout)

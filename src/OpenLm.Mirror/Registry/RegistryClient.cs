@@ -567,11 +567,24 @@ public sealed class RegistryConnector : IDisposable
             MaxConnectionsPerServer = 64,
             UseCookies = false,
         };
+
+        // Our own proxy selection: .NET's default would skip loopback hosts and ignores lower-case variables on some platforms.
+        ProxySettings = ProxySettings.Create(options.Proxy);
+        handler.UseProxy = ProxySettings.Enabled;
+        handler.Proxy = ProxySettings.Enabled ? ProxySettings : null;
+        if (ProxySettings.Enabled)
+        {
+            options.Log.Info($"using HTTP proxy {ProxySettings}");
+        }
+
         handler.SslOptions.RemoteCertificateValidationCallback = ValidateCertificate;
         _http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
     }
 
     public RegistryOptions Options { get; }
+
+    /// <summary>The HTTP proxy every request of this connector goes through (credentials never shown).</summary>
+    public ProxySettings ProxySettings { get; }
 
     /// <summary>The run's time budget (<see cref="RegistryOptions.Timeout"/>), started when this connector was created.</summary>
     public RunBudget Budget { get; }

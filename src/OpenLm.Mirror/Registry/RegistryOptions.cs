@@ -86,6 +86,9 @@ public sealed class RegistryOptions
         set => _requestBudget = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(RequestBudget), value, "the request budget must be positive");
     }
 
+    /// <summary>An HTTP proxy URL for every request (user info = proxy credentials); null uses HTTPS_PROXY/HTTP_PROXY/NO_PROXY.</summary>
+    public string? Proxy { get; set; }
+
     /// <summary>The clock for budgets, backoff and rate limits (tests use a manual one).</summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;
 
