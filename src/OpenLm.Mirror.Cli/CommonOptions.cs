@@ -23,11 +23,15 @@ internal sealed class RegistryOptionSet
 
     public Option<int> Retries { get; } = new("--retries") { HelpName = "N", Description = "Retries per operation on transient failures", DefaultValueFactory = _ => 4 };
 
-    public Option<double?> RateLimit { get; } = new("--rate-limit") { HelpName = "N", Description = "At most N requests per second per registry (ECR Public allows 1 anonymously)" };
+    public Option<double?> RateLimit { get; } = new("--rate-limit") { HelpName = "N", Description = "Ceiling of requests per second per registry (default: its published quota, ECR Public 1/s anonymous, 10/s with credentials); the rate adapts below it on 429" };
+
+    public Option<string?> Timeout { get; } = new("--timeout") { HelpName = "DURATION", Description = "Time budget of the whole run, e.g. 90m or 2h (default 2h): retries stop when it is spent" };
+
+    public Option<string?> Proxy { get; } = new("--proxy") { HelpName = "URL", Description = "HTTP proxy for every request, e.g. http://proxy.corp:3128 (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY)" };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { PlainHttp, CaFile, Insecure, Username, PasswordStdin, Retries, RateLimit })
+        foreach (var option in new Option[] { PlainHttp, CaFile, Insecure, Username, PasswordStdin, Retries, RateLimit, Timeout, Proxy })
         {
             command.Options.Add(option);
         }
@@ -45,7 +49,15 @@ internal sealed class RegistryOptionSet
             Insecure = parse.GetValue(Insecure),
             Retries = parse.GetValue(Retries),
             RateLimit = parse.GetValue(RateLimit),
+            Proxy = parse.GetValue(Proxy),
         };
+
+        if (parse.GetValue(Timeout) is { } timeout)
+        {
+            options.Timeout = Duration.TryParse(timeout, out var budget)
+                ? budget.Value
+                : throw new InputException($"--timeout '{timeout}' is not a duration: write e.g. 90s, 30m, 2h or 1h30m");
+        }
 
         if (options.Insecure)
         {

@@ -16,6 +16,7 @@ internal static class ErrorReporter
         [nameof(CopyOptions.Concurrency)] = "--concurrency",
         [nameof(RegistryOptions.Retries)] = "--retries",
         [nameof(RegistryOptions.RateLimit)] = "--rate-limit",
+        [nameof(RegistryOptions.Timeout)] = "--timeout",
     };
 
     /// <summary>The error line for an exception (without the <c>error: </c> prefix).</summary>

@@ -19,39 +19,68 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
     /// <summary>How many images are resolved at once (the per-registry rate limit still applies).</summary>
     public int Parallelism { get; init; } = 4;
 
+    /// <summary>How many extra rounds re-try the images whose resolution failed transiently (bounded by the run's time budget).</summary>
+    public int RetryRounds { get; init; } = 3;
+
+    /// <summary>
+    /// Resolves every image; each request retries itself (<see cref="RegistryClient.SendAsync"/>), so a failure here has
+    /// already used its request's budget. Images that failed transiently are tried again after everything else, in up
+    /// to <see cref="RetryRounds"/> rounds with backoff, while the run's budget lasts. Only then does it fail, naming
+    /// every unresolved image with the registry's error code; nothing is written before that.
+    /// </summary>
     public async Task<LockFile> ResolveAsync(PlatformManifest manifest, IReadOnlyList<PlannedImage> images, IReadOnlyList<Platform> platforms, CancellationToken cancellationToken = default)
     {
-        var retry = new RetryPolicy(registries.Options.Retries, log, registries.Options.RetryBaseDelay);
         var locked = new ConcurrentDictionary<int, LockedImage>();
         var blobs = new ConcurrentDictionary<Digest, long>();
-        var failures = new ConcurrentBag<(int Index, Exception Error)>();
-        await Parallel.ForEachAsync(
-            Enumerable.Range(0, images.Count),
-            new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken },
-            async (i, ct) =>
-            {
-                try
+        var failures = new ConcurrentDictionary<int, (MirrorException Error, bool Transient)>();
+        IReadOnlyList<int> pending = Enumerable.Range(0, images.Count).ToList();
+        for (var round = 0; pending.Count > 0; round++)
+        {
+            failures.Clear();
+            await Parallel.ForEachAsync(
+                pending,
+                new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken },
+                async (i, ct) =>
                 {
-                    var (image, needed) = await retry.ExecuteAsync(c => new ValueTask<(LockedImage, IReadOnlyList<Descriptor>)>(ResolveImageAsync(images[i], platforms, c)), ct).ConfigureAwait(false);
-                    locked[i] = image;
-                    foreach (var blob in needed)
+                    try
                     {
-                        blobs[blob.Digest] = blob.Size;
-                    }
+                        var (image, needed) = await ResolveImageAsync(images[i], platforms, ct).ConfigureAwait(false);
+                        locked[i] = image;
+                        foreach (var blob in needed)
+                        {
+                            blobs[blob.Digest] = blob.Size;
+                        }
 
-                    log.Info($"resolved {images[i].Reference} -> {locked[i].Digest}");
-                }
-                catch (MirrorException ex)
-                {
-                    failures.Add((i, ex));
-                }
-            }).ConfigureAwait(false);
+                        log.Info($"resolved {images[i].Reference} -> {image.Digest}");
+                    }
+                    catch (MirrorException ex)
+                    {
+                        failures[i] = (ex, RetryPolicy.IsTransient(ex, ct));
+                    }
+                    catch (Exception ex) when (RetryPolicy.IsTransient(ex, ct))
+                    {
+                        failures[i] = (new OperationException($"{images[i].Reference}: {ex.Message}", ex), true);
+                    }
+                }).ConfigureAwait(false);
+
+            var retriable = failures.Where(f => f.Value.Transient).Select(f => f.Key).Order().ToList();
+            var delay = RetryPolicy.Backoff(round + 1, registries.Options.RetryBaseDelay * 4, null);
+            if (retriable.Count == 0 || round >= RetryRounds || !registries.Budget.Allows(delay))
+            {
+                break;
+            }
+
+            log.Warn($"{retriable.Count} of {images.Count} images failed to resolve; trying them again in {delay.TotalSeconds:0.0}s (round {round + 1}/{RetryRounds})");
+            await Task.Delay(delay, registries.Options.Time, cancellationToken).ConfigureAwait(false);
+            pending = retriable;
+        }
 
         if (!failures.IsEmpty)
         {
-            var ordered = failures.OrderBy(f => f.Index).ToList();
-            var kind = ordered.Select(f => ((MirrorException)f.Error).Kind).Max();
-            throw new MirrorException(kind, $"{ordered.Count} of {images.Count} images could not be resolved:\n  " + string.Join("\n  ", ordered.Select(f => f.Error.Message)));
+            var ordered = failures.OrderBy(f => f.Key).ToList();
+            var kind = ordered.Select(f => f.Value.Error.Kind).Max();
+            var budget = registries.Budget.Exhausted ? $" (the run's time budget of {registries.Budget.Timeout} is spent)" : string.Empty;
+            throw new MirrorException(kind, $"{ordered.Count} of {images.Count} images could not be resolved{budget}:\n  " + string.Join("\n  ", ordered.Select(f => Describe(images[f.Key], f.Value.Error))));
         }
 
         var charts = new List<LockedChart>();
@@ -85,6 +114,30 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
         await using var stream = File.OpenRead(archive.Path);
         var digest = await Digest.Sha256Async(stream, cancellationToken).ConfigureAwait(false);
         return new LockedChart { Path = Path.GetFullPath(path), Name = metadata.Name, Version = metadata.Version, Digest = digest.ToString() };
+    }
+
+    /// <summary>One line per unresolved image: the reference, the registry's error codes (when it sent any) and the message.</summary>
+    private static string Describe(PlannedImage image, MirrorException error)
+    {
+        var registry = FindRegistryError(error);
+        var codes = registry is null ? null
+            : registry.Errors.Count > 0 ? string.Join(",", registry.Errors.Select(e => e.Code).Distinct(StringComparer.Ordinal))
+            : $"HTTP {(int)registry.StatusCode}";
+        var message = error.Message.Contains(image.Reference.ToString(), StringComparison.Ordinal) ? error.Message : $"{image.Reference}: {error.Message}";
+        return codes is null ? message : $"[{codes}] {message}";
+    }
+
+    private static RegistryException? FindRegistryError(Exception? error)
+    {
+        for (var e = error; e is not null; e = e.InnerException)
+        {
+            if (e is RegistryException registry)
+            {
+                return registry;
+            }
+        }
+
+        return null;
     }
 
     private async Task<(LockedImage, IReadOnlyList<Descriptor>)> ResolveImageAsync(PlannedImage image, IReadOnlyList<Platform> platforms, CancellationToken cancellationToken)

@@ -21,22 +21,35 @@ public sealed class RegistryClient
     private static readonly HttpMethod[] RedirectableMethods = [HttpMethod.Get, HttpMethod.Head];
     private readonly HttpClient _http;
     private readonly RegistryOptions _options;
-    private readonly RequestRateLimiter? _limiter;
+    private readonly RequestRateLimiter _limiter;
     private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _tokenLock = new(1, 1);
     private volatile Challenge? _lastBearerChallenge;
     private volatile bool _useBasic;
 
-    internal RegistryClient(string host, HttpClient http, RegistryOptions options)
+    internal RegistryClient(string host, HttpClient http, RegistryOptions options, RunBudget? budget = null)
     {
         Host = host;
         _http = http;
         _options = options;
+        Budget = budget ?? new RunBudget(options.Timeout, options.Time);
         ApiHost = host == Oci.Reference.DockerHub ? "registry-1.docker.io" : host;
         BaseUri = new Uri($"{(options.PlainHttp ? "http" : "https")}://{ApiHost}/");
-        _limiter = options.RateLimit is { } rate ? new RequestRateLimiter(rate) : null;
+
+        // --rate-limit is the ceiling; else the registry's published quota; else none until the registry throttles (AIMD).
+        var ceiling = options.RateLimit
+            ?? (options.Quotas.TryGetValue(host, out var quota)
+                ? (options.Credentials.GetCredential(host) is null ? quota.Anonymous : quota.Authenticated)
+                : null);
+        _limiter = new RequestRateLimiter(ceiling, options.Time);
         Retry = new RetryPolicy(options.Retries, options.Log, options.RetryBaseDelay);
     }
+
+    /// <summary>The run's time budget, shared by every client of one connector.</summary>
+    public RunBudget Budget { get; }
+
+    /// <summary>This registry's adaptive request rate.</summary>
+    public RequestRateLimiter RateLimiter => _limiter;
 
     /// <summary>The registry as written in references (e.g. <c>docker.io</c>).</summary>
     public string Host { get; }
@@ -62,6 +75,12 @@ public sealed class RegistryClient
     /// <paramref name="content"/> is called once per attempt; pass <paramref name="replayableContent"/> false for
     /// streamed bodies, which are then never sent twice.
     /// </summary>
+    /// <remarks>
+    /// Reads (GET, HEAD) are retried here, request by request: a transient status (408, 429, 5xx) or a broken connection
+    /// is retried up to <see cref="RegistryOptions.Retries"/> times within <see cref="RegistryOptions.RequestBudget"/> and
+    /// the run's budget, with exponential backoff and jitter, honouring <c>Retry-After</c>. The last response (or error) is
+    /// handed to the caller. Writes are retried as whole operations by <see cref="RetryPolicy"/>.
+    /// </remarks>
     public async Task<HttpResponseMessage> SendAsync(
         HttpMethod method,
         Uri uri,
@@ -71,6 +90,59 @@ public sealed class RegistryClient
         Func<HttpContent>? content = null,
         bool replayableContent = true)
     {
+        if (!RedirectableMethods.Contains(method) || content is not null)
+        {
+            return await SendOnceAsync(method, uri, scopes, cancellationToken, configure, content, replayableContent).ConfigureAwait(false);
+        }
+
+        var localDeadline = _options.Time.GetUtcNow() + _options.RequestBudget;
+        for (var attempt = 1; ; attempt++)
+        {
+            HttpResponseMessage response;
+            try
+            {
+                response = await SendOnceAsync(method, uri, scopes, cancellationToken, configure, null, true).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (attempt <= _options.Retries && RetryPolicy.IsTransient(ex, cancellationToken))
+            {
+                var delay = RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, (ex as RegistryException)?.RetryAfter);
+                if (!Budget.Allows(delay, localDeadline))
+                {
+                    throw;
+                }
+
+                Log.Warn($"{method} {RegistryException.StripQuery(uri)}: retry {attempt}/{_options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
+                await Task.Delay(delay, _options.Time, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            if (!RetryPolicy.IsTransientStatus(response.StatusCode) || attempt > _options.Retries)
+            {
+                return response;
+            }
+
+            var retryAfter = RegistryException.RetryAfterOf(response);
+            var wait = RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, retryAfter);
+            if (!Budget.Allows(wait, localDeadline))
+            {
+                return response;
+            }
+
+            Log.Warn($"{method} {RegistryException.StripQuery(uri)}: {(int)response.StatusCode} {response.StatusCode}, retry {attempt}/{_options.Retries} in {wait.TotalSeconds:0.0}s");
+            response.Dispose();
+            await Task.Delay(wait, _options.Time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<HttpResponseMessage> SendOnceAsync(
+        HttpMethod method,
+        Uri uri,
+        IReadOnlyList<string> scopes,
+        CancellationToken cancellationToken,
+        Action<HttpRequestMessage>? configure,
+        Func<HttpContent>? content,
+        bool replayableContent)
+    {
         var authAttempts = 0;
         var redirects = 0;
         var current = uri;
@@ -78,7 +150,7 @@ public sealed class RegistryClient
         while (true)
         {
             var onRegistry = SameOrigin(current, BaseUri);
-            if (onRegistry && _limiter is not null)
+            if (onRegistry)
             {
                 await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
@@ -104,6 +176,10 @@ public sealed class RegistryClient
 
             var response = await SendRawAsync(request, cancellationToken).ConfigureAwait(false);
             var status = (int)response.StatusCode;
+            if (onRegistry)
+            {
+                ObserveRate(response);
+            }
 
             if (status is 301 or 302 or 303 or 307 or 308 && RedirectableMethods.Contains(method) && response.Headers.Location is { } location)
             {
@@ -117,7 +193,8 @@ public sealed class RegistryClient
                 continue;
             }
 
-            if (!onRegistry || authAttempts >= 2)
+            // A token may be refused at any moment (expired, revoked, a denial in a row): keep refreshing, a bounded number of times.
+            if (!onRegistry || authAttempts >= MaxAuthRounds)
             {
                 return response;
             }
@@ -134,9 +211,15 @@ public sealed class RegistryClient
                 return response;
             }
 
-            if (authAttempts == 1 && !expiredToken && request.Headers.Authorization is not null)
+            if (authAttempts > 0 && challenge.Parameters.GetValueOrDefault("error") == "insufficient_scope" && request.Headers.Authorization is { Scheme: "Bearer" })
             {
-                // We already sent fresh credentials and were refused again: report it.
+                // A fresh token still lacks the scope (Docker Hub's answer for a repository that does not exist or is private).
+                return response;
+            }
+
+            if (challenge.IsBasic && _useBasic && request.Headers.Authorization is { Scheme: "Basic" })
+            {
+                // The credentials themselves were refused: asking again changes nothing.
                 return response;
             }
 
@@ -175,6 +258,25 @@ public sealed class RegistryClient
             {
                 throw new OperationException($"registry {Host} asks for unsupported authentication scheme '{challenge.Scheme}'");
             }
+        }
+    }
+
+    /// <summary>How many times one request may fetch a new token after a refusal (at least twice, else one per retry).</summary>
+    private int MaxAuthRounds => Math.Max(2, _options.Retries + 1);
+
+    /// <summary>Feeds the adaptive rate: a 429 that names no wait halves the rate, any other answer lets it recover.</summary>
+    private void ObserveRate(HttpResponseMessage response)
+    {
+        if (response.StatusCode == HttpStatusCode.TooManyRequests)
+        {
+            if (response.Headers.RetryAfter is null)
+            {
+                _limiter.OnThrottled();
+            }
+        }
+        else
+        {
+            _limiter.OnAccepted();
         }
     }
 
@@ -226,7 +328,7 @@ public sealed class RegistryClient
 
     private void AttachAuthorization(HttpRequestMessage request, IReadOnlyList<string> scopes)
     {
-        if (_tokens.TryGetValue(TokenKey(scopes), out var token) && token.ValidAt(DateTimeOffset.UtcNow))
+        if (_tokens.TryGetValue(TokenKey(scopes), out var token) && token.ValidAt(_options.Time.GetUtcNow()))
         {
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.Value);
         }
@@ -248,7 +350,7 @@ public sealed class RegistryClient
         await _tokenLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (_tokens.TryGetValue(key, out var existing) && existing.Value != refusedToken && existing.ValidAt(DateTimeOffset.UtcNow))
+            if (_tokens.TryGetValue(key, out var existing) && existing.Value != refusedToken && existing.ValidAt(_options.Time.GetUtcNow()))
             {
                 return;
             }
@@ -277,25 +379,25 @@ public sealed class RegistryClient
         allScopes.AddRange(scopes.Where(s => !allScopes.Contains(s)));
         var credential = _options.Credentials.GetCredential(Host);
         Interlocked.Increment(ref _tokenRequests);
-        HttpRequestMessage request;
-        if (credential?.IdentityToken is { } refreshToken)
+        HttpRequestMessage NewRequest()
         {
-            var form = new List<KeyValuePair<string, string>>
+            if (credential?.IdentityToken is { } refreshToken)
             {
-                new("grant_type", "refresh_token"),
-                new("refresh_token", refreshToken),
-                new("client_id", _options.UserAgent),
-            };
-            if (challenge.Service is { } svc)
-            {
-                form.Add(new("service", svc));
+                var form = new List<KeyValuePair<string, string>>
+                {
+                    new("grant_type", "refresh_token"),
+                    new("refresh_token", refreshToken),
+                    new("client_id", _options.UserAgent),
+                };
+                if (challenge.Service is { } svc)
+                {
+                    form.Add(new("service", svc));
+                }
+
+                form.Add(new("scope", string.Join(' ', allScopes)));
+                return new HttpRequestMessage(HttpMethod.Post, realm) { Content = new FormUrlEncodedContent(form) };
             }
 
-            form.Add(new("scope", string.Join(' ', allScopes)));
-            request = new HttpRequestMessage(HttpMethod.Post, realm) { Content = new FormUrlEncodedContent(form) };
-        }
-        else
-        {
             var query = new List<string>();
             if (challenge.Service is { } service)
             {
@@ -306,45 +408,81 @@ public sealed class RegistryClient
             var builder = new UriBuilder(realm);
             var existing = builder.Query.TrimStart('?');
             builder.Query = string.Join('&', new[] { existing }.Where(q => q.Length > 0).Concat(query));
-            request = new HttpRequestMessage(HttpMethod.Get, builder.Uri);
+            var get = new HttpRequestMessage(HttpMethod.Get, builder.Uri);
             if (credential is not null)
             {
-                request.Headers.Authorization = new AuthenticationHeaderValue("Basic", credential.BasicHeaderValue);
+                get.Headers.Authorization = new AuthenticationHeaderValue("Basic", credential.BasicHeaderValue);
             }
+
+            return get;
         }
 
-        using (request)
+        var localDeadline = _options.Time.GetUtcNow() + _options.RequestBudget;
+        for (var attempt = 1; ; attempt++)
         {
+            using var request = NewRequest();
             request.Headers.UserAgent.ParseAdd(_options.UserAgent);
-            using var response = await SendRawAsync(request, cancellationToken).ConfigureAwait(false);
-            if (!response.IsSuccessStatusCode)
-            {
-                var error = await RegistryException.FromResponseAsync(response, $"token request for {Host}", cancellationToken).ConfigureAwait(false);
-                if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
-                {
-                    throw credential is null
-                        ? new OperationException($"registry {Host} refused an anonymous token ({(int)response.StatusCode}); it needs credentials", error) { Remedy = Remedy.Credentials, Subject = Host }
-                        : new OperationException($"registry {Host} rejected the credentials for user '{credential.Username}' ({(int)response.StatusCode})", error);
-                }
-
-                throw error;
-            }
-
-            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            HttpResponseMessage response;
             try
             {
-                using var doc = JsonDocument.Parse(body);
-                var root = doc.RootElement;
-                var value = root.TryGetProperty("token", out var t) && t.GetString() is { Length: > 0 } tv ? tv
-                    : root.TryGetProperty("access_token", out var a) && a.GetString() is { Length: > 0 } av ? av
-                    : throw new OperationException($"token service of {Host} answered without a token");
-                var lifetime = root.TryGetProperty("expires_in", out var e) && e.TryGetInt32(out var seconds) && seconds > 0 ? seconds : 60;
-                return new CachedToken(value, DateTimeOffset.UtcNow.AddSeconds(lifetime));
+                response = await SendRawAsync(request, cancellationToken).ConfigureAwait(false);
             }
-            catch (JsonException ex)
+            catch (Exception ex) when (attempt <= _options.Retries && RetryPolicy.IsTransient(ex, cancellationToken)
+                && RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, null) is var delay && Budget.Allows(delay, localDeadline))
             {
-                throw new OperationException($"token service of {Host} answered with invalid JSON", ex);
+                Log.Warn($"token request for {Host}: retry {attempt}/{_options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
+                await Task.Delay(delay, _options.Time, cancellationToken).ConfigureAwait(false);
+                continue;
             }
+
+            using (response)
+            {
+                if (!response.IsSuccessStatusCode)
+                {
+                    // Token services fail like any other endpoint (throttling, 5xx) and, behind load balancers, refuse a
+                    // request now and then that the next one passes (ECR): a refusal is final only once retries are spent.
+                    var error = await RegistryException.FromResponseAsync(response, $"token request for {Host}", cancellationToken).ConfigureAwait(false);
+                    var retriable = RetryPolicy.IsTransientStatus(response.StatusCode)
+                        || response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden or HttpStatusCode.BadRequest;
+                    var wait = RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, error.RetryAfter);
+                    if (retriable && attempt <= _options.Retries && Budget.Allows(wait, localDeadline))
+                    {
+                        Log.Warn($"token request for {Host}: {(int)response.StatusCode} {response.StatusCode}, retry {attempt}/{_options.Retries} in {wait.TotalSeconds:0.0}s");
+                        await Task.Delay(wait, _options.Time, cancellationToken).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+                    {
+                        throw credential is null
+                            ? new OperationException($"registry {Host} refused an anonymous token ({(int)response.StatusCode}); it needs credentials", error) { Remedy = Remedy.Credentials, Subject = Host }
+                            : new OperationException($"registry {Host} rejected the credentials for user '{credential.Username}' ({(int)response.StatusCode})", error);
+                    }
+
+                    throw error;
+                }
+
+                return await ReadTokenAsync(response, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<CachedToken> ReadTokenAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            var root = doc.RootElement;
+            var value = root.TryGetProperty("token", out var t) && t.GetString() is { Length: > 0 } tv ? tv
+                : root.TryGetProperty("access_token", out var a) && a.GetString() is { Length: > 0 } av ? av
+                : throw new OperationException($"token service of {Host} answered without a token");
+            var lifetime = root.TryGetProperty("expires_in", out var e) && e.TryGetInt32(out var seconds) && seconds > 0 ? seconds : 60;
+            return new CachedToken(value, _options.Time.GetUtcNow().AddSeconds(lifetime));
+        }
+        catch (JsonException ex)
+        {
+            throw new OperationException($"token service of {Host} answered with invalid JSON", ex);
         }
     }
 
@@ -414,6 +552,7 @@ public sealed class RegistryConnector : IDisposable
     public RegistryConnector(RegistryOptions options)
     {
         Options = options;
+        Budget = new RunBudget(options.Timeout, options.Time);
         if (options.CaFile is { } caFile)
         {
             _extraRoots = LoadCaFile(caFile);
@@ -428,13 +567,29 @@ public sealed class RegistryConnector : IDisposable
             MaxConnectionsPerServer = 64,
             UseCookies = false,
         };
+
+        // Our own proxy selection: .NET's default would skip loopback hosts and ignores lower-case variables on some platforms.
+        ProxySettings = ProxySettings.Create(options.Proxy);
+        handler.UseProxy = ProxySettings.Enabled;
+        handler.Proxy = ProxySettings.Enabled ? ProxySettings : null;
+        if (ProxySettings.Enabled)
+        {
+            options.Log.Info($"using HTTP proxy {ProxySettings}");
+        }
+
         handler.SslOptions.RemoteCertificateValidationCallback = ValidateCertificate;
         _http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
     }
 
     public RegistryOptions Options { get; }
 
-    public RegistryClient Client(string host) => _clients.GetOrAdd(host, h => new RegistryClient(h, _http, Options));
+    /// <summary>The HTTP proxy every request of this connector goes through (credentials never shown).</summary>
+    public ProxySettings ProxySettings { get; }
+
+    /// <summary>The run's time budget (<see cref="RegistryOptions.Timeout"/>), started when this connector was created.</summary>
+    public RunBudget Budget { get; }
+
+    public RegistryClient Client(string host) => _clients.GetOrAdd(host, h => new RegistryClient(h, _http, Options, Budget));
 
     public RemoteRepository Repository(Oci.Reference reference) => new(Client(reference.Registry), reference.Repository);
 

@@ -11,6 +11,8 @@ public sealed class RegistryOptions
     private int _resumeAttempts = 5;
     private TimeSpan _idleTimeout = TimeSpan.FromSeconds(60);
     private TimeSpan _responseTimeout = TimeSpan.FromSeconds(120);
+    private TimeSpan _timeout = TimeSpan.FromHours(2);
+    private TimeSpan _requestBudget = TimeSpan.FromMinutes(10);
 
     /// <summary>Use http:// instead of https:// (loopback test registries).</summary>
     public bool PlainHttp { get; set; }
@@ -63,4 +65,42 @@ public sealed class RegistryOptions
 
     /// <summary>Base delay of the exponential backoff (tests shorten it).</summary>
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// The time budget of the whole run: no retry is started that would wait past it, and work still failing then is
+    /// reported as failed. Default 2 hours (an anonymous export of a large platform at 1 request/s takes a while).
+    /// </summary>
+    public TimeSpan Timeout
+    {
+        get => _timeout;
+        set => _timeout = value > TimeSpan.Zero && value <= TimeSpan.FromDays(30) ? value : throw new ArgumentOutOfRangeException(nameof(Timeout), value, "the run timeout must be positive and at most 30 days");
+    }
+
+    /// <summary>
+    /// How long one request may keep being retried (transient statuses, resets, token refreshes) before its failure is
+    /// handed to the caller; <see cref="Retries"/> caps the attempts within it.
+    /// </summary>
+    public TimeSpan RequestBudget
+    {
+        get => _requestBudget;
+        set => _requestBudget = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(RequestBudget), value, "the request budget must be positive");
+    }
+
+    /// <summary>An HTTP proxy URL for every request (user info = proxy credentials); null uses HTTPS_PROXY/HTTP_PROXY/NO_PROXY.</summary>
+    public string? Proxy { get; set; }
+
+    /// <summary>The clock for budgets, backoff and rate limits (tests use a manual one).</summary>
+    public TimeProvider Time { get; set; } = TimeProvider.System;
+
+    /// <summary>
+    /// Published request quotas per registry host, used as the rate ceiling when <see cref="RateLimit"/> is not set.
+    /// ECR Public documents 1 request/s per IP for anonymous pulls and 10/s with credentials.
+    /// </summary>
+    public IDictionary<string, RegistryQuota> Quotas { get; } = new Dictionary<string, RegistryQuota>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["public.ecr.aws"] = new RegistryQuota(Anonymous: 1, Authenticated: 10),
+    };
 }
+
+/// <summary>A registry's published request rate, in requests per second, without and with credentials.</summary>
+public sealed record RegistryQuota(double Anonymous, double Authenticated);

@@ -64,7 +64,30 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
         return descriptor;
     }
 
+    /// <summary>
+    /// GETs a manifest and checks its bytes. A body cut short (reset, timeout) is fetched again, as one request: statuses
+    /// are already retried by <see cref="RegistryClient.SendAsync"/>, so only failures of the body read are retried here.
+    /// </summary>
     public async Task<(Descriptor Descriptor, byte[] Bytes)> FetchManifestAsync(string reference, CancellationToken cancellationToken = default)
+    {
+        var options = _client.Options;
+        var localDeadline = options.Time.GetUtcNow() + options.RequestBudget;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await FetchManifestOnceAsync(reference, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not MirrorException && attempt <= options.Retries && RetryPolicy.IsTransient(ex, cancellationToken)
+                && RetryPolicy.Backoff(attempt, options.RetryBaseDelay, null) is var delay && _client.Budget.Allows(delay, localDeadline))
+            {
+                _client.Log.Warn($"{DisplayName} manifest {reference}: retry {attempt}/{options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
+                await Task.Delay(delay, options.Time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<(Descriptor Descriptor, byte[] Bytes)> FetchManifestOnceAsync(string reference, CancellationToken cancellationToken)
     {
         var context = $"{DisplayName}{(Digest.TryParse(reference, out _) ? "@" : ":")}{reference}";
         var response = await _client.SendAsync(HttpMethod.Get, ManifestUri(reference), _pullScope, cancellationToken, AcceptManifests).ConfigureAwait(false);

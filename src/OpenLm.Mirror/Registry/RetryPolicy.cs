@@ -68,9 +68,7 @@ public sealed class RetryPolicy
         switch (exception)
         {
             case RegistryException registry:
-                var status = (int)registry.StatusCode;
-                return registry.StatusCode is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests
-                    || (status >= 500 && registry.StatusCode is not HttpStatusCode.NotImplemented and not HttpStatusCode.HttpVersionNotSupported);
+                return IsTransientStatus(registry.StatusCode);
             case OperationException { InnerException: TimeoutException }:
                 // RegistryClient: the token expired while a streamed body was being sent; a new attempt re-authenticates.
                 return true;
@@ -89,7 +87,34 @@ public sealed class RetryPolicy
         }
     }
 
-    private static string Describe(Exception? exception) => exception switch
+    /// <summary>Whether a response status may go away on a retry (the status side of <see cref="IsTransient"/>).</summary>
+    public static bool IsTransientStatus(HttpStatusCode status) =>
+        status is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests
+        || ((int)status >= 500 && status is not HttpStatusCode.NotImplemented and not HttpStatusCode.HttpVersionNotSupported);
+
+    /// <summary>
+    /// The wait before retry number <paramref name="attempt"/> (1-based): the registry's <c>Retry-After</c> when it sent one
+    /// (capped at <see cref="MaxRetryAfter"/>, plus up to 10% so parallel requests do not return in one burst), else
+    /// exponential from <paramref name="baseDelay"/> with full jitter in its upper half, capped at 30 s.
+    /// </summary>
+    public static TimeSpan Backoff(int attempt, TimeSpan baseDelay, TimeSpan? retryAfter, Random? random = null)
+    {
+        random ??= Random.Shared;
+        if (retryAfter is { } after)
+        {
+            var capped = after > MaxRetryAfter ? MaxRetryAfter : after < TimeSpan.Zero ? TimeSpan.Zero : after;
+            return capped + (capped * 0.1 * random.NextDouble());
+        }
+
+        var exponent = Math.Min(Math.Max(attempt - 1, 0), 16);
+        var ceiling = Math.Min(baseDelay.TotalMilliseconds * Math.Pow(2, exponent), MaxBackoff.TotalMilliseconds);
+        return TimeSpan.FromMilliseconds(ceiling * (0.5 + (0.5 * random.NextDouble())));
+    }
+
+    /// <summary>The longest computed backoff between two attempts (a <c>Retry-After</c> may ask for more, up to <see cref="MaxRetryAfter"/>).</summary>
+    public static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+
+    internal static string Describe(Exception? exception) => exception switch
     {
         null => "unknown failure",
         HttpRequestException { InnerException: { } inner } http => $"{http.Message} ({inner.Message})",

@@ -234,7 +234,9 @@ Options:
   -u, --username <USER>       Registry username (password from --password-stdin)
   --password-stdin            Read the registry password from standard input
   --retries <N>               Retries per operation on transient failures [default: 4]
-  --rate-limit <N>            At most N requests per second per registry (ECR Public allows 1 anonymously)
+  --rate-limit <N>            Ceiling of requests per second per registry (default: its published quota, ECR Public 1/s anonymous, 10/s with credentials); the rate adapts below it on 429
+  --timeout <DURATION>        Time budget of the whole run, e.g. 90m or 2h (default 2h): retries stop when it is spent
+  --proxy <URL>               HTTP proxy for every request, e.g. http://proxy.corp:3128 (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY)
   --platform <os/arch[,...]>  Keep only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (default: all)
   --concurrency <N>           Blobs transferred in parallel [default: 6]
   --images-from <FILE>        Read more source references from FILE, one per line ('#' comments allowed)
