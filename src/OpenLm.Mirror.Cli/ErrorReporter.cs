@@ -1,3 +1,4 @@
+using OpenLm.Mirror.Cli.Output;
 using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Registry;
@@ -23,11 +24,51 @@ internal static class ErrorReporter
     {
         MirrorException mirror => Render(mirror),
         ArgumentOutOfRangeException { ParamName: { } name } range when SetterFlags.TryGetValue(name, out var flag) => OutOfRange(flag, range),
-        OperationCanceledException => "cancelled",
+        OperationCanceledException => "interrupted",
         AggregateException { InnerExceptions.Count: 1 } aggregate => Describe(aggregate.InnerExceptions[0]),
         _ when exception.InnerException is { } inner && inner.Message != exception.Message => $"{exception.Message} ({inner.Message})",
         _ => exception.Message,
     };
+
+    /// <summary>The --json envelope's error for an exception: kind (by exit code), a stable code, the message and the hint apart.</summary>
+    public static CommandProblem Problem(Exception exception)
+    {
+        var kind = ErrorKinds.ForExitCode(ExitCodes.For(exception));
+        switch (exception)
+        {
+            case AggregateException { InnerExceptions.Count: 1 } aggregate:
+                return Problem(aggregate.InnerExceptions[0]);
+            case MirrorException mirror:
+                var advised = Chain(mirror).OfType<MirrorException>().FirstOrDefault(e => e.Remedy != Remedy.None) ?? mirror;
+                var message = Flag(mirror.Setting) is { } flag ? $"{flag}: {mirror.Message}" : mirror.Message;
+                return new CommandProblem(kind, Code(mirror, advised.Remedy), message, Hint(advised.Remedy, advised.Subject));
+            case OperationCanceledException:
+                return new CommandProblem(kind, "interrupted", "interrupted", "rerun the same command to resume");
+            default:
+                return new CommandProblem(kind, exception switch
+                {
+                    ArgumentException => "bad-value",
+                    System.Security.Cryptography.CryptographicException => "integrity",
+                    _ => "unexpected",
+                }, Describe(exception), null);
+        }
+    }
+
+    /// <summary>A stable code: the remedy when there is one (what to change), else what kind of error it is.</summary>
+    private static string Code(MirrorException mirror, Remedy remedy) => remedy switch
+    {
+        Remedy.None => mirror switch
+        {
+            InputException => "bad-input",
+            IntegrityException => "integrity",
+            NotFoundException => "not-found",
+            _ => "operation-failed",
+        },
+        _ => Kebab(remedy.ToString()),
+    };
+
+    private static string Kebab(string pascal) =>
+        string.Concat(pascal.Select((c, i) => char.IsUpper(c) && i > 0 ? "-" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
 
     /// <summary><paramref name="message"/> with the flags that apply <paramref name="remedy"/> appended.</summary>
     public static string WithRemedy(string message, Remedy remedy, string? subject = null) =>

@@ -81,8 +81,8 @@ internal static class CopyCommand
 
             if (parse.GetValue(json))
             {
-                var report = Report(result) with { Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3) };
-                await console.Out.WriteLineAsync(JsonSerializer.Serialize(report, Format.Json)).ConfigureAwait(false);
+                // One shape whatever the number of sources: the destination and a list of images.
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(Document(destinationText, [result], clock.Elapsed), Format.Json)).ConfigureAwait(false);
             }
             else
             {
@@ -115,14 +115,7 @@ internal static class CopyCommand
         var bytes = results.Sum(r => r.BytesCopied);
         if (json)
         {
-            var report = new
-            {
-                destination,
-                images = results.Select(Report).ToList(),
-                bytesCopied = bytes,
-                seconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
-            };
-            await console.Out.WriteLineAsync(JsonSerializer.Serialize(report, Format.Json)).ConfigureAwait(false);
+            await console.Out.WriteLineAsync(JsonSerializer.Serialize(Document(destination, results, clock.Elapsed), Format.Json)).ConfigureAwait(false);
         }
         else
         {
@@ -137,13 +130,21 @@ internal static class CopyCommand
         return ExitCodes.Success;
     }
 
+    private static object Document(string destination, IReadOnlyList<CopyResult> results, TimeSpan elapsed) => new
+    {
+        destination,
+        images = results.Select(Report).ToList(),
+        bytesCopied = results.Sum(r => r.BytesCopied),
+        seconds = Math.Round(elapsed.TotalSeconds, 3),
+    };
+
     private static CopyReport Report(CopyResult r) => new(
         r.Source,
         r.Destination,
         r.Root.Digest.ToString(),
         r.SourceRoot.Digest.ToString(),
         r.Root.MediaType,
-        r.PlatformsKept.Select(p => p.ToString()).ToList(),
+        r.PlatformsKept.Select(Vocabulary.ImagePlatform).ToList(),
         r.BytesCopied,
         r.BlobsCopied,
         r.BlobsSkipped,
@@ -156,12 +157,11 @@ internal static class CopyCommand
         string Digest,
         string SourceDigest,
         string MediaType,
-        IReadOnlyList<string> Platforms,
+        IReadOnlyList<object> ImagePlatforms,
         long BytesCopied,
         int BlobsCopied,
         int BlobsSkipped,
-        int BlobsMounted,
-        double? Seconds = null);
+        int BlobsMounted);
 
     private static IEnumerable<string> ReadImageList(string path)
     {

@@ -94,8 +94,8 @@ internal static class ExportCommand
             {
                 bundle = bundle.OutputPath,
                 bundleDigest = bundle.BundleDigest.ToString(),
-                keyId,
-                platform = bundle.Manifest.Platform,
+                signature = Vocabulary.Signed(keyId),
+                platform = Vocabulary.Release(bundle.Manifest.Platform),
                 images = bundle.Manifest.Images.Count,
                 charts = bundle.Manifest.Charts.Count,
                 blobs = bundle.Manifest.Blobs,

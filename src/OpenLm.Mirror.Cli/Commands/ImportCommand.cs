@@ -70,7 +70,7 @@ internal static class ImportCommand
 
             if (parse.GetValue(json))
             {
-                await console.Out.WriteLineAsync(JsonSerializer.Serialize(result, Format.Json)).ConfigureAwait(false);
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(Report(result, publicKey), Format.Json)).ConfigureAwait(false);
                 return ExitCodes.Success;
             }
 
@@ -90,4 +90,29 @@ internal static class ImportCommand
         });
         return command;
     }
+
+    /// <summary>The --json report (the contract runbooks read; shared vocabulary in docs/json-output.md).</summary>
+    private static object Report(ImportResult result, VerificationKey? key) => new
+    {
+        registry = result.Registry,
+        bundleDigest = result.BundleDigest,
+        platform = new { name = result.Platform, version = result.Version },
+        signature = new { status = result.SignatureVerified ? "verified" : "notChecked", keyId = result.SignatureVerified ? key?.KeyId : null },
+        dryRun = result.DryRun,
+        images = result.Images.Select(i => new
+        {
+            source = i.Source,
+            target = i.Target,
+            digest = i.Digest,
+            mediaType = i.MediaType,
+            status = JsonNamingPolicy.CamelCase.ConvertName(i.Tag.ToString()),
+        }).ToList(),
+        blobsUploaded = result.BlobsUploaded,
+        bytesUploaded = result.BytesUploaded,
+        blobsMounted = result.BlobsMounted,
+        blobsPresent = result.BlobsPresent,
+        bytesPresent = result.BytesPresent,
+        manifestsPushed = result.ManifestsPushed,
+        passes = result.Passes,
+    };
 }

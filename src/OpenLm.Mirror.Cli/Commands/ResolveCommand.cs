@@ -30,7 +30,17 @@ internal static class ResolveCommand
             lockFile.Save(path);
             if (parse.GetValue(json))
             {
-                await console.Out.WriteLineAsync(JsonSerializer.Serialize(lockFile, Export.LockFile.Json)).ConfigureAwait(false);
+                // The lock as written (its own format, documented with the lock) under "lock", beside a summary.
+                var lockDocument = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(lockFile, Export.LockFile.Json));
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                {
+                    lockFile = path,
+                    images = lockFile.Images.Count,
+                    charts = lockFile.Charts.Count,
+                    blobs = lockFile.Blobs.Count,
+                    totalBytes = lockFile.TotalBytes,
+                    @lock = lockDocument,
+                }, Format.Json)).ConfigureAwait(false);
             }
             else
             {

@@ -99,9 +99,8 @@ internal static class ValuesCommand
         {
             bundle = request.BundlePath,
             bundleDigest = head.BundleDigest.ToString(),
-            platform = new { name = head.Manifest.Platform.Name, version = head.Manifest.Platform.Version },
-            signature = SignatureText(head.Signature),
-            keyId = head.VerifiedKeyId,
+            platform = Vocabulary.Release(head.Manifest.Platform),
+            signature = Vocabulary.Signature(head.Signature, head.VerifiedKeyId),
             target = mapper.Target.ToString(),
             platformSource = mapper.PlatformSource,
             pin,
@@ -149,11 +148,4 @@ internal static class ValuesCommand
             await o.WriteLineAsync("  copy the directories to /etc/containerd/certs.d/ on every node (config_path = \"/etc/containerd/certs.d\")").ConfigureAwait(false);
         }
     }
-
-    private static string SignatureText(SignatureStatus status) => status switch
-    {
-        SignatureStatus.Verified => "verified",
-        SignatureStatus.NotChecked => "notChecked",
-        _ => "absent",
-    };
 }
