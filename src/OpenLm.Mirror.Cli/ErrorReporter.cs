@@ -24,7 +24,7 @@ internal static class ErrorReporter
     {
         MirrorException mirror => Render(mirror),
         ArgumentOutOfRangeException { ParamName: { } name } range when SetterFlags.TryGetValue(name, out var flag) => OutOfRange(flag, range),
-        OperationCanceledException => "interrupted",
+        OperationCanceledException => "cancelled",
         AggregateException { InnerExceptions.Count: 1 } aggregate => Describe(aggregate.InnerExceptions[0]),
         _ when exception.InnerException is { } inner && inner.Message != exception.Message => $"{exception.Message} ({inner.Message})",
         _ => exception.Message,

@@ -159,10 +159,11 @@ public sealed class CliTests : IDisposable
         // Then stdout is a JSON report with the digest
         Assert.Equal(ExitCodes.Success, exit);
         using var report = JsonDocument.Parse(output);
-        Assert.Equal(digest, report.RootElement.GetProperty("digest").GetString());
-        Assert.Equal(digest, report.RootElement.GetProperty("sourceDigest").GetString());
-        Assert.Equal(MediaTypes.OciManifest, report.RootElement.GetProperty("mediaType").GetString());
-        Assert.Equal(2, report.RootElement.GetProperty("blobsCopied").GetInt32());
+        var image = Assert.Single(report.RootElement.GetProperty("images").EnumerateArray());
+        Assert.Equal(digest, image.GetProperty("digest").GetString());
+        Assert.Equal(digest, image.GetProperty("sourceDigest").GetString());
+        Assert.Equal(MediaTypes.OciManifest, image.GetProperty("mediaType").GetString());
+        Assert.Equal(2, image.GetProperty("blobsCopied").GetInt32());
     }
 
     [Fact]
