@@ -61,8 +61,15 @@ public static class CliApp
     private static async Task<RunOutcome> RunCoreAsync(string[] args, CliConsole console, Interrupt interrupt)
     {
         var root = BuildRootCommand(console);
-        var parse = root.Parse(args);
+        var parse = root.Parse(UsageErrors.WithoutSecrets(args, out var secretRefused));
         var commandName = CommandPath(parse.CommandResult);
+        if (secretRefused is { } refused)
+        {
+            // Checked before anything else, and the value is never repeated back (it would land in logs and CI output).
+            await console.Error.WriteLineAsync($"error: {refused}").ConfigureAwait(false);
+            return new RunOutcome(commandName, ExitCodes.Usage, new CommandProblem(ErrorKinds.Usage, "usage", refused, "pipe the password to --password-stdin"));
+        }
+
         if (parse.Errors.Count > 0)
         {
             var messages = UsageErrors.DescribeAll(parse);

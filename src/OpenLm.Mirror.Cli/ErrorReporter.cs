@@ -25,6 +25,7 @@ internal static class ErrorReporter
         MirrorException mirror => Render(mirror),
         ArgumentOutOfRangeException { ParamName: { } name } range when SetterFlags.TryGetValue(name, out var flag) => OutOfRange(flag, range),
         OperationCanceledException => "cancelled",
+        System.Net.Http.HttpRequestException http when Unreachable(http) is { } unreachable => unreachable,
         AggregateException { InnerExceptions.Count: 1 } aggregate => Describe(aggregate.InnerExceptions[0]),
         _ when exception.InnerException is { } inner && inner.Message != exception.Message => $"{exception.Message} ({inner.Message})",
         _ => exception.Message,
@@ -42,6 +43,9 @@ internal static class ErrorReporter
                 var advised = Chain(mirror).OfType<MirrorException>().FirstOrDefault(e => e.Remedy != Remedy.None) ?? mirror;
                 var message = Flag(mirror.Setting) is { } flag ? $"{flag}: {mirror.Message}" : mirror.Message;
                 return new CommandProblem(kind, Code(mirror, advised.Remedy), message, Hint(advised.Remedy, advised.Subject));
+            case System.Net.Http.HttpRequestException http when Unreachable(http) is { } unreachable:
+                var parts = unreachable.Split(" (", 2);
+                return new CommandProblem(kind, "unreachable", parts[0], parts.Length > 1 ? parts[1].TrimEnd(')') : null);
             case OperationCanceledException:
                 return new CommandProblem(kind, "interrupted", "interrupted", "rerun the same command to resume");
             default:
@@ -53,6 +57,24 @@ internal static class ErrorReporter
                 }, Describe(exception), null);
         }
     }
+
+    /// <summary>
+    /// A connection that never got an HTTP answer, named by host and port with what to look at, instead of the
+    /// socket's text twice ("Connection refused (127.0.0.1:1) (Connection refused)").
+    /// </summary>
+    private static string? Unreachable(System.Net.Http.HttpRequestException http)
+    {
+        var endpoint = System.Text.RegularExpressions.Regex.Match(http.Message, @"\(([^()\s]+)\)\s*$") is { Success: true } m ? m.Groups[1].Value : null;
+        var where = endpoint is null ? "the registry" : endpoint;
+        return http.HttpRequestError switch
+        {
+            System.Net.Http.HttpRequestError.ConnectionError => $"cannot connect to {where}: {FirstLine(http.InnerException?.Message ?? "connection failed").ToLowerInvariant()} (is a registry listening at {where}? check the host and port)",
+            System.Net.Http.HttpRequestError.NameResolutionError => $"cannot resolve {where}: the host name is unknown (check its spelling, or DNS on this machine)",
+            _ => null,
+        };
+    }
+
+    private static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
 
     /// <summary>A stable code: the remedy when there is one (what to change), else what kind of error it is.</summary>
     private static string Code(MirrorException mirror, Remedy remedy) => remedy switch

@@ -49,8 +49,8 @@ internal static class CopyCommand
                 throw new InputException("copy needs at least one SRC (argument or --images-from)");
             }
 
-            var sources = sourceTexts.Select(text => ImageLocation.Parse(text, "SRC")).ToList();
-            var destinationText = given[^1];
+            var sources = sourceTexts.Select(text => ImageLocation.Parse(WithoutTransport(text), "SRC")).ToList();
+            var destinationText = WithoutTransport(given[^1]);
             var images = parse.GetValue(parallelImages);
             if (images is < 1 or > 64)
             {
@@ -162,6 +162,10 @@ internal static class CopyCommand
         int BlobsCopied,
         int BlobsSkipped,
         int BlobsMounted);
+
+    /// <summary>skopeo's and crane's <c>docker://</c> transport prefix names a registry reference, which is what a plain reference is here.</summary>
+    internal static string WithoutTransport(string location) =>
+        location.StartsWith("docker://", StringComparison.OrdinalIgnoreCase) ? location["docker://".Length..] : location;
 
     private static IEnumerable<string> ReadImageList(string path)
     {

@@ -9,6 +9,40 @@ namespace OpenLm.Mirror.Cli.Output;
 /// </summary>
 internal static partial class UsageErrors
 {
+    /// <summary>
+    /// <paramref name="args"/> without the value of a <c>--password</c> flag (which no command takes: passwords are
+    /// never arguments), and the refusal to report; null when there was none.
+    /// </summary>
+    public static string[] WithoutSecrets(string[] args, out string? refusal)
+    {
+        refusal = null;
+        var kept = new List<string>(args.Length);
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            if (arg == "--")
+            {
+                kept.AddRange(args[i..]);
+                break;
+            }
+
+            if (arg is "--password" or "--pass" or "-p" || arg.StartsWith("--password=", StringComparison.Ordinal))
+            {
+                refusal = $"{arg.Split('=', 2)[0]} is not accepted: passwords are never taken as arguments (they show in the process list and shell history); pipe it to --password-stdin (the value given was not used or shown)";
+                if (!arg.Contains('=', StringComparison.Ordinal) && i + 1 < args.Length && !args[i + 1].StartsWith('-'))
+                {
+                    i++;
+                }
+
+                continue;
+            }
+
+            kept.Add(arg);
+        }
+
+        return [.. kept];
+    }
+
     /// <summary>Every parse error once, without the trailing period; "no command given" is dropped when an unknown one was.</summary>
     public static IReadOnlyList<string> DescribeAll(ParseResult parse)
     {
