@@ -50,10 +50,7 @@ internal static class CheckCommand
             }
 
             var reportPath = parse.GetValue(report);
-            if (reportPath is not null && Directory.Exists(reportPath))
-            {
-                throw new InputException($"-o '{reportPath}' is a directory");
-            }
+            OutputPaths.Check(reportPath, "-o");
 
             var opened = await bundle.OpenAsync(parse, log, cancellationToken).ConfigureAwait(false);
             using var connector = new RegistryConnector(registry.Build(parse, console, log));

@@ -50,6 +50,8 @@ internal static class ExportCommand
                 "zstd" => BundleCompression.Zstd,
                 var other => throw new InputException($"--compress must be none or zstd (got '{other}')"),
             };
+            OutputPaths.CheckBundleName(parse.GetValue(output)!, compression == BundleCompression.Zstd);
+            OutputPaths.Check(parse.GetValue(output), "-o");
             var keyPath = parse.GetValue(key)!;
             KeyInputs.RequireFile(keyPath, "--key");
             var passphrase = KeyInputs.Passphrase(parse.GetValue(keyPasswordEnv), fromStdin: false, console, "--key-password");

@@ -55,6 +55,7 @@ internal static class ImportCommand
                 KeyInputs.RequireFile(keyPath, "--key");
             }
 
+            OutputPaths.Check(parse.GetValue(dryRun) ? null : parse.GetValue(receipt), "--receipt");
             using var publicKey = keyPath is null ? null : VerificationKey.Load(keyPath);
             var log = new ConsoleLog(console.Error, verbose: false);
             var registryOptions = registry.Build(parse, console, log);

@@ -59,6 +59,8 @@ internal static class ValuesCommand
                 throw new InputException("--values needs -o: the rewritten file goes to -o (give the same path to rewrite it in place)");
             }
 
+            OutputPaths.Check(outputPath, "-o");
+            OutputPaths.Check(parse.GetValue(k3s), "--k3s-registries-out");
             using var key = bundle.LoadKey(parse);
             var request = new ValuesRequest
             {
