@@ -52,12 +52,13 @@ internal static class ExportCommand
             };
             OutputPaths.CheckBundleName(parse.GetValue(output)!, compression == BundleCompression.Zstd);
             OutputPaths.Check(parse.GetValue(output), "-o");
+            var log = new ConsoleLog(console.Error, verbose: false);
+            StalePartials.Remove(parse.GetValue(output)!, log);
             var keyPath = parse.GetValue(key)!;
             KeyInputs.RequireFile(keyPath, "--key");
             var passphrase = KeyInputs.Passphrase(parse.GetValue(keyPasswordEnv), fromStdin: false, console, "--key-password");
             using var signingKey = SigningKey.Load(keyPath, () => passphrase);
 
-            var log = new ConsoleLog(console.Error, verbose: false);
             var registryOptions = registry.Build(parse, console, log);
             using var connector = new RegistryConnector(registryOptions);
             var lockFile = lockPath is not null

@@ -17,5 +17,6 @@ internal static class ExtraCommands
         yield return ValuesCommand.Create(console);
         yield return CheckCommand.Create(console);
         yield return ServeCommand.Create(console);
+        yield return CompletionCommand.Create(console);
     }
 }

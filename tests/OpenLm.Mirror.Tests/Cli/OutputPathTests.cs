@@ -85,3 +85,31 @@ public sealed class OutputPathTests(ValuesBundleFixture bundle) : IClassFixture<
         return test.ExitCode == 0;
     }
 }
+
+/// <summary>A rerun removes the <c>.partial-*</c> files killed runs left beside its output, never one still being written.</summary>
+public sealed class StalePartialTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("openlm-partial-tests-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task Export_StalePartialsBesideTheOutput_RemovedOneInUseKept()
+    {
+        var output = Path.Combine(_dir, "b.tar");
+        var stale = output + ".partial-0123456789ab";
+        var inUse = output + ".partial-ba9876543210";
+        var unrelated = Path.Combine(_dir, "other.tar.partial-0123456789ab");
+        File.WriteAllBytes(stale, new byte[4096]);
+        File.WriteAllBytes(unrelated, [1]);
+        using var writer = new FileStream(inUse, FileMode.Create, FileAccess.Write, FileShare.None);
+
+        var (exit, _, stderr) = await ValuesBundleFixture.RunAsync("export", "--lock", Path.Combine(_dir, "missing-lock.json"), "--key", Path.Combine(_dir, "missing.key"), "-o", output);
+
+        Assert.Equal(ExitCodes.Usage, exit); // the key is missing; the clean-up came first
+        Assert.False(File.Exists(stale), stderr);
+        Assert.Contains($"removed {stale} (4.0 KiB), left by an interrupted run", stderr, StringComparison.Ordinal);
+        Assert.True(File.Exists(inUse));
+        Assert.True(File.Exists(unrelated));
+    }
+}
