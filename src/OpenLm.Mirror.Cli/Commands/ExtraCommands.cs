@@ -18,5 +18,7 @@ internal static class ExtraCommands
         yield return CheckCommand.Create(console);
         yield return ServeCommand.Create(console);
         yield return CompletionCommand.Create(console);
+        yield return LoginCommand.CreateLogin(console);
+        yield return LoginCommand.CreateLogout(console);
     }
 }

@@ -89,6 +89,9 @@ public sealed class JsonOutputTests(ValuesBundleFixture bundle) : IClassFixture<
     [InlineData("serve", new[] { "serve", "/nonexistent/b.tar", "--json" })]
     [InlineData("keygen", new[] { "keygen", "--json" })]
     [InlineData("openlm-mirror", new[] { "exprt", "--json" })]
+    [InlineData("login", new[] { "login", "registry.corp:5000", "-u", "robot", "--authfile", "/nonexistent-dir/auth.json", "--json" })]
+    [InlineData("logout", new[] { "logout", "not a host", "--authfile", "/tmp/openlm-no-such-auth.json", "--json" })]
+    [InlineData("completion", new[] { "completion", "tcsh", "--json" })]
     public async Task AnyCommand_BadInput_OneErrorDocumentOnStdout(string command, string[] args)
     {
         var (exit, stdout, _) = await RunAsync(args);
