@@ -26,7 +26,7 @@ run() {
   local arg
   for arg in "$@"; do shown+=("${arg//$DEMO/\$DEMO}"); done
   printf '\033[2m$ %s\033[0m\n' "${shown[*]}"
-  run "$@"
+  "$MIRROR" "$@"
 }
 
 step "installing what is missing (docker-registry, skopeo, ...)"
@@ -143,7 +143,7 @@ step "verify (offline) and inspect"
 run verify "$DEMO/release/openlm-platform-1.0.0.tar" --key "$DEMO/release/openlm-release.pub"
 run inspect "$DEMO/release/openlm-platform-1.0.0.tar" --key "$DEMO/release/openlm-release.pub"
 
-step "a tampered bundle is refused: one byte of a layer changed, verify exits 3 and import pushes nothing"
+step "a tampered bundle is refused: one byte of a layer changed, verify and import exit 3, nothing is tagged"
 python3 - "$DEMO/release/openlm-platform-1.0.0.tar" "$DEMO/release/tampered.tar" <<'PY'
 import sys
 data = bytearray(open(sys.argv[1], "rb").read())
@@ -156,6 +156,11 @@ run verify "$DEMO/release/tampered.tar" --key "$DEMO/release/openlm-release.pub"
 rc=$?
 set -e
 [[ $rc == 3 ]] && echo "  refused with exit 3 (integrity), as it must be" || { echo "  expected exit 3, got $rc"; exit 1; }
+set +e
+run import "$DEMO/release/tampered.tar" --key "$DEMO/release/openlm-release.pub" --to "$PRIVATE/tampered" --plain-http
+rc=$?
+set -e
+[[ $rc == 3 ]] && echo "  import refused it with exit 3 too; no tag was set in $PRIVATE/tampered" || { echo "  expected exit 3, got $rc"; exit 1; }
 
 step "air-gapped side: import into the private registry ($PRIVATE/openlm), dry run first"
 run import "$DEMO/release/openlm-platform-1.0.0.tar" --key "$DEMO/release/openlm-release.pub" --to "$PRIVATE/openlm" --plain-http --dry-run
