@@ -20,6 +20,7 @@ internal static class ExportCommand
         var lockOption = new Option<string?>("--lock") { Description = "Lock file from resolve (pinned digests, no re-resolution)", HelpName = "LOCK.json" };
         var key = new Option<string>("--key") { Description = "Release signing key (PKCS#8 PEM, from keygen)", HelpName = "FILE", Required = true };
         var keyPasswordEnv = new Option<string?>("--key-password-env") { Description = "Environment variable holding the signing key's passphrase", HelpName = "VAR" };
+        var keyPasswordStdin = new Option<bool>("--key-password-stdin") { Description = "Read the signing key's passphrase from standard input (as keygen --password-stdin)" };
         var output = new Option<string>("--output", "-o") { Description = "The bundle to write (.tar, or .tar.zst with --compress zstd)", HelpName = "BUNDLE", Required = true };
         var cache = new Option<string?>("--cache") { Description = "Cache directory (an OCI layout) reused across runs; an interrupted export resumes from it [default: ~/.cache/openlm-mirror/export]", HelpName = "DIR" };
         var compress = new Option<string>("--compress") { Description = "none (default: layers are already compressed) or zstd", HelpName = "none|zstd", DefaultValueFactory = _ => "none" };
@@ -31,6 +32,7 @@ internal static class ExportCommand
         inputs.AddTo(command);
         command.Options.Add(key);
         command.Options.Add(keyPasswordEnv);
+        command.Options.Add(keyPasswordStdin);
         command.Options.Add(output);
         command.Options.Add(cache);
         command.Options.Add(compress);
@@ -56,7 +58,7 @@ internal static class ExportCommand
             StalePartials.Remove(parse.GetValue(output)!, log);
             var keyPath = parse.GetValue(key)!;
             KeyInputs.RequireFile(keyPath, "--key");
-            var passphrase = KeyInputs.Passphrase(parse.GetValue(keyPasswordEnv), fromStdin: false, console, "--key-password");
+            var passphrase = KeyInputs.Passphrase(parse.GetValue(keyPasswordEnv), parse.GetValue(keyPasswordStdin), console, "--key-password");
             using var signingKey = SigningKey.Load(keyPath, () => passphrase);
 
             var registryOptions = registry.Build(parse, console, log);
