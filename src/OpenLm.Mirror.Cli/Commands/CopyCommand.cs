@@ -24,6 +24,7 @@ internal static class CopyCommand
         var parallelImages = new Option<int>("--parallel-images") { HelpName = "N", Description = "With several sources, how many images are copied at once", DefaultValueFactory = _ => 4 };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
+        var sideCredentials = new SideCredentials();
         // An unknown option would otherwise be taken as SRC or DST and the error would name some other token.
         locations.Validators.Add(RejectOptionLikeValues);
         var command = new Command("copy", "Copy an image (with every platform, or those named by --platform) between registries and OCI layouts, preserving digests");
@@ -32,6 +33,7 @@ internal static class CopyCommand
         copy.AddTo(command);
         command.Options.Add(imagesFrom);
         command.Options.Add(parallelImages);
+        sideCredentials.AddTo(command);
         command.Options.Add(json);
 
         command.SetAction(async (parse, cancellationToken) =>
@@ -57,14 +59,15 @@ internal static class CopyCommand
                 throw new InputException($"--parallel-images must be between 1 and 64 (got {images})");
             }
 
+            var registryOptions = registry.Build(parse, console, log);
+            sideCredentials.Apply(parse, registryOptions, sources, destinationText, console, log);
             if (sources.Count > 1)
             {
-                return await CopyManyAsync(parse, console, log: new ConsoleLog(console.Error, verbose: false), registry, copy, sources, destinationText, images, parse.GetValue(json), cancellationToken).ConfigureAwait(false);
+                return await CopyManyAsync(parse, console, log, registryOptions, copy, sources, destinationText, images, parse.GetValue(json), cancellationToken).ConfigureAwait(false);
             }
 
             var src = sources[0];
             var dst = ImageLocation.Parse(destinationText, "DST");
-            var registryOptions = registry.Build(parse, console, log);
             using var connector = new RegistryConnector(registryOptions);
             var clock = Stopwatch.StartNew();
             var result = await CopyProgress.RunAsync(console, log, parse.GetValue(json), async observer =>
@@ -95,9 +98,8 @@ internal static class CopyCommand
         return command;
     }
 
-    private static async Task<int> CopyManyAsync(ParseResult parse, CliConsole console, ConsoleLog log, RegistryOptionSet registry, CopyOptionSet copy, IReadOnlyList<ImageLocation> sources, string destination, int parallelImages, bool json, CancellationToken cancellationToken)
+    private static async Task<int> CopyManyAsync(ParseResult parse, CliConsole console, ConsoleLog log, RegistryOptions registryOptions, CopyOptionSet copy, IReadOnlyList<ImageLocation> sources, string destination, int parallelImages, bool json, CancellationToken cancellationToken)
     {
-        var registryOptions = registry.Build(parse, console, log);
         using var connector = new RegistryConnector(registryOptions);
         var clock = Stopwatch.StartNew();
         var results = await CopyProgress.RunAsync(console, log, json, async observer =>
