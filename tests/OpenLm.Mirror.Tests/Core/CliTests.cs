@@ -229,18 +229,21 @@ Arguments:
   <SRC... DST>  Each SRC is a registry reference (host/path:tag or @digest) or oci:DIR[:REF]; DST is a registry reference or oci:DIR[:REF] (REF defaults to the full source reference). With several sources DST is oci:DIR or a registry host[:port][/prefix].
 
 Options:
-  --plain-http                Use plain HTTP instead of HTTPS (loopback test registries only)
-  --ca-file <FILE>            PEM file with CA certificates to trust for registry TLS
-  --insecure                  Skip TLS certificate verification (dangerous; prefer --ca-file)
-  -u, --username <USER>       Registry username (password from --password-stdin)
-  --password-stdin            Read the registry password from standard input
-  --retries <N>               Retries per operation on transient failures [default: 4]
-  --rate-limit <N>            At most N requests per second per registry (ECR Public allows 1 anonymously)
-  --platform <os/arch[,...]>  Keep only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (default: all)
-  --concurrency <N>           Blobs transferred in parallel [default: 6]
-  --images-from <FILE>        Read more source references from FILE, one per line ('#' comments allowed)
-  --parallel-images <N>       With several sources, how many images are copied at once [default: 4]
-  --json                      Print a JSON report on stdout
-  -?, -h, --help              Show help and usage information
+  --plain-http                    Use plain HTTP instead of HTTPS (loopback test registries only)
+  --ca-file <FILE>                PEM file with CA certificates to trust for registry TLS
+  --insecure                      Skip TLS certificate verification (dangerous; prefer --ca-file)
+  -u, --username <USER>           Registry username (password from --password-stdin)
+  --password-stdin                Read the registry password from standard input
+  --authfile <FILE>               Registry credentials file in Docker's config.json format (default: REGISTRY_AUTH_FILE, else $DOCKER_CONFIG/config.json or ~/.docker/config.json)
+  --retries <N>                   Retries per operation on transient failures [default: 4]
+  --rate-limit <N>                At most N requests per second per registry (ECR Public allows 1 anonymously)
+  --platform <os/arch[,...]>      Keep only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (default: all)
+  --concurrency <N>               Blobs transferred in parallel [default: 6]
+  --images-from <FILE>            Read more source references from FILE, one per line ('#' comments allowed)
+  --parallel-images <N>           With several sources, how many images are copied at once [default: 4]
+  --src-creds <USER[:PASSWORD]>   Credentials for the source registries only (password from standard input when omitted)
+  --dest-creds <USER[:PASSWORD]>  Credentials for the destination registry only (password from standard input when omitted)
+  --json                          Print a JSON report on stdout
+  -?, -h, --help                  Show help and usage information
 """;
 }
