@@ -1,3 +1,5 @@
+using OpenLm.Mirror.Cli.Output;
+
 namespace OpenLm.Mirror.Cli;
 
 /// <summary>The streams a command talks to; tests run the CLI in-process with their own.</summary>
@@ -11,6 +13,28 @@ public sealed class CliConsole
 
     /// <summary>True when stderr is an interactive terminal (progress display instead of log lines).</summary>
     public bool IsInteractive { get; init; }
+
+    /// <summary>
+    /// Why a command that returned a non-zero exit code without throwing (e.g. <c>check</c> finding images missing) did
+    /// so; the --json envelope reports it as the error. Set with <see cref="Fail"/>.
+    /// </summary>
+    internal CommandProblem? Problem { get; private set; }
+
+    /// <summary>Records why the command is about to return <paramref name="exitCode"/> and returns it.</summary>
+    internal int Fail(int exitCode, string code, string message, string? hint = null)
+    {
+        Problem = new CommandProblem(ErrorKinds.ForExitCode(exitCode), code, message, hint);
+        return exitCode;
+    }
+
+    /// <summary>This console with stdout going to <paramref name="output"/> (the --json envelope collects a command's document).</summary>
+    internal CliConsole WithOut(TextWriter output) => new()
+    {
+        Out = output,
+        Error = Error,
+        In = In,
+        IsInteractive = IsInteractive,
+    };
 
     public static CliConsole System() => new()
     {

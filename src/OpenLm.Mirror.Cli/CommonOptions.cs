@@ -21,6 +21,8 @@ internal sealed class RegistryOptionSet
 
     public Option<bool> PasswordStdin { get; } = new("--password-stdin") { Description = "Read the registry password from standard input" };
 
+    public Option<string?> AuthFile { get; } = AuthFileOption();
+
     public Option<int> Retries { get; } = new("--retries") { HelpName = "N", Description = "Retries per operation on transient failures", DefaultValueFactory = _ => 4 };
 
     public Option<double?> RateLimit { get; } = new("--rate-limit") { HelpName = "N", Description = "Ceiling of requests per second per registry (default: its published quota, ECR Public 1/s anonymous, 10/s with credentials); the rate adapts below it on 429" };
@@ -31,10 +33,32 @@ internal sealed class RegistryOptionSet
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { PlainHttp, CaFile, Insecure, Username, PasswordStdin, Retries, RateLimit, Timeout, Proxy })
+        foreach (var option in new Option[] { PlainHttp, CaFile, Insecure, Username, PasswordStdin, AuthFile, Retries, RateLimit, Timeout, Proxy })
         {
             command.Options.Add(option);
         }
+    }
+
+    /// <summary>skopeo's and podman's <c>--authfile</c>; docker's config.json format.</summary>
+    public static Option<string?> AuthFileOption() => new("--authfile")
+    {
+        HelpName = "FILE",
+        Description = "Registry credentials file in Docker's config.json format (default: REGISTRY_AUTH_FILE, else $DOCKER_CONFIG/config.json or ~/.docker/config.json)",
+    };
+
+    /// <summary>The credentials file: --authfile, else REGISTRY_AUTH_FILE (as skopeo and podman read it), else Docker's config.json.</summary>
+    public static string AuthFilePath(string? flag)
+    {
+        if (flag is not null)
+        {
+            return File.Exists(flag) || Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(flag)))
+                ? flag
+                : throw new InputException($"--authfile '{flag}': its directory does not exist");
+        }
+
+        return Environment.GetEnvironmentVariable("REGISTRY_AUTH_FILE") is { Length: > 0 } fromEnvironment
+            ? fromEnvironment
+            : DockerConfigCredentialProvider.DefaultPath();
     }
 
     /// <summary>Builds registry options; credentials from flags win, else Docker's config.json.</summary>
@@ -69,7 +93,7 @@ internal sealed class RegistryOptionSet
             throw new InputException($"--ca-file '{ca}' does not exist");
         }
 
-        var fromConfig = DockerConfigCredentialProvider.Load();
+        var fromConfig = DockerConfigCredentialProvider.Load(AuthFilePath(parse.GetValue(AuthFile)));
         var username = parse.GetValue(Username);
         var passwordStdin = parse.GetValue(PasswordStdin);
         if (passwordStdin && string.IsNullOrEmpty(username))

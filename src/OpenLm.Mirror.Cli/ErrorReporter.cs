@@ -1,3 +1,4 @@
+using OpenLm.Mirror.Cli.Output;
 using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Registry;
@@ -26,10 +27,72 @@ internal static class ErrorReporter
         MirrorException mirror => Render(mirror),
         ArgumentOutOfRangeException { ParamName: { } name } range when SetterFlags.TryGetValue(name, out var flag) => OutOfRange(flag, range),
         OperationCanceledException => "cancelled",
+        System.Net.Http.HttpRequestException http when Unreachable(http) is { } unreachable => unreachable,
         AggregateException { InnerExceptions.Count: 1 } aggregate => Describe(aggregate.InnerExceptions[0]),
         _ when exception.InnerException is { } inner && inner.Message != exception.Message => $"{exception.Message} ({inner.Message})",
         _ => exception.Message,
     };
+
+    /// <summary>The --json envelope's error for an exception: kind (by exit code), a stable code, the message and the hint apart.</summary>
+    public static CommandProblem Problem(Exception exception)
+    {
+        var kind = ErrorKinds.ForExitCode(ExitCodes.For(exception));
+        switch (exception)
+        {
+            case AggregateException { InnerExceptions.Count: 1 } aggregate:
+                return Problem(aggregate.InnerExceptions[0]);
+            case MirrorException mirror:
+                var advised = Chain(mirror).OfType<MirrorException>().FirstOrDefault(e => e.Remedy != Remedy.None) ?? mirror;
+                var message = Flag(mirror.Setting) is { } flag ? $"{flag}: {mirror.Message}" : mirror.Message;
+                return new CommandProblem(kind, Code(mirror, advised.Remedy), message, Hint(advised.Remedy, advised.Subject));
+            case System.Net.Http.HttpRequestException http when Unreachable(http) is { } unreachable:
+                var parts = unreachable.Split(" (", 2);
+                return new CommandProblem(kind, "unreachable", parts[0], parts.Length > 1 ? parts[1].TrimEnd(')') : null);
+            case OperationCanceledException:
+                return new CommandProblem(kind, "interrupted", "interrupted", "rerun the same command to resume");
+            default:
+                return new CommandProblem(kind, exception switch
+                {
+                    ArgumentException => "bad-value",
+                    System.Security.Cryptography.CryptographicException => "integrity",
+                    _ => "unexpected",
+                }, Describe(exception), null);
+        }
+    }
+
+    /// <summary>
+    /// A connection that never got an HTTP answer, named by host and port with what to look at, instead of the
+    /// socket's text twice ("Connection refused (127.0.0.1:1) (Connection refused)").
+    /// </summary>
+    private static string? Unreachable(System.Net.Http.HttpRequestException http)
+    {
+        var endpoint = System.Text.RegularExpressions.Regex.Match(http.Message, @"\(([^()\s]+)\)\s*$") is { Success: true } m ? m.Groups[1].Value : null;
+        var where = endpoint is null ? "the registry" : endpoint;
+        return http.HttpRequestError switch
+        {
+            System.Net.Http.HttpRequestError.ConnectionError => $"cannot connect to {where}: {FirstLine(http.InnerException?.Message ?? "connection failed").ToLowerInvariant()} (is a registry listening at {where}? check the host and port)",
+            System.Net.Http.HttpRequestError.NameResolutionError => $"cannot resolve {where}: the host name is unknown (check its spelling, or DNS on this machine)",
+            _ => null,
+        };
+    }
+
+    private static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
+
+    /// <summary>A stable code: the remedy when there is one (what to change), else what kind of error it is.</summary>
+    private static string Code(MirrorException mirror, Remedy remedy) => remedy switch
+    {
+        Remedy.None => mirror switch
+        {
+            InputException => "bad-input",
+            IntegrityException => "integrity",
+            NotFoundException => "not-found",
+            _ => "operation-failed",
+        },
+        _ => Kebab(remedy.ToString()),
+    };
+
+    private static string Kebab(string pascal) =>
+        string.Concat(pascal.Select((c, i) => char.IsUpper(c) && i > 0 ? "-" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
 
     /// <summary><paramref name="message"/> with the flags that apply <paramref name="remedy"/> appended.</summary>
     public static string WithRemedy(string message, Remedy remedy, string? subject = null) =>

@@ -1,3 +1,4 @@
 using OpenLm.Mirror.Cli;
 
-return await CliApp.RunAsync(args, CliConsole.System()).ConfigureAwait(false);
+using var interrupt = Interrupt.FromProcessSignals();
+return await CliApp.RunAsync(args, CliConsole.System(), interrupt).ConfigureAwait(false);

@@ -13,7 +13,7 @@ namespace OpenLm.Mirror.Cli.Commands;
 
 /// <summary>
 /// <c>openlm-mirror check BUNDLE --to HOST[:PORT][/PREFIX]</c>: audits an import with <see cref="CheckWorkflow"/> and
-/// prints the report. Exit 0 when everything is there, 1 otherwise.
+/// prints the report. Exit 0 when everything is there, 4 when something is missing, 1 when it could not be checked.
 /// </summary>
 internal static class CheckCommand
 {
@@ -26,7 +26,7 @@ internal static class CheckCommand
         var parallelImages = new Option<int>("--parallel-images") { HelpName = "N", Description = "Images checked at once", DefaultValueFactory = _ => 4 };
         var concurrency = new Option<int>("--concurrency") { HelpName = "N", Description = "Registry requests in flight", DefaultValueFactory = _ => 8 };
 
-        var command = new Command("check", "Check that every image and chart of a bundle is in the air-gapped registry, complete and with the bundle's digests (exit 0 when complete, 1 otherwise)");
+        var command = new Command("check", "Check that every image and chart of a bundle is in the air-gapped registry, complete and with the bundle's digests (exit 0 when complete, 4 when something is missing, 1 when the registry could not be checked)");
         bundle.AddTo(command);
         registry.AddTo(command);
         command.Options.Add(parallelImages);
@@ -50,10 +50,7 @@ internal static class CheckCommand
             }
 
             var reportPath = parse.GetValue(report);
-            if (reportPath is not null && Directory.Exists(reportPath))
-            {
-                throw new InputException($"-o '{reportPath}' is a directory");
-            }
+            OutputPaths.Check(reportPath, "-o");
 
             var opened = await bundle.OpenAsync(parse, log, cancellationToken).ConfigureAwait(false);
             using var connector = new RegistryConnector(registry.Build(parse, console, log));
@@ -65,9 +62,27 @@ internal static class CheckCommand
             }
 
             await PrintAsync(console, check, parse.GetValue(json) ? reportJson : null, reportPath).ConfigureAwait(false);
-            return check.Complete ? ExitCodes.Success : ExitCodes.Operational;
+            return Outcome(console, check);
         });
         return command;
+    }
+
+    /// <summary>0 complete; 1 when some image could not be checked (registry unreachable: retry later); 4 when the registry answered and something is missing (re-import).</summary>
+    private static int Outcome(CliConsole console, CheckReport check)
+    {
+        if (check.Complete)
+        {
+            return ExitCodes.Success;
+        }
+
+        var unchecked_ = check.Count(ImportCheckStatus.Error);
+        if (unchecked_ > 0)
+        {
+            return console.Fail(ExitCodes.Operational, "check-failed", $"{unchecked_} of {check.Results.Count} images and charts could not be checked in {check.Bundle.Mapper.Target}", "check that the registry is reachable, then run check again");
+        }
+
+        var bad = check.Results.Count - check.Count(ImportCheckStatus.Ok);
+        return console.Fail(ExitCodes.Incomplete, "target-incomplete", $"{bad} of {check.Results.Count} images and charts are missing, wrong or incomplete in {check.Bundle.Mapper.Target}", "import the bundle again (it uploads only what is missing)");
     }
 
     private static void WriteReport(string path, string reportJson)
@@ -135,13 +150,7 @@ internal static class CheckCommand
                 digest = head.BundleDigest.ToString(),
                 platform = new { name = head.Manifest.Platform.Name, version = head.Manifest.Platform.Version },
                 created = head.Manifest.Created?.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
-                signature = head.Signature switch
-                {
-                    SignatureStatus.Verified => "verified",
-                    SignatureStatus.NotChecked => "notChecked",
-                    _ => "absent",
-                },
-                keyId = head.VerifiedKeyId,
+                signature = Vocabulary.Signature(head.Signature, head.VerifiedKeyId),
             },
             summary = new
             {

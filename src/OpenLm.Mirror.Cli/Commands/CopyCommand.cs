@@ -24,6 +24,7 @@ internal static class CopyCommand
         var parallelImages = new Option<int>("--parallel-images") { HelpName = "N", Description = "With several sources, how many images are copied at once", DefaultValueFactory = _ => 4 };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
+        var sideCredentials = new SideCredentials();
         // An unknown option would otherwise be taken as SRC or DST and the error would name some other token.
         locations.Validators.Add(RejectOptionLikeValues);
         var command = new Command("copy", "Copy an image (with every platform, or those named by --platform) between registries and OCI layouts, preserving digests");
@@ -32,6 +33,7 @@ internal static class CopyCommand
         copy.AddTo(command);
         command.Options.Add(imagesFrom);
         command.Options.Add(parallelImages);
+        sideCredentials.AddTo(command);
         command.Options.Add(json);
 
         command.SetAction(async (parse, cancellationToken) =>
@@ -49,22 +51,23 @@ internal static class CopyCommand
                 throw new InputException("copy needs at least one SRC (argument or --images-from)");
             }
 
-            var sources = sourceTexts.Select(text => ImageLocation.Parse(text, "SRC")).ToList();
-            var destinationText = given[^1];
+            var sources = sourceTexts.Select(text => ImageLocation.Parse(WithoutTransport(text), "SRC")).ToList();
+            var destinationText = WithoutTransport(given[^1]);
             var images = parse.GetValue(parallelImages);
             if (images is < 1 or > 64)
             {
                 throw new InputException($"--parallel-images must be between 1 and 64 (got {images})");
             }
 
+            var registryOptions = registry.Build(parse, console, log);
+            sideCredentials.Apply(parse, registryOptions, sources, destinationText, console, log);
             if (sources.Count > 1)
             {
-                return await CopyManyAsync(parse, console, log: new ConsoleLog(console.Error, verbose: false), registry, copy, sources, destinationText, images, parse.GetValue(json), cancellationToken).ConfigureAwait(false);
+                return await CopyManyAsync(parse, console, log, registryOptions, copy, sources, destinationText, images, parse.GetValue(json), cancellationToken).ConfigureAwait(false);
             }
 
             var src = sources[0];
             var dst = ImageLocation.Parse(destinationText, "DST");
-            var registryOptions = registry.Build(parse, console, log);
             using var connector = new RegistryConnector(registryOptions);
             var clock = Stopwatch.StartNew();
             var result = await CopyProgress.RunAsync(console, log, parse.GetValue(json), async observer =>
@@ -81,8 +84,8 @@ internal static class CopyCommand
 
             if (parse.GetValue(json))
             {
-                var report = Report(result) with { Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3) };
-                await console.Out.WriteLineAsync(JsonSerializer.Serialize(report, Format.Json)).ConfigureAwait(false);
+                // One shape whatever the number of sources: the destination and a list of images.
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(Document(destinationText, [result], clock.Elapsed), Format.Json)).ConfigureAwait(false);
             }
             else
             {
@@ -95,9 +98,8 @@ internal static class CopyCommand
         return command;
     }
 
-    private static async Task<int> CopyManyAsync(ParseResult parse, CliConsole console, ConsoleLog log, RegistryOptionSet registry, CopyOptionSet copy, IReadOnlyList<ImageLocation> sources, string destination, int parallelImages, bool json, CancellationToken cancellationToken)
+    private static async Task<int> CopyManyAsync(ParseResult parse, CliConsole console, ConsoleLog log, RegistryOptions registryOptions, CopyOptionSet copy, IReadOnlyList<ImageLocation> sources, string destination, int parallelImages, bool json, CancellationToken cancellationToken)
     {
-        var registryOptions = registry.Build(parse, console, log);
         using var connector = new RegistryConnector(registryOptions);
         var clock = Stopwatch.StartNew();
         var results = await CopyProgress.RunAsync(console, log, json, async observer =>
@@ -115,14 +117,7 @@ internal static class CopyCommand
         var bytes = results.Sum(r => r.BytesCopied);
         if (json)
         {
-            var report = new
-            {
-                destination,
-                images = results.Select(Report).ToList(),
-                bytesCopied = bytes,
-                seconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
-            };
-            await console.Out.WriteLineAsync(JsonSerializer.Serialize(report, Format.Json)).ConfigureAwait(false);
+            await console.Out.WriteLineAsync(JsonSerializer.Serialize(Document(destination, results, clock.Elapsed), Format.Json)).ConfigureAwait(false);
         }
         else
         {
@@ -137,13 +132,21 @@ internal static class CopyCommand
         return ExitCodes.Success;
     }
 
+    private static object Document(string destination, IReadOnlyList<CopyResult> results, TimeSpan elapsed) => new
+    {
+        destination,
+        images = results.Select(Report).ToList(),
+        bytesCopied = results.Sum(r => r.BytesCopied),
+        seconds = Math.Round(elapsed.TotalSeconds, 3),
+    };
+
     private static CopyReport Report(CopyResult r) => new(
         r.Source,
         r.Destination,
         r.Root.Digest.ToString(),
         r.SourceRoot.Digest.ToString(),
         r.Root.MediaType,
-        r.PlatformsKept.Select(p => p.ToString()).ToList(),
+        r.PlatformsKept.Select(Vocabulary.ImagePlatform).ToList(),
         r.BytesCopied,
         r.BlobsCopied,
         r.BlobsSkipped,
@@ -156,12 +159,15 @@ internal static class CopyCommand
         string Digest,
         string SourceDigest,
         string MediaType,
-        IReadOnlyList<string> Platforms,
+        IReadOnlyList<object> ImagePlatforms,
         long BytesCopied,
         int BlobsCopied,
         int BlobsSkipped,
-        int BlobsMounted,
-        double? Seconds = null);
+        int BlobsMounted);
+
+    /// <summary>skopeo's and crane's <c>docker://</c> transport prefix names a registry reference, which is what a plain reference is here.</summary>
+    internal static string WithoutTransport(string location) =>
+        location.StartsWith("docker://", StringComparison.OrdinalIgnoreCase) ? location["docker://".Length..] : location;
 
     private static IEnumerable<string> ReadImageList(string path)
     {

@@ -20,6 +20,7 @@ internal static class ExportCommand
         var lockOption = new Option<string?>("--lock") { Description = "Lock file from resolve (pinned digests, no re-resolution)", HelpName = "LOCK.json" };
         var key = new Option<string>("--key") { Description = "Release signing key (PKCS#8 PEM, from keygen)", HelpName = "FILE", Required = true };
         var keyPasswordEnv = new Option<string?>("--key-password-env") { Description = "Environment variable holding the signing key's passphrase", HelpName = "VAR" };
+        var keyPasswordStdin = new Option<bool>("--key-password-stdin") { Description = "Read the signing key's passphrase from standard input (as keygen --password-stdin)" };
         var output = new Option<string>("--output", "-o") { Description = "The bundle to write (.tar, or .tar.zst with --compress zstd)", HelpName = "BUNDLE", Required = true };
         var cache = new Option<string?>("--cache") { Description = "Cache directory (an OCI layout) reused across runs; an interrupted export resumes from it [default: ~/.cache/openlm-mirror/export]", HelpName = "DIR" };
         var compress = new Option<string>("--compress") { Description = "none (default: layers are already compressed) or zstd", HelpName = "none|zstd", DefaultValueFactory = _ => "none" };
@@ -33,6 +34,7 @@ internal static class ExportCommand
         inputs.AddTo(command);
         command.Options.Add(key);
         command.Options.Add(keyPasswordEnv);
+        command.Options.Add(keyPasswordStdin);
         command.Options.Add(output);
         command.Options.Add(cache);
         command.Options.Add(compress);
@@ -55,12 +57,15 @@ internal static class ExportCommand
                 var other => throw new InputException($"--compress must be none or zstd (got '{other}')"),
             };
             var parts = parse.GetValue(splitSize) is { } sizeText ? SplitSize.Parse(sizeText) : (long?)null;
+            OutputPaths.CheckBundleName(parse.GetValue(output)!, compression == BundleCompression.Zstd);
+            OutputPaths.Check(parse.GetValue(output), "-o");
+            var log = new ConsoleLog(console.Error, verbose: false);
+            StalePartials.Remove(parse.GetValue(output)!, log);
             var keyPath = parse.GetValue(key)!;
             KeyInputs.RequireFile(keyPath, "--key");
-            var passphrase = KeyInputs.Passphrase(parse.GetValue(keyPasswordEnv), fromStdin: false, console, "--key-password");
+            var passphrase = KeyInputs.Passphrase(parse.GetValue(keyPasswordEnv), parse.GetValue(keyPasswordStdin), console, "--key-password");
             using var signingKey = SigningKey.Load(keyPath, () => passphrase);
 
-            var log = new ConsoleLog(console.Error, verbose: false);
             var registryOptions = registry.Build(parse, console, log);
             using var connector = new RegistryConnector(registryOptions);
             var lockFile = lockPath is not null
@@ -104,8 +109,8 @@ internal static class ExportCommand
             {
                 bundle = bundle.OutputPath,
                 bundleDigest = bundle.BundleDigest.ToString(),
-                keyId,
-                platform = bundle.Manifest.Platform,
+                signature = Vocabulary.Signed(keyId),
+                platform = Vocabulary.Release(bundle.Manifest.Platform),
                 images = bundle.Manifest.Images.Count,
                 charts = bundle.Manifest.Charts.Count,
                 blobs = bundle.Manifest.Blobs,

@@ -22,5 +22,8 @@ internal static class ExtraCommands
         yield return InventoryCommand.Create(console);
         yield return SplitCommand.Create(console);
         yield return SplitCommand.CreateJoin(console);
+        yield return CompletionCommand.Create(console);
+        yield return LoginCommand.CreateLogin(console);
+        yield return LoginCommand.CreateLogout(console);
     }
 }

@@ -75,6 +75,7 @@ internal static class ImportCommand
                 KeyInputs.RequireFile(keyPath, "--key");
             }
 
+            OutputPaths.Check(parse.GetValue(dryRun) ? null : parse.GetValue(receipt), "--receipt");
             using var publicKey = keyPath is null ? null : VerificationKey.Load(keyPath);
             var log = new ConsoleLog(console.Error, verbose: false);
             var registryOptions = registry.Build(parse, console, log);
@@ -101,7 +102,7 @@ internal static class ImportCommand
             var exit = result.Problems.Count > 0 ? ExitCodes.Operational : ExitCodes.Success;
             if (parse.GetValue(json))
             {
-                await console.Out.WriteLineAsync(JsonSerializer.Serialize(result, Format.Json)).ConfigureAwait(false);
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(Report(result, publicKey), Format.Json)).ConfigureAwait(false);
                 return exit;
             }
 
@@ -163,4 +164,31 @@ internal static class ImportCommand
     }
 
     private static RegistryKind ParseKind(string? text) => RegistryKinds.TryParse(text, out var parsed) ? parsed : RegistryKind.Auto;
+
+    /// <summary>The --json report (the contract runbooks read; shared vocabulary in docs/json-output.md).</summary>
+    private static object Report(ImportResult result, VerificationKey? key) => new
+    {
+        registry = result.Registry,
+        bundleDigest = result.BundleDigest,
+        platform = new { name = result.Platform, version = result.Version },
+        signature = new { status = result.SignatureVerified ? "verified" : "notChecked", keyId = result.SignatureVerified ? key?.KeyId : null },
+        dryRun = result.DryRun,
+        images = result.Images.Select(i => new
+        {
+            source = i.Source,
+            target = i.Target,
+            digest = i.Digest,
+            mediaType = i.MediaType,
+            status = JsonNamingPolicy.CamelCase.ConvertName(i.Tag.ToString()),
+        }).ToList(),
+        blobsUploaded = result.BlobsUploaded,
+        bytesUploaded = result.BytesUploaded,
+        blobsMounted = result.BlobsMounted,
+        blobsPresent = result.BlobsPresent,
+        bytesPresent = result.BytesPresent,
+        manifestsPushed = result.ManifestsPushed,
+        passes = result.Passes,
+        findings = result.Findings,
+        problems = result.Problems,
+    };
 }

@@ -34,9 +34,9 @@ internal static class InspectCommand
                 {
                     bundle = path,
                     bundleDigest = head.BundleDigest.ToString(),
-                    signature = head.Signature,
-                    signerKeyId = m.Signer?.KeyId,
-                    platform = m.Platform,
+                    // keyId: the key that verified it, else the key the bundle names as its signer (not checked).
+                    signature = Vocabulary.Signature(head.Signature, head.VerifiedKeyId ?? m.Signer?.KeyId),
+                    platform = Vocabulary.Release(m.Platform),
                     created = m.Created,
                     tool = m.Tool,
                     source = m.Source,

@@ -137,10 +137,17 @@ internal static class LoadCommand
                     $"({Format.Bytes(result.ArchiveBytes)} in {Format.Seconds(clock.Elapsed)}); {result.Skipped.Count} skipped").ConfigureAwait(false);
             }
 
-            return ExitCodes.Success;
+            // An image the user asked for that could not be loaded (not a chart or artifact) leaves the engine incomplete.
+            var missed = result.Skipped.Count(s => Requested(s.Kind));
+            return missed == 0
+                ? ExitCodes.Success
+                : console.Fail(ExitCodes.Incomplete, "images-skipped", $"{missed} of {missed + result.Loaded.Count} images were not loaded for {result.Platform} (see skipped)", "choose the platform the images exist for with --platform os/arch");
         });
         return command;
     }
+
+    /// <summary>Whether a skipped entry is an image the user asked for (charts and artifacts are never loaded).</summary>
+    private static bool Requested(SkipKind kind) => kind is SkipKind.Platform or SkipKind.Unsupported;
 
     /// <summary>A log line at every tenth of a large bundle read (called synchronously by the reader).</summary>
     private sealed class ReadProgressLog(IMirrorLog log, long total) : IProgress<long>
@@ -170,25 +177,24 @@ internal static class LoadCommand
     {
         bundle = bundlePath,
         bundleDigest = result.Head.BundleDigest.ToString(),
-        release = new { name = result.Head.Manifest.Platform.Name, version = result.Head.Manifest.Platform.Version },
-        signature = result.Head.Signature,
-        keyId = result.Head.VerifiedKeyId,
+        platform = Vocabulary.Release(result.Head.Manifest.Platform),
+        signature = Vocabulary.Signature(result.Head.Signature, result.Head.VerifiedKeyId),
         engine = new
         {
             host = engine.Endpoint,
             version = engine.Version,
             apiVersion = ApiVersionNegotiation.Format(engine.ApiVersion),
             engineApiVersion = engine.EngineApiVersion,
-            platform = engine.Platform.ToString(),
+            imagePlatform = Vocabulary.ImagePlatform(engine.Platform),
         },
-        platform = result.Platform.ToString(),
+        imagePlatform = Vocabulary.ImagePlatform(result.Platform),
         images = result.Loaded.Select(i => new
         {
             reference = i.Reference,
             tag = i.Tag,
             digest = i.Digest.ToString(),
             manifest = i.Manifest.ToString(),
-            platform = i.Platform.ToString(),
+            imagePlatform = Vocabulary.ImagePlatform(i.Platform),
             config = i.Config.ToString(),
             imageId = i.ImageId,
             layers = i.Layers,
@@ -199,6 +205,7 @@ internal static class LoadCommand
             reference = s.Reference,
             digest = s.Digest.ToString(),
             kind = s.Kind,
+            requested = Requested(s.Kind),
             reason = s.Reason,
         }).ToList(),
         bytesLoaded = result.ArchiveBytes,

@@ -22,8 +22,10 @@ internal sealed class ReleaseInputs
         command.Options.Add(Platform);
     }
 
-    public Task<LockFile> ResolveAsync(ParseResult parse, string manifestPath, RegistryConnector connector, IMirrorLog log, CancellationToken cancellationToken) =>
-        Release.ResolveAsync(
+    public Task<LockFile> ResolveAsync(ParseResult parse, string manifestPath, RegistryConnector connector, IMirrorLog log, CancellationToken cancellationToken)
+    {
+        RefuseLockAsManifest(manifestPath);
+        return Release.ResolveAsync(
             new ResolveRequest
             {
                 ManifestPath = manifestPath,
@@ -33,6 +35,31 @@ internal sealed class ReleaseInputs
             connector,
             log,
             cancellationToken);
+    }
+
+    /// <summary>A lock file (JSON from resolve) given as the manifest: say so once instead of listing its every field as unknown.</summary>
+    private static void RefuseLockAsManifest(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        try
+        {
+            using var stream = File.OpenRead(path);
+            using var document = System.Text.Json.JsonDocument.Parse(stream);
+            var root = document.RootElement;
+            if (root.ValueKind == System.Text.Json.JsonValueKind.Object && root.TryGetProperty("images", out _) && root.TryGetProperty("blobs", out _) && !root.TryGetProperty("apiVersion", out _))
+            {
+                throw new InputException($"--manifest '{path}' is a lock file (written by resolve), not a platform manifest: give it to export as --lock {path}, or pass the platform manifest YAML to --manifest");
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // Not JSON: a YAML manifest, read (and its errors reported) by the manifest loader.
+        }
+    }
 
     public static string ToolVersion =>
         typeof(ReleaseInputs).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)

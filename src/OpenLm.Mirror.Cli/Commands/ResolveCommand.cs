@@ -23,6 +23,7 @@ internal static class ResolveCommand
         {
             var manifestPath = parse.GetValue(inputs.Manifest);
             ReleaseInputs.Require(manifestPath is not null, "resolve needs --manifest FILE");
+            OutputPaths.Check(parse.GetValue(output), "-o");
             var log = new ConsoleLog(console.Error, verbose: false);
             using var connector = new RegistryConnector(registry.Build(parse, console, log));
             var lockFile = await inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken).ConfigureAwait(false);
@@ -30,7 +31,17 @@ internal static class ResolveCommand
             lockFile.Save(path);
             if (parse.GetValue(json))
             {
-                await console.Out.WriteLineAsync(JsonSerializer.Serialize(lockFile, Export.LockFile.Json)).ConfigureAwait(false);
+                // The lock as written (its own format, documented with the lock) under "lock", beside a summary.
+                var lockDocument = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(lockFile, Export.LockFile.Json));
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                {
+                    lockFile = path,
+                    images = lockFile.Images.Count,
+                    charts = lockFile.Charts.Count,
+                    blobs = lockFile.Blobs.Count,
+                    totalBytes = lockFile.TotalBytes,
+                    @lock = lockDocument,
+                }, Format.Json)).ConfigureAwait(false);
             }
             else
             {

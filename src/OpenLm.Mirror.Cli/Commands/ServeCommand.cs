@@ -163,17 +163,23 @@ internal static class ServeCommand
         var catalog = server.Catalog;
         if (json)
         {
+            // serve's --json document is this ready line (one line, printed while it keeps serving): the envelope fields are its own.
             var ready = new
             {
+                schemaVersion = JsonEnvelope.SchemaVersion,
+                command = "serve",
+                ok = true,
+                exitCode = ExitCodes.Success,
+                @event = "ready",
                 address = server.Address.ToString().TrimEnd('/'),
                 host = server.Authority,
                 bundleDigest = server.Head.BundleDigest.ToString(),
-                platform = new { name = server.Head.Manifest.Platform.Name, version = server.Head.Manifest.Platform.Version },
-                signatureVerified = server.Head.SignatureChecked,
+                platform = Vocabulary.Release(server.Head.Manifest.Platform),
+                signature = Vocabulary.Signature(server.Head.Signature, server.Head.VerifiedKeyId),
                 repositories = catalog.Repositories.Keys.ToList(),
                 images = catalog.Images.Select(i => new { source = i.Source.ToString(), digest = i.Descriptor.Digest.ToString(), mediaType = i.Descriptor.MediaType, names = i.Names }).ToList(),
             };
-            await console.Out.WriteLineAsync(JsonSerializer.Serialize(ready, new JsonSerializerOptions(Format.Json) { WriteIndented = false })).ConfigureAwait(false);
+            await console.Out.WriteLineAsync(JsonSerializer.Serialize(ready, Format.JsonLine)).ConfigureAwait(false);
         }
         else
         {

@@ -69,6 +69,9 @@ internal static class ValuesCommand
                 throw new InputException("--values needs -o: the rewritten file goes to -o (give the same path to rewrite it in place)");
             }
 
+            OutputPaths.Check(outputPath, "-o");
+            OutputPaths.Check(parse.GetValue(k3s), "--k3s-registries-out");
+
             var target = bundle.OptionalTarget(parse);
 
             // Only the chart archives: no registry is involved.
@@ -132,9 +135,8 @@ internal static class ValuesCommand
         {
             bundle = request.BundlePath,
             bundleDigest = head.BundleDigest.ToString(),
-            platform = new { name = head.Manifest.Platform.Name, version = head.Manifest.Platform.Version },
-            signature = SignatureText(head.Signature),
-            keyId = head.VerifiedKeyId,
+            platform = Vocabulary.Release(head.Manifest.Platform),
+            signature = Vocabulary.Signature(head.Signature, head.VerifiedKeyId),
             target = mapper?.Target.ToString(),
             platformSource = mapper?.PlatformSource,
             noRegistry = mapper is null,
@@ -209,11 +211,4 @@ internal static class ValuesCommand
             await o.WriteLineAsync("  copy the directories to /etc/containerd/certs.d/ on every node (config_path = \"/etc/containerd/certs.d\")").ConfigureAwait(false);
         }
     }
-
-    private static string SignatureText(SignatureStatus status) => status switch
-    {
-        SignatureStatus.Verified => "verified",
-        SignatureStatus.NotChecked => "notChecked",
-        _ => "absent",
-    };
 }

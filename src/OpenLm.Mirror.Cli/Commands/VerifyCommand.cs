@@ -30,10 +30,9 @@ internal static class VerifyCommand
                 await console.Out.WriteLineAsync(JsonSerializer.Serialize(new
                 {
                     bundle = path,
-                    verified = true,
                     bundleDigest = head.BundleDigest.ToString(),
-                    keyId = head.VerifiedKeyId,
-                    platform = head.Manifest.Platform,
+                    signature = Vocabulary.Signature(head.Signature, head.VerifiedKeyId),
+                    platform = Vocabulary.Release(head.Manifest.Platform),
                     images = head.Manifest.Images.Count,
                     charts = head.Manifest.Charts.Count,
                     blobs = result.BlobCount,

@@ -15,6 +15,9 @@ internal static class Format
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
 
+    /// <summary>The same conventions on one line (documents streamed as lines, e.g. serve's ready line).</summary>
+    public static readonly JsonSerializerOptions JsonLine = new(Json) { WriteIndented = false };
+
     public static string Bytes(long bytes)
     {
         string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -100,7 +100,7 @@ public sealed class CheckCommandTests(SharedRegistryFixture registry, CheckBundl
         Assert.Equal(target, root.GetProperty("registry").GetString());
         Assert.Equal("olm", root.GetProperty("bundle").GetProperty("platform").GetProperty("name").GetString());
         Assert.Equal("1.0.0", root.GetProperty("bundle").GetProperty("platform").GetProperty("version").GetString());
-        Assert.Equal("verified", root.GetProperty("bundle").GetProperty("signature").GetString());
+        Assert.Equal("verified", root.GetProperty("bundle").GetProperty("signature").GetProperty("status").GetString());
         Assert.Equal(bundle.Written.BundleDigest.ToString(), root.GetProperty("bundle").GetProperty("digest").GetString());
         Assert.True(DateTimeOffset.TryParse(root.GetProperty("checkedAt").GetString(), out _));
         var images = ImagesBySource(root);
@@ -130,8 +130,8 @@ public sealed class CheckCommandTests(SharedRegistryFixture registry, CheckBundl
         // When check runs
         var run = await MirrorCli.RunAsync("check", bundle.BundlePath, "--to", target, "--key", bundle.PublicKey, "--plain-http", "--json");
 
-        // Then it exits 1, names the missing image on stderr, and the JSON report marks only it missing
-        Assert.True(run.ExitCode == 1, run.ToString());
+        // Then it exits 4 (incomplete), names the missing image on stderr, and the JSON report marks only it missing
+        Assert.True(run.ExitCode == 4, run.ToString());
         Assert.Contains($"missing: {target}/olm-worker:1.0.0", run.Error, StringComparison.Ordinal);
         using var report = JsonDocument.Parse(run.Output);
         Assert.False(report.RootElement.GetProperty("complete").GetBoolean());
@@ -156,8 +156,8 @@ public sealed class CheckCommandTests(SharedRegistryFixture registry, CheckBundl
         // When check runs
         var run = await MirrorCli.RunAsync("check", bundle.BundlePath, "--to", target, "--key", bundle.PublicKey, "--plain-http", "--json");
 
-        // Then it exits 1 and reports the digest found against the one expected
-        Assert.True(run.ExitCode == 1, run.ToString());
+        // Then it exits 4 and reports the digest found against the one expected
+        Assert.True(run.ExitCode == 4, run.ToString());
         Assert.Contains($"wrong-digest: {target}/olm-worker:1.0.0", run.Error, StringComparison.Ordinal);
         using var report = JsonDocument.Parse(run.Output);
         var image = ImagesBySource(report.RootElement)[worker];

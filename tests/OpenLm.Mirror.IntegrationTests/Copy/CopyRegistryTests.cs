@@ -96,7 +96,7 @@ public sealed class CopyRegistryTests(SharedRegistryFixture registry) : IAsyncLi
 
         // Then the stored index lists only the amd64 manifest, and other platforms' layers are absent
         using var report = JsonDocument.Parse(run.Output);
-        var digest = report.RootElement.GetProperty("digest").GetString()!;
+        var digest = report.RootElement.GetProperty("images")[0].GetProperty("digest").GetString()!;
         Assert.NotEqual(image.Digest, digest);
         var indexBytes = File.ReadAllBytes(Path.Combine(layout, "blobs", "sha256", digest["sha256:".Length..]));
         using var stored = JsonDocument.Parse(indexBytes);

@@ -55,7 +55,7 @@ public sealed class ImportTests(SharedRegistryFixture registry) : IAsyncLifetime
         Assert.Contains("nothing uploaded", again.Output);
         using var report = JsonDocument.Parse(againJson.Output);
         Assert.Equal(0, report.RootElement.GetProperty("blobsUploaded").GetInt32());
-        Assert.All(report.RootElement.GetProperty("images").EnumerateArray(), i => Assert.Equal("unchanged", i.GetProperty("tag").GetString()));
+        Assert.All(report.RootElement.GetProperty("images").EnumerateArray(), i => Assert.Equal("unchanged", i.GetProperty("status").GetString()));
     }
 
     [Fact]

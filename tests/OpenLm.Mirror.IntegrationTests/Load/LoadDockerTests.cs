@@ -190,14 +190,16 @@ public sealed class LoadDockerTests : IAsyncLifetime
 
             var entry = Assert.Single(loaded, e => e.GetProperty("reference").GetString() == tag);
             Assert.Equal(image.Digest, entry.GetProperty("digest").GetString());
-            Assert.Equal(_enginePlatform, entry.GetProperty("platform").GetString());
+            var imagePlatform = entry.GetProperty("imagePlatform");
+            var variant = imagePlatform.TryGetProperty("variant", out var v) && v.ValueKind == JsonValueKind.String ? "/" + v.GetString() : string.Empty;
+            Assert.Equal(_enginePlatform, $"{imagePlatform.GetProperty("os").GetString()}/{imagePlatform.GetProperty("architecture").GetString()}{variant}");
             Assert.Equal(chosen.ConfigDigest, entry.GetProperty("imageId").GetString());
         }
 
         // The chart and the artifact are reported as skipped; the signature was verified; the API was negotiated
         var skipped = report.RootElement.GetProperty("skipped").EnumerateArray().Select(s => s.GetProperty("kind").GetString()).Order().ToList();
         Assert.Equal(["artifact", "chart"], skipped);
-        Assert.Equal("verified", report.RootElement.GetProperty("signature").GetString());
+        Assert.Equal("verified", report.RootElement.GetProperty("signature").GetProperty("status").GetString());
         Assert.Equal("1.41", report.RootElement.GetProperty("engine").GetProperty("apiVersion").GetString());
 
         // And loading again is harmless (same IDs)
@@ -260,7 +262,7 @@ public sealed class LoadDockerTests : IAsyncLifetime
         Assert.True(unchecked_.ExitCode == 0, unchecked_.ToString());
         Assert.Contains("signature is NOT checked", unchecked_.Error);
         using var report = JsonDocument.Parse(unchecked_.Output);
-        Assert.Equal("notChecked", report.RootElement.GetProperty("signature").GetString());
+        Assert.Equal("notChecked", report.RootElement.GetProperty("signature").GetProperty("status").GetString());
         Assert.NotNull(await InspectAsync($"{Registry}/{ContainerImages.First().Reference}"));
     }
 

@@ -98,7 +98,7 @@ public sealed class ReleaseFlowTests(SharedRegistryFixture registry) : IAsyncLif
         var images = head.RootElement.GetProperty("images").EnumerateArray().Select(i => i.GetProperty("reference").GetString()).ToList();
         Assert.Equal(locked.Keys.Order(StringComparer.Ordinal), images.Order(StringComparer.Ordinal));
         Assert.Equal(_chart.ChartName, head.RootElement.GetProperty("charts")[0].GetProperty("name").GetString());
-        Assert.Equal("notChecked", head.RootElement.GetProperty("signature").GetString());
+        Assert.Equal("notChecked", head.RootElement.GetProperty("signature").GetProperty("status").GetString());
 
         var extra = $"{registry.Host}/{_namespace}/olm-extra:2.0";
         Assert.Equal(locked[extra].GetProperty("digest").GetString(), await Tools.SkopeoRawDigestAsync($"oci-archive:{bundle}:{extra}"));

@@ -236,7 +236,7 @@ public sealed class ValuesCommandTests(ValuesBundleFixture bundle) : IClassFixtu
         Assert.True(exit == 0, stderr);
         using var json = JsonDocument.Parse(stdout);
         var root = json.RootElement;
-        Assert.Equal("verified", root.GetProperty("signature").GetString());
+        Assert.Equal("verified", root.GetProperty("signature").GetProperty("status").GetString());
         Assert.Equal(bundle.Written.BundleDigest.ToString(), root.GetProperty("bundleDigest").GetString());
         Assert.Equal(Target, root.GetProperty("target").GetString());
         Assert.Equal(output, root.GetProperty("values").GetProperty("path").GetString());
