@@ -69,6 +69,7 @@ def command(name, title, props, required, full_when=(0,)):
     return schema
 
 D = R("digest")
+delta = obj({"bases": arr({"type": "object"}), "omittedBlobs": I(), "omittedBytes": I(), "omittedChecked": B()}, ["bases", "omittedBlobs", "omittedBytes"])
 blobStats = obj({"count": I(), "totalBytes": I()}, ["count", "totalBytes"])
 commands = []
 commands.append(command("openlm-mirror", "Usage errors before a command was recognised.", {}, []))
@@ -83,13 +84,13 @@ commands.append(command("resolve", "The lock written, with the lock document its
   ["lockFile", "images", "charts", "blobs", "totalBytes", "lock"]))
 commands.append(command("export", "The bundle written and signed.", {
   "bundle": S(), "bundleDigest": D, "signature": R("signature"), "platform": R("platform"), "images": I(), "charts": I(),
-  "blobs": blobStats, "fileBytes": I(), "bytesDownloaded": I(), "blobsDownloaded": I(), "blobsReused": I(), "pullSeconds": N(), "writeSeconds": N()},
+  "blobs": blobStats, "fileBytes": I(), "bytesDownloaded": I(), "blobsDownloaded": I(), "blobsReused": I(), "pullSeconds": N(), "writeSeconds": N(), "delta": delta, "parts": arr(S())},
   ["bundle", "bundleDigest", "signature", "platform", "images", "charts", "fileBytes", "bytesDownloaded", "blobsDownloaded", "blobsReused", "pullSeconds", "writeSeconds"]))
 commands.append(command("keygen", "The key pair written.", {
   "privateKey": S(), "publicKey": S(), "keyId": S(), "encrypted": B()}, ["privateKey", "publicKey", "keyId", "encrypted"]))
 commands.append(command("verify", "The bundle verified offline (every blob read).", {
   "bundle": S(), "bundleDigest": D, "signature": R("signature"), "platform": R("platform"), "images": I(), "charts": I(),
-  "blobs": I(), "bytes": I(), "seconds": N()}, ["bundle", "bundleDigest", "signature", "platform", "images", "charts", "blobs", "bytes", "seconds"]))
+  "blobs": I(), "bytes": I(), "seconds": N(), "parts": I(), "delta": delta}, ["bundle", "bundleDigest", "signature", "platform", "images", "charts", "blobs", "bytes", "seconds"]))
 commands.append(command("inspect", "The bundle's head (blobs not read); images and charts as recorded in the bundle manifest.", {
   "bundle": S(), "bundleDigest": D, "signature": R("signature"), "platform": R("platform"), "created": S(),
   "tool": R("platform"), "source": S(), "images": arr({"type": "object", "required": ["reference", "digest"]}),
@@ -99,7 +100,8 @@ commands.append(command("import", "What the target registry now holds (or, with 
   "registry": S(), "bundleDigest": D, "platform": R("platform"), "signature": R("signature"), "dryRun": B(),
   "images": arr(obj({"source": S(), "target": S(), "digest": D, "mediaType": S(), "status": {"enum": ["created", "moved", "unchanged", "planned"]}},
                     ["source", "target", "digest", "mediaType", "status"])),
-  "blobsUploaded": I(), "bytesUploaded": I(), "blobsMounted": I(), "blobsPresent": I(), "bytesPresent": I(), "manifestsPushed": I(), "passes": I()},
+  "blobsUploaded": I(), "bytesUploaded": I(), "blobsMounted": I(), "blobsPresent": I(), "bytesPresent": I(), "manifestsPushed": I(), "passes": I(),
+  "findings": arr(S()), "problems": arr({"type": "object"})},
   ["registry", "bundleDigest", "platform", "signature", "dryRun", "images", "blobsUploaded", "bytesUploaded", "blobsMounted", "blobsPresent", "bytesPresent", "manifestsPushed", "passes"]))
 commands.append(command("load", "Images loaded into the Docker engine; exit 4 (ok false) when images asked for were skipped.", {
   "bundle": S(), "bundleDigest": D, "platform": R("platform"), "signature": R("signature"),
@@ -117,8 +119,11 @@ commands.append(command("values", "The Helm values (and node mirror configuratio
   "values": obj({"path": S(), "mode": {"enum": ["override", "rewrite"]}, "input": S()}, ["path", "mode"]),
   "k3sRegistries": S(), "containerdHosts": arr(S()), "notRedirected": arr(S()),
   "imageValues": arr(obj({"path": S(), "source": S(), "target": S()}, ["path", "source", "target"])),
+  "noRegistry": B(),
+  "valuesFiles": arr(obj({"chart": S(), "chartVersion": S(), "path": S(), "imagePaths": I(), "chartReference": S()}, ["path", "imagePaths"])),
+  "chartArchives": arr(S()),
   "warnings": arr(S())},
-  ["bundle", "bundleDigest", "platform", "signature", "target", "pin", "imageCount", "chartCount", "valuesPaths", "imageValues"]))
+  ["bundle", "bundleDigest", "platform", "signature", "noRegistry", "pin", "imageCount", "chartCount", "valuesPaths", "valuesFiles", "chartArchives", "imageValues"]))
 status = {"enum": ["ok", "missing", "wrong-digest", "incomplete", "error"]}
 commands.append(command("check", "The audit of the target registry against the bundle; exit 4 (ok false) when something is missing, 1 when it could not be checked.", {
   "registry": S(), "checkedAt": {"type": "string", "format": "date-time"}, "seconds": N(), "complete": B(),
@@ -132,6 +137,25 @@ commands.append(command("serve", "One line when the bundle registry is ready (it
   "event": {"const": "ready"}, "address": S(), "host": S(), "bundleDigest": D, "platform": R("platform"), "signature": R("signature"),
   "repositories": arr(S()), "images": arr(obj({"source": S(), "digest": D, "mediaType": S(), "names": arr(S())}, ["source", "digest", "mediaType", "names"]))},
   ["event", "address", "host", "bundleDigest", "platform", "signature", "repositories", "images"]))
+
+commands.append(command("node-archive", "The node image archive written (k3s/RKE2 auto-import, ctr images import).", {
+  "path": S(), "compression": {"enum": ["zstd", "none"]}, "bundleDigest": D, "platform": R("platform"), "signature": R("signature"),
+  "blobCount": I(), "blobBytes": I(),
+  "images": arr(obj({"source": S(), "digest": D, "digestReference": S(), "platforms": arr(S())}, ["source", "digest", "digestReference"])),
+  "skipped": arr(S())},
+  ["path", "compression", "bundleDigest", "platform", "signature", "blobCount", "blobBytes", "images"]))
+side = obj({"kind": S(), "platform": S(), "version": S(), "path": S()}, None, strict=False)
+commands.append(command("diff", "What changes between two releases (bundles, locks or receipts).", {
+  "old": side, "new": side, "added": I(), "removed": I(), "changed": I(), "unchanged": I(),
+  "images": arr(obj({"repository": S(), "change": {"enum": ["added", "removed", "changed", "unchanged"]}, "oldTag": S(), "newTag": S(), "oldDigest": S(), "newDigest": S()}, ["repository", "change"])),
+  "charts": arr({"type": "object"}), "valuesAdded": arr(S()), "valuesRemoved": arr(S()),
+  "delta": obj({"blobs": I(), "bytes": I(), "fullBytes": I()}, ["blobs", "bytes", "fullBytes"])},
+  ["old", "new", "added", "removed", "changed", "unchanged", "images", "delta"]))
+commands.append(command("inventory", "The receipt written by asking the target what it holds of a release.", {
+  "receipt": S(), "registry": S(), "platform": R("platform"), "images": I(), "absent": I(), "incompleteImages": I(), "contents": I(), "bytes": I()},
+  ["receipt", "registry", "platform", "images", "absent", "incompleteImages", "contents", "bytes"]))
+commands.append(command("split", "split prints text; with --json only its usage errors are documents.", {}, []))
+commands.append(command("join", "join prints text; with --json only its usage errors are documents.", {}, []))
 
 commands.append(command("login", "Where the credentials were stored (the secret is never printed).", {
   "registry": S(), "authFile": S(), "helper": S(), "username": S()}, ["registry", "authFile", "username"]))

@@ -69,7 +69,12 @@ internal static class ValuesCommand
                 throw new InputException("--values needs -o: the rewritten file goes to -o (give the same path to rewrite it in place)");
             }
 
-            OutputPaths.Check(outputPath, "-o");
+            if (outputPath is not null && !Directory.Exists(outputPath) && !Path.EndsInDirectorySeparator(outputPath))
+            {
+                // A directory gets one values file per chart; the workflow checks each of those paths.
+                OutputPaths.Check(outputPath, "-o");
+            }
+
             OutputPaths.Check(parse.GetValue(k3s), "--k3s-registries-out");
 
             var target = bundle.OptionalTarget(parse);

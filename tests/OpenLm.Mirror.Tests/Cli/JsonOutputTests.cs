@@ -75,7 +75,26 @@ public sealed class JsonOutputTests(ValuesBundleFixture bundle) : IClassFixture<
         JsonContract.Error("values", badOut, 3, "integrity");
     }
 
+    [Fact]
+    public async Task NodeArchiveAndDiff_Success_MatchTheirSchemas()
+    {
+        var dir = bundle.NewDirectory();
+
+        var (exit, stdout, stderr) = await RunAsync("node-archive", bundle.BundlePath, "--key", bundle.PublicKey, "-o", Path.Combine(dir, "images.tar"), "--json");
+        Assert.True(exit == 0, stderr);
+        JsonContract.Validate("node-archive", stdout, 0);
+
+        (exit, stdout, stderr) = await RunAsync("diff", bundle.BundlePath, bundle.BundlePath, "--json");
+        Assert.True(exit == 0, stderr);
+        JsonContract.Validate("diff", stdout, 0);
+    }
+
     [Theory]
+    [InlineData("node-archive", new[] { "node-archive", "/nonexistent/b.tar", "-o", "/tmp/openlm-na.tar", "--json" })]
+    [InlineData("diff", new[] { "diff", "/nonexistent/a.json", "/nonexistent/b.json", "--json" })]
+    [InlineData("inventory", new[] { "inventory", "--to", "127.0.0.1:1", "--lock", "/nonexistent/lock.json", "-o", "/tmp/openlm-r.json", "--json" })]
+    [InlineData("split", new[] { "split", "/nonexistent/b.tar", "--size", "4G", "--json" })]
+    [InlineData("join", new[] { "join", "/nonexistent/b.tar.001", "-o", "/tmp/openlm-j.tar", "--json" })]
     [InlineData("copy", new[] { "copy", "--json" })]
     [InlineData("copy", new[] { "copy", "--concurrency", "abc", "a/b:1", "oci:x", "--json" })]
     [InlineData("resolve", new[] { "resolve", "--manifest", "/nonexistent/platform.yaml", "-o", "/nonexistent/lock.json", "--json" })]
