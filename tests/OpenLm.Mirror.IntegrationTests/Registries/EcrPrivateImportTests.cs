@@ -102,7 +102,7 @@ public sealed class EcrPrivateImportTests(SharedRegistryFixture registry) : IAsy
         Assert.True(again.ExitCode == 0, again.ToString());
         using var report = JsonDocument.Parse(again.Output);
         Assert.Equal(0, report.RootElement.GetProperty("blobsUploaded").GetInt32());
-        Assert.All(report.RootElement.GetProperty("images").EnumerateArray(), i => Assert.Equal("unchanged", i.GetProperty("tag").GetString()));
+        Assert.All(report.RootElement.GetProperty("images").EnumerateArray(), i => Assert.Equal("unchanged", i.GetProperty("status").GetString()));
         Assert.Equal(writes, _ecr.BlobWrites);
         Assert.Equal(puts, _ecr.ManifestPuts);
         Assert.Equal(0, _ecr.TagInvalidCount);
