@@ -38,7 +38,7 @@ internal static class ImportCommand
             }
         });
         var chunkSize = new Option<string?>("--chunk-size") { HelpName = "SIZE", Description = "Upload blobs as chunked PATCH requests of SIZE (e.g. 8MiB, 512KiB; at least 256KiB) instead of one PUT each; without it chunks are used only after a 413" };
-        var createRepositories = new Option<bool>("--create-repositories") { Description = "Create missing target repositories first (ECR: CreateRepository with the standard AWS credential chain)" };
+        var createRepositories = new Option<bool>("--create-repositories") { Description = "Create missing target repositories first (ECR: CreateRepository with the standard AWS credential chain; Harbor: the project, private, with the registry credentials)" };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
         var command = new Command("import", "Verify a bundle and push it into a private registry in one streaming pass; tags are set only after the whole bundle verified");
