@@ -363,6 +363,10 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
                 catch (NotFoundException)
                 {
                 }
+                catch (RegistryException ex) when (ex.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
+                {
+                    // Not readable: the push probe finds out why and reports it with the other problems.
+                }
             }).ConfigureAwait(false);
         return found;
     }
