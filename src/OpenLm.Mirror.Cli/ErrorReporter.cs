@@ -133,6 +133,7 @@ internal static class ErrorReporter
         Setting.ContainerdHostsDirectory => "--containerd-hosts-dir",
         Setting.SplitSize => "--split-size",
         Setting.Compression => "--compress",
+        Setting.MaxPathComponents => "--max-path-components",
         _ => throw new ArgumentOutOfRangeException(nameof(setting), setting, "no flag for this setting"),
     };
 

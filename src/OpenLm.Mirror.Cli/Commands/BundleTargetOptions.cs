@@ -35,12 +35,22 @@ internal sealed class BundleTargetOptions
         Description = "Store images under FROM (registry[/path]) at TO (a path under the target); repeatable, longest FROM wins. Use the same rules as the import.",
     };
 
+    public Option<int?> MaxPath { get; } = MaxPathComponentsOption();
+
+    /// <summary><c>--max-path-components N</c>: the same option for import and the commands that follow it.</summary>
+    public static Option<int?> MaxPathComponentsOption() => new("--max-path-components")
+    {
+        HelpName = "N",
+        Description = "Flatten target repositories deeper than N path components, joining the rest with '-' (openlm/library/mongo -> openlm/library-mongo); default: docker.io 2, registry.gitlab.com the prefix + 2, else no limit. Use the same value as the import.",
+    };
+
     public void AddTo(Command command)
     {
         command.Arguments.Add(Bundle);
         command.Options.Add(To);
         command.Options.Add(Key);
         command.Options.Add(Map);
+        command.Options.Add(MaxPath);
     }
 
     public string BundlePath(ParseResult parse) => parse.GetValue(Bundle)!;
@@ -52,6 +62,8 @@ internal sealed class BundleTargetOptions
 
     public IReadOnlyList<string> Maps(ParseResult parse) => parse.GetValue(Map) ?? [];
 
+    public int? MaxPathComponents(ParseResult parse) => parse.GetValue(MaxPath);
+
     /// <summary>The release key given with <c>--key</c>, or null.</summary>
     public VerificationKey? LoadKey(ParseResult parse) => parse.GetValue(Key) is { } path ? VerificationKey.Load(path) : null;
 
@@ -59,6 +71,6 @@ internal sealed class BundleTargetOptions
     public async Task<AirGapBundle> OpenAsync(ParseResult parse, IMirrorLog log, CancellationToken cancellationToken)
     {
         using var key = LoadKey(parse);
-        return await AirGapBundle.OpenAsync(BundlePath(parse), Target(parse), Maps(parse), key, log, cancellationToken).ConfigureAwait(false);
+        return await AirGapBundle.OpenAsync(BundlePath(parse), Target(parse), Maps(parse), key, log, cancellationToken, MaxPathComponents(parse)).ConfigureAwait(false);
     }
 }

@@ -38,7 +38,8 @@ internal static class ImportCommand
             }
         });
         var chunkSize = new Option<string?>("--chunk-size") { HelpName = "SIZE", Description = "Upload blobs as chunked PATCH requests of SIZE (e.g. 8MiB, 512KiB; at least 256KiB) instead of one PUT each; without it chunks are used only after a 413" };
-        var createRepositories = new Option<bool>("--create-repositories") { Description = "Create missing target repositories first (ECR: CreateRepository with the standard AWS credential chain)" };
+        var maxPathComponents = BundleTargetOptions.MaxPathComponentsOption();
+        var createRepositories = new Option<bool>("--create-repositories") { Description = "Create missing target repositories first (ECR: CreateRepository with the standard AWS credential chain; Harbor: the project, private, with the registry credentials)" };
         var registry = new RegistryOptionSet();
         var copy = new CopyOptionSet();
         var command = new Command("import", "Verify a bundle and push it into a private registry in one streaming pass; tags are set only after the whole bundle verified");
@@ -47,6 +48,7 @@ internal static class ImportCommand
         command.Options.Add(skipSignature);
         command.Options.Add(to);
         command.Options.Add(map);
+        command.Options.Add(maxPathComponents);
         command.Options.Add(dryRun);
         command.Options.Add(receipt);
         command.Options.Add(copy.Concurrency);
@@ -90,8 +92,8 @@ internal static class ImportCommand
 
             using var connector = new RegistryConnector(registryOptions);
             var result = await new BundleImporter(connector, log).ImportAsync(
-                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse),
-                    Precheck = new PrecheckOptions { Kind = ParseKind(parse.GetValue(kind)), CreateRepositories = parse.GetValue(createRepositories), ChunkBytes = ParseSize(parse.GetValue(chunkSize)) } },
+                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], MaxPathComponents = parse.GetValue(maxPathComponents), DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse),
+                    Precheck = new PrecheckOptions { Kind = ParseKind(parse.GetValue(kind)), CreateRepositories = parse.GetValue(createRepositories), ChunkBytes = ParseSize(parse.GetValue(chunkSize)), MaxPathComponents = parse.GetValue(maxPathComponents) } },
                 cancellationToken: cancellationToken).ConfigureAwait(false);
 
             if (parse.GetValue(receipt) is { } receiptPath && !result.DryRun)

@@ -99,6 +99,7 @@ internal static class ValuesCommand
                 BundlePath = bundle.BundlePath(parse),
                 Target = target,
                 Maps = bundle.Maps(parse),
+                MaxPathComponents = bundle.MaxPathComponents(parse),
                 Key = key,
                 ValuesOutput = outputPath,
                 ValuesInput = inputPath,

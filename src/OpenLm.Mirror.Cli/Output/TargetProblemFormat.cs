@@ -31,9 +31,14 @@ internal static class TargetProblemFormat
         TargetProblemKind.RepositoryMissing when problem.Region is { } region =>
             $"aws ecr create-repository --repository-name {problem.Repository} --region {region}{RegistryId(problem)}",
         TargetProblemKind.RepositoryMissing => $"create the repository {problem.Repository} in the registry",
+        TargetProblemKind.NamespaceMissing when problem.Creatable =>
+            $"create the project '{problem.Namespace}' in Harbor (Projects > New Project), or let the import create it (private) with --create-repositories",
         TargetProblemKind.NamespaceMissing => $"create the project / organisation '{problem.Namespace}' (Harbor: Projects > New Project), or choose an existing one in --to",
+        TargetProblemKind.PushDenied when problem.MissingPermissions is { } missing =>
+            $"give {(problem.Account is { } account ? $"'{account}'" : "the account")} the {missing} permission on project '{problem.Namespace}' (Harbor: Projects > {problem.Namespace} > Robot Accounts > Edit > Permissions: Repository {missing}), or use credentials that have it",
+        TargetProblemKind.ProxyCacheProject => "import into a regular Harbor project: choose another project in --to (a proxy-cache project only pulls from its upstream)",
         TargetProblemKind.PushDenied => "use credentials with push and pull on this repository (--username with --password-stdin, or docker login); a Harbor robot account needs both permissions on the project",
-        TargetProblemKind.PathTooDeep => $"shorten the names to at most {problem.MaxPathComponents} components with --map FROM=TO or a shorter --to prefix",
+        TargetProblemKind.PathTooDeep => $"flatten the names with --max-path-components {problem.MaxPathComponents} (on import, check and values alike), or shorten them with --map FROM=TO or a shorter --to prefix",
         TargetProblemKind.ImmutableTag when problem.Region is { } region =>
             $"aws ecr put-image-tag-mutability --repository-name {problem.Repository} --image-tag-mutability MUTABLE --region {region}{RegistryId(problem)}, or import under another --to prefix",
         TargetProblemKind.ImmutableTag => "make the tag mutable, or import under another --to prefix",

@@ -34,7 +34,7 @@ public sealed record AirGapBundle
     /// target and rules are parsed and every root is mapped.
     /// </summary>
     public static async Task<AirGapBundle> OpenAsync(
-        string path, string target, IEnumerable<string> maps, VerificationKey? key, IMirrorLog log, CancellationToken cancellationToken = default)
+        string path, string target, IEnumerable<string> maps, VerificationKey? key, IMirrorLog log, CancellationToken cancellationToken = default, int? maxPathComponents = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(log);
@@ -44,7 +44,7 @@ public sealed record AirGapBundle
             log.Warn($"signature not checked: no release key given, so nothing proves '{path}' is the bundle your vendor released", Remedy.ReleaseKey);
         }
 
-        var mapper = TargetNameMapper.Create(target, maps, head.Manifest.Source);
+        var mapper = TargetNameMapper.Create(target, maps, head.Manifest.Source, maxPathComponents);
         var roots = RootsOf(head);
 
         // Every name the import creates must be distinct; refuse before anything is written.

@@ -35,11 +35,29 @@ public sealed class TargetNameMapper
 
     private readonly NameMapRule _platformRule;
 
-    public TargetNameMapper(MirrorTarget target, string platformSource = DefaultPlatformSource, IEnumerable<NameMapRule>? rules = null)
+    /// <param name="maxPathComponents">Most path components a target repository may have (null: the host's own
+    /// limit, see <see cref="AutoMaxPathComponents"/>); deeper names are flattened, see <see cref="Flatten"/>.</param>
+    public TargetNameMapper(MirrorTarget target, string platformSource = DefaultPlatformSource, IEnumerable<NameMapRule>? rules = null, int? maxPathComponents = null)
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(platformSource);
         Target = target;
+        if (maxPathComponents is < 1)
+        {
+            throw new InputException($"the most path components a target repository may have must be at least 1 (got {maxPathComponents})") { Setting = Setting.MaxPathComponents };
+        }
+
+        MaxPathComponents = maxPathComponents ?? AutoMaxPathComponents(target);
+        var prefixComponents = target.Prefix.Length == 0 ? 0 : target.Prefix.Split('/').Length;
+        if (MaxPathComponents is { } max && prefixComponents >= max)
+        {
+            throw new InputException($"the target prefix '{target.Prefix}' has {prefixComponents} path components, but {target.Host} takes repositories of at most {max}: no image name would fit under it; use a shorter prefix")
+            {
+                Setting = Setting.Target,
+                Subject = target.ToString(),
+            };
+        }
+
         PlatformSource = NameMapRule.ParseFrom(platformSource, what => $"invalid platform source: '{platformSource}' {what}");
         _platformRule = NameMapRule.Implicit(PlatformSource, string.Empty);
 
@@ -64,10 +82,42 @@ public sealed class TargetNameMapper
     }
 
     /// <summary>Parses the target and the <c>FROM=TO</c> rule texts, then builds the mapper.</summary>
-    public static TargetNameMapper Create(string target, IEnumerable<string>? maps = null, string platformSource = DefaultPlatformSource) =>
-        new(MirrorTarget.Parse(target), platformSource, (maps ?? []).Select(NameMapRule.Parse).ToList());
+    public static TargetNameMapper Create(string target, IEnumerable<string>? maps = null, string platformSource = DefaultPlatformSource, int? maxPathComponents = null) =>
+        new(MirrorTarget.Parse(target), platformSource, (maps ?? []).Select(NameMapRule.Parse).ToList(), maxPathComponents);
 
     public MirrorTarget Target { get; }
+
+    /// <summary>Most path components a target repository has after flattening; null: no limit.</summary>
+    public int? MaxPathComponents { get; }
+
+    /// <summary>
+    /// The depth limit a known registry host sets by itself: GitLab.com (<c>registry.gitlab.com</c>) takes the project
+    /// path plus 2 levels, the project path being the target prefix. Other hosts: no limit (Docker Hub, limited to 2,
+    /// is refused as a target by <see cref="MirrorTarget"/>; the pre-check enforces a registry kind's limit).
+    /// </summary>
+    public static int? AutoMaxPathComponents(MirrorTarget target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        var host = target.Host.ToLowerInvariant();
+        return host switch
+        {
+            "registry.gitlab.com" when target.Prefix.Length > 0 => target.Prefix.Split('/').Length + 2,
+            _ => null,
+        };
+    }
+
+    /// <summary>
+    /// Joins the components past the <paramref name="max"/>th-but-one with <c>-</c>, so the name has at most
+    /// <paramref name="max"/> components: <c>openlm/library/mongo</c> with 2 becomes <c>openlm/library-mongo</c>.
+    /// Deterministic; names that already fit are returned unchanged.
+    /// </summary>
+    public static string Flatten(string repository, int max)
+    {
+        ArgumentNullException.ThrowIfNull(repository);
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        var parts = repository.Split('/');
+        return parts.Length <= max ? repository : string.Join('/', parts[..(max - 1)].Append(string.Join('-', parts[(max - 1)..])));
+    }
 
     /// <summary>The normalised platform source (<c>registry/namespace</c>).</summary>
     public string PlatformSource { get; }
@@ -109,6 +159,11 @@ public sealed class TargetNameMapper
         var rule = RuleFor(source);
         var rest = source.Name.Length == rule.From.Length ? string.Empty : source.Name[(rule.From.Length + 1)..];
         var repository = NamePaths.Join(Target.Prefix, rule.To, rest);
+        if (MaxPathComponents is { } max)
+        {
+            repository = Flatten(repository, max);
+        }
+
         if (repository.Length == 0)
         {
             throw new InputException(
@@ -182,7 +237,7 @@ public sealed class TargetNameMapper
         {
             throw new InputException(
                 $"{count} target name collision{(count == 1 ? string.Empty : "s")} in {Target}: different images would be stored under one name:" +
-                $"{collisions}\nAdd name-mapping rules to give them distinct names.")
+                $"{collisions}\n{(MaxPathComponents is { } max ? $"(names are flattened to at most {max} path components, joining the rest with '-') " : string.Empty)}Add name-mapping rules to give them distinct names.")
             {
                 Remedy = Remedy.NameMapRule,
             };

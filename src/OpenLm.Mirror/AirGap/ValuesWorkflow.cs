@@ -21,6 +21,9 @@ public sealed record ValuesRequest
     /// <summary>The import's name-mapping rules, <c>FROM=TO</c>.</summary>
     public IReadOnlyList<string> Maps { get; init; } = [];
 
+    /// <summary>The import's path-component limit (names deeper are flattened); null: the host's own limit.</summary>
+    public int? MaxPathComponents { get; init; }
+
     /// <summary>The release public key; without one the signature is not checked (and a warning says so).</summary>
     public VerificationKey? Key { get; init; }
 
@@ -148,7 +151,7 @@ public static class ValuesWorkflow
     {
         if (!request.Helm.NoRegistry)
         {
-            var bundle = await AirGapBundle.OpenAsync(request.BundlePath, request.Target!, request.Maps, request.Key, log, cancellationToken).ConfigureAwait(false);
+            var bundle = await AirGapBundle.OpenAsync(request.BundlePath, request.Target!, request.Maps, request.Key, log, cancellationToken, request.MaxPathComponents).ConfigureAwait(false);
             return (bundle, bundle.Head);
         }
 

@@ -90,4 +90,7 @@ public enum Setting
 
     /// <summary>How the bundle is compressed.</summary>
     Compression,
+
+    /// <summary>The most path components a target repository may have.</summary>
+    MaxPathComponents,
 }

@@ -41,7 +41,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
 
             // Names first: a collision is refused before anything is pushed. The platform prefix that the target
             // replaces is the bundle's own source.
-            var mapper = TargetNameMapper.Create(request.Target, request.Maps, bundle.Head.Manifest.Source);
+            var mapper = TargetNameMapper.Create(request.Target, request.Maps, bundle.Head.Manifest.Source, request.MaxPathComponents);
             var plan = new ImportPlan(bundle, mapper, registries);
             var counts = new ImportCounts(plan, progress);
             if (bundle.IsDelta)

@@ -20,6 +20,9 @@ public sealed record ImportRequest
     /// <summary><c>FROM_PREFIX=TO_PREFIX</c> renaming rules (longest FROM wins).</summary>
     public IReadOnlyList<string> Maps { get; init; } = [];
 
+    /// <summary>Most path components a target repository may have; deeper names are flattened (null: the host's own limit).</summary>
+    public int? MaxPathComponents { get; init; }
+
     /// <summary>Print the plan, write nothing.</summary>
     public bool DryRun { get; init; }
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using OpenLm.Mirror.Aws;
 using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Harbor;
 using OpenLm.Mirror.Oci;
 using OpenLm.Mirror.Registry;
 using OpenLm.Mirror.Registry.Kinds;
@@ -27,6 +28,9 @@ public enum TargetProblemKind
 
     /// <summary>An immutable tag already names another manifest; the import would have to move it.</summary>
     ImmutableTag,
+
+    /// <summary>The Harbor project is a proxy cache (it mirrors another registry): Harbor refuses pushes into it.</summary>
+    ProxyCacheProject,
 }
 
 /// <summary>One thing the target would refuse, with what a fix needs to know (a front end writes the exact command).</summary>
@@ -45,6 +49,15 @@ public sealed record TargetProblem(TargetProblemKind Kind, string Repository, st
 
     /// <summary>The most path components the registry takes.</summary>
     public int? MaxPathComponents { get; init; }
+
+    /// <summary>The permissions the account lacks on the repository's project (Harbor robot accounts: "push", "pull, push").</summary>
+    public string? MissingPermissions { get; init; }
+
+    /// <summary>The import can create what is missing itself (with <see cref="PrecheckOptions.CreateRepositories"/>).</summary>
+    public bool Creatable { get; init; }
+
+    /// <summary>The account the credentials name (e.g. a Harbor robot account <c>robot$ci</c>), when known.</summary>
+    public string? Account { get; init; }
 }
 
 /// <summary>The target cannot take the whole bundle: every reason, found before any byte moved. Exit code 1.</summary>
@@ -65,7 +78,7 @@ public sealed record PrecheckOptions
 {
     public RegistryKind Kind { get; init; } = RegistryKind.Auto;
 
-    /// <summary>Create missing ECR repositories before the copy.</summary>
+    /// <summary>Create missing ECR repositories / Harbor projects (private) before the copy.</summary>
     public bool CreateRepositories { get; init; }
 
     /// <summary>Most path components a target repository may have; null takes the registry kind's limit (if any).</summary>
@@ -131,6 +144,12 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         }
 
         var problems = new List<TargetProblem>();
+        var handled = new HashSet<string>(StringComparer.Ordinal);
+        if (probe.Kind == RegistryKind.Harbor)
+        {
+            await CheckHarborAsync(client, probe.Kind, repositories, options.CreateRepositories, access, problems, handled, findings, cancellationToken).ConfigureAwait(false);
+        }
+
         var maxComponents = options.MaxPathComponents ?? probe.Profile.MaxPathComponents;
         foreach (var repository in repositories)
         {
@@ -138,6 +157,11 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
             if (maxComponents is { } max && components > max)
             {
                 problems.Add(new TargetProblem(TargetProblemKind.PathTooDeep, repository, $"{host}/{repository}: {components} path components, but {RegistryKinds.Name(probe.Kind)} takes at most {max}; map the images to shorter names") { MaxPathComponents = max });
+                continue;
+            }
+
+            if (handled.Contains(repository))
+            {
                 continue;
             }
 
@@ -165,6 +189,89 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         var immutable = await ImmutableRepositoriesAsync(probe, ecr, ecrAddress?.RegistryId, ready, findings, cancellationToken).ConfigureAwait(false);
         problems.AddRange(CheckTags(client.Host, images, current, ready, immutable, region, ecrAddress?.RegistryId, findings));
         return new PrecheckResult(probe, [.. probe.Findings(), .. findings], problems.OrderBy(p => p.Repository, StringComparer.Ordinal).ThenBy(p => p.Tag, StringComparer.Ordinal).ToList());
+    }
+
+    /// <summary>
+    /// Harbor: every project (first path component) is read through <c>/api/v2.0/projects?name=</c>. A missing one is
+    /// created (private) on request, else reported once for the project; a proxy-cache project refuses pushes; a denied
+    /// push is told apart from a denied pull (<c>GET …/tags/list</c>) so the robot account's missing permission is named.
+    /// A project the API does not list while a push into it was allowed is trusted to the probe (the API lists only
+    /// what the credentials may see).
+    /// </summary>
+    private async Task CheckHarborAsync(
+        RegistryClient client,
+        RegistryKind kind,
+        IReadOnlyList<string> repositories,
+        bool create,
+        Dictionary<string, RepositoryProbe> access,
+        List<TargetProblem> problems,
+        HashSet<string> handled,
+        List<string> findings,
+        CancellationToken cancellationToken)
+    {
+        var api = new HarborApi(client);
+        var account = client.Options.Credentials.GetCredential(client.Host) is { IdentityToken: null } credential ? credential.Username : null;
+        foreach (var group in repositories.GroupBy(r => r.Split('/')[0], StringComparer.Ordinal))
+        {
+            var project = group.Key;
+            var members = group.ToList();
+            HarborProject? found;
+            try
+            {
+                found = await api.GetProjectAsync(project, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryException ex)
+            {
+                findings.Add($"Harbor project '{project}' not read through the projects API: {ex.Message}");
+                continue;
+            }
+
+            if (found is null && members.All(r => access[r].Access != PushAccess.Allowed))
+            {
+                if (!create)
+                {
+                    problems.Add(new TargetProblem(TargetProblemKind.NamespaceMissing, project, $"{client.Host}/{project}: the Harbor project '{project}' does not exist{(account is null ? " or is not visible anonymously" : string.Empty)} (the projects API does not list it) and Harbor does not create projects on push; {members.Count} repositor{(members.Count == 1 ? "y needs" : "ies need")} it") { Namespace = project, Creatable = true });
+                    handled.UnionWith(members);
+                    continue;
+                }
+
+                await api.CreateProjectAsync(project, cancellationToken).ConfigureAwait(false);
+                log.Info($"created Harbor project {project} (private)");
+                findings.Add($"created Harbor project {project} (private)");
+                foreach (var repository in members)
+                {
+                    access[repository] = await RegistryProbe.ProbePushAsync(client, kind, repository, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            else if (found is { IsProxyCache: true })
+            {
+                problems.Add(new TargetProblem(TargetProblemKind.ProxyCacheProject, project, $"{client.Host}/{project}: the Harbor project '{project}' is a proxy-cache project (it mirrors registry endpoint {found.RegistryId}); Harbor refuses pushes into it") { Namespace = project });
+                handled.UnionWith(members);
+                continue;
+            }
+
+            foreach (var repository in members.Where(r => access[r].Access == PushAccess.Denied))
+            {
+                var pull = await MayPullAsync(client, repository, cancellationToken).ConfigureAwait(false);
+                var missing = pull ? "push" : "pull, push";
+                problems.Add(new TargetProblem(TargetProblemKind.PushDenied, repository, $"{client.Host}/{repository}: {(account is null ? "anonymous access" : $"'{account}'")} lacks the {missing} permission{(pull ? string.Empty : "s")} on Harbor project '{project}' ({access[repository].Detail})")
+                {
+                    Namespace = project,
+                    MissingPermissions = missing,
+                    Account = account,
+                });
+                handled.Add(repository);
+            }
+        }
+    }
+
+    /// <summary>Whether the credentials may read the repository: a tag list answers 200 or 404, not 401/403.</summary>
+    private static async Task<bool> MayPullAsync(RegistryClient client, string repository, CancellationToken cancellationToken)
+    {
+        using var response = await client.Retry.ExecuteAsync(
+            ct => new ValueTask<HttpResponseMessage>(client.SendAsync(HttpMethod.Get, client.ApiUri($"v2/{repository}/tags/list?n=1"), [$"repository:{repository}:pull"], ct)),
+            cancellationToken).ConfigureAwait(false);
+        return response.StatusCode is not (System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden);
     }
 
     private static EcrApi DefaultEcrApi(string region) => new(new EcrApiOptions { Region = region });
@@ -255,6 +362,10 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
                 }
                 catch (NotFoundException)
                 {
+                }
+                catch (RegistryException ex) when (ex.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
+                {
+                    // Not readable: the push probe finds out why and reports it with the other problems.
                 }
             }).ConfigureAwait(false);
         return found;

@@ -235,14 +235,15 @@ public sealed class RegistryClient
 
             response.Dispose();
             authAttempts++;
-            if (challenge.IsBearer)
+            if (challenge.IsBearer && challenge.TokenEndpoint is not null)
             {
                 _lastBearerChallenge = challenge;
                 var sent = request.Headers.Authorization is { Scheme: "Bearer" } bearer ? bearer.Parameter : null;
                 await RefreshTokenAsync(challenge, scopes, sent, cancellationToken).ConfigureAwait(false);
             }
-            else if (challenge.IsBasic)
+            else if (challenge.IsBasic || challenge.IsBearer)
             {
+                // A Bearer challenge whose realm is no http(s) URL (Nexus: null://host/v2/token) falls back to Basic.
                 if (_options.Credentials.GetCredential(Host) is null)
                 {
                     throw new OperationException($"registry {Host} requires authentication and no credentials were found; give a username and password for it")

@@ -16,6 +16,15 @@ public sealed record Challenge(string Scheme, IReadOnlyDictionary<string, string
 
     public bool IsBasic => Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// The realm as a token endpoint: an absolute http(s) URI with a host; null when it is missing or broken (Nexus
+    /// has sent <c>null://host/v2/token</c>), in which case a client falls back to Basic credentials.
+    /// </summary>
+    public Uri? TokenEndpoint =>
+        Uri.TryCreate(Realm, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || uri.Scheme == Uri.UriSchemeHttp) && uri.Host.Length > 0
+            ? uri
+            : null;
+
     public static bool TryParse(string? header, [NotNullWhen(true)] out Challenge? challenge)
     {
         challenge = null;

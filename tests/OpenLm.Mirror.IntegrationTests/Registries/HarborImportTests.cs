@@ -1,0 +1,116 @@
+using OpenLm.Mirror.IntegrationTests.Infrastructure;
+using OpenLm.Mirror.IntegrationTests.Support;
+using Xunit;
+
+namespace OpenLm.Mirror.IntegrationTests.Registries;
+
+/// <summary>
+/// import into a Harbor-like registry (our emulator in front of a real Distribution): the kind is found through
+/// <c>/api/v2.0/systeminfo</c>; a missing project, a robot account without push and a proxy-cache project each stop the
+/// import before any byte moves (exit 1, nothing tagged) naming the fix; <c>--create-repositories</c> creates the
+/// project (private) through the projects API and the import stores identical digests.
+/// </summary>
+[Collection(RegistryCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class HarborImportTests(SharedRegistryFixture registry) : IAsyncLifetime
+{
+    private readonly TempDir _temp = new();
+    private HarborEmulator _harbor = null!;
+    private TestBundle _bundle = null!;
+
+    public async Task InitializeAsync()
+    {
+        _harbor = new HarborEmulator(registry.BaseUri);
+        await _harbor.StartAsync();
+        _bundle = await TestBundle.CreateAsync(_temp.Sub("b"), seed: 93);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _harbor.DisposeAsync();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public async Task Import_ProjectMissing_ExitsOneNamingTheProjectAndPushesNothing()
+    {
+        var project = NewProject();
+
+        var run = await ImportAsync(project, HarborEmulator.AdminUser, HarborEmulator.AdminPassword);
+
+        Assert.True(run.ExitCode == 1, run.ToString());
+        // (no --registry-kind: the Harbor message proves the kind was found through /api/v2.0/systeminfo)
+        Assert.Contains($"the Harbor project '{project}' does not exist", run.Error);
+        Assert.Contains("--create-repositories", run.Error);
+        Assert.Contains("nothing was pushed", run.Error);
+        Assert.Contains(_harbor.ApiCalls, c => c == $"GET /api/v2.0/projects?name={project}&page_size=100");
+        Assert.False(_harbor.HasProject(project, out _));
+        await AssertNothingPushedAsync(project);
+    }
+
+    [Fact]
+    public async Task Import_CreateRepositories_CreatesPrivateProjectAndImportsIdenticalDigests()
+    {
+        var project = NewProject();
+
+        var run = await ImportAsync(project, HarborEmulator.AdminUser, HarborEmulator.AdminPassword, "--create-repositories");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.True(_harbor.HasProject(project, out var isPublic));
+        Assert.False(isPublic);
+        Assert.Single(_harbor.ApiCalls, c => c.StartsWith("POST /api/v2.0/projects", StringComparison.Ordinal));
+        foreach (var image in _bundle.Platform.Images)
+        {
+            Assert.Equal(image.Digest, await Tools.SkopeoRawDigestAsync($"docker://{registry.Host}/{project}/{image.Repository.Split('/', 2)[1]}:{image.Tag}"));
+        }
+    }
+
+    [Fact]
+    public async Task Import_RobotWithoutPush_NamesTheMissingPermissionAndPushesNothing()
+    {
+        var project = NewProject();
+        _harbor.AddProject(project);
+
+        var run = await ImportAsync(project, HarborEmulator.RobotUser, HarborEmulator.RobotPassword);
+
+        Assert.True(run.ExitCode == 1, run.ToString());
+        Assert.Contains($"'{HarborEmulator.RobotUser}' lacks the push permission on Harbor project '{project}'", run.Error);
+        Assert.Contains("Robot Accounts", run.Error);
+        Assert.DoesNotContain("pull, push", run.Error);
+        await AssertNothingPushedAsync(project);
+    }
+
+    [Fact]
+    public async Task Import_ProxyCacheProject_ExitsOneBeforePushingAnything()
+    {
+        var project = NewProject();
+        _harbor.AddProject(project, proxyCache: true);
+
+        var run = await ImportAsync(project, HarborEmulator.AdminUser, HarborEmulator.AdminPassword, "--create-repositories");
+
+        Assert.True(run.ExitCode == 1, run.ToString());
+        Assert.Contains($"the Harbor project '{project}' is a proxy-cache project", run.Error);
+        Assert.Contains("import into a regular Harbor project", run.Error);
+        await AssertNothingPushedAsync(project);
+    }
+
+    private static string NewProject() => $"hb{Guid.NewGuid().ToString("N")[..8]}";
+
+    private async Task AssertNothingPushedAsync(string project)
+    {
+        Assert.Equal(0, _harbor.BlobWrites);
+        Assert.Equal(0, _harbor.ManifestPuts);
+        using var http = new HttpClient();
+        Assert.DoesNotContain(project + "/", await http.GetStringAsync(new Uri(registry.BaseUri, "v2/_catalog?n=1000")), StringComparison.Ordinal);
+    }
+
+    private Task<CliRun> ImportAsync(string project, string user, string password, string? flag = null)
+    {
+        var config = _temp.Sub("docker-" + Guid.NewGuid().ToString("N")[..6]);
+        Directory.CreateDirectory(config);
+        var auth = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{user}:{password}"));
+        File.WriteAllText(Path.Combine(config, "config.json"), "{\"auths\":{\"" + _harbor.Host + "\":{\"auth\":\"" + auth + "\"}}}");
+        string[] args = ["import", _bundle.Path, "--key", _bundle.PublicKey, "--to", $"{_harbor.Host}/{project}", "--plain-http"];
+        return MirrorCli.RunProcessAsync(new Dictionary<string, string> { ["DOCKER_CONFIG"] = config }, flag is null ? args : [.. args, flag]);
+    }
+}
