@@ -90,6 +90,9 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
     /// <summary>True when the blob's bytes have been read to the end through a verifier and matched.</summary>
     public bool IsVerified(Digest digest) => _manifests.ContainsKey(digest) || _verified.ContainsKey(digest);
 
+    /// <summary>The config or layer with this digest, when the bundle carries it (an omitted blob is not carried).</summary>
+    public BundleEntry? CarriedBlob(Digest digest) => _blobs.TryGetValue(digest, out var entry) ? entry : null;
+
     /// <summary>
     /// Opens the bundle at <paramref name="path"/>: see the type summary. The path must be a file (byte ranges are read
     /// from it); a pipe is refused. An old single-stream zstd bundle is decompressed once to a temporary file.
@@ -222,7 +225,7 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
     /// Refuses a delta for a use that needs every byte of every image (a Docker load, serving): the omitted blobs are in
     /// the air-gapped registry, not in this file. <paramref name="use"/> completes "a delta bundle cannot be …".
     /// </summary>
-    public void RequireFull(string use)
+    public void RequireFull(string use, bool baseAccepted = false)
     {
         if (!IsDelta)
         {
@@ -231,8 +234,10 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
 
         var bases = string.Join("; ", Head.Manifest.Base!.Files.Select((_, i) => BaseName(i + 1)));
         throw new InputException(
-            $"{DisplayName} is a delta bundle: it leaves {Omitted.Count} blobs ({Omitted.Values.Sum(o => o.Size)} bytes) to its base ({bases}), so it cannot be {use} on its own; use a full bundle of this release, or import the delta into the registry that holds the base")
-        { Subject = DisplayName };
+            $"{DisplayName} is a delta bundle: it leaves {Omitted.Count} blobs ({Omitted.Values.Sum(o => o.Size)} bytes) to its base ({bases}), so it cannot be {use} on its own; " +
+            (baseAccepted ? "give the earlier bundle file(s) it was made against as base(s), use" : "use") +
+            " a full bundle of this release, or import the delta into the registry that holds the base")
+        { Subject = DisplayName, Remedy = baseAccepted ? Remedy.BaseBundle : Remedy.None };
     }
 
     /// <summary>The (decompressed) tar of the bundle as one seekable stream, e.g. to write it again in parts.</summary>
