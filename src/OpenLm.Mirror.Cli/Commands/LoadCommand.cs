@@ -119,6 +119,11 @@ internal static class LoadCommand
             log.Info($"bundle {checkedHead.Manifest.Platform.Name} {checkedHead.Manifest.Platform.Version} ({checkedHead.BundleDigest.Short}): " +
                      (checkedHead.SignatureChecked ? $"signature verified with key {checkedHead.VerifiedKeyId}" : "signature NOT checked"));
 
+            if (options.Bases.Count == 0)
+            {
+                BundleSource.RequireFull(checkedHead, bundlePath, "loaded into a Docker engine", baseAccepted: true);
+            }
+
             using var engine = await DockerEngine.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
             log.Info($"Docker engine {engine.Info.Version} at {engine.Info.Endpoint}: {engine.Info.Platform}, API {ApiVersionNegotiation.Format(engine.Info.ApiVersion)} (engine {engine.Info.EngineApiVersion}{(string.IsNullOrEmpty(engine.Info.MinApiVersion) ? string.Empty : ", min " + engine.Info.MinApiVersion)})");
 

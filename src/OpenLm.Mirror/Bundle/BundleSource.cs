@@ -225,28 +225,37 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
     /// Refuses a delta for a use that needs every byte of every image (a Docker load, serving): the omitted blobs are in
     /// the air-gapped registry, not in this file. <paramref name="use"/> completes "a delta bundle cannot be …".
     /// </summary>
-    public void RequireFull(string use, bool baseAccepted = false)
+    public void RequireFull(string use, bool baseAccepted = false) => RequireFull(Head, DisplayName, use, baseAccepted);
+
+    /// <summary>
+    /// <see cref="RequireFull(string, bool)"/> on a head alone (e.g. one read with <see cref="BundleReadOptions.HeadOnly"/>,
+    /// before anything else is contacted). With <paramref name="baseAccepted"/> the remedy is to give the earlier bundles.
+    /// </summary>
+    public static void RequireFull(BundleHead head, string displayName, string use, bool baseAccepted = false)
     {
-        if (!IsDelta)
+        ArgumentNullException.ThrowIfNull(head);
+        if (head.Manifest.Base is not { } deltaBase)
         {
             return;
         }
 
-        var bases = string.Join("; ", Head.Manifest.Base!.Files.Select((_, i) => BaseName(i + 1)));
+        var bases = string.Join("; ", deltaBase.Files.Select((_, i) => BaseName(head.Manifest, i + 1)));
         throw new InputException(
-            $"{DisplayName} is a delta bundle: it leaves {Omitted.Count} blobs ({Omitted.Values.Sum(o => o.Size)} bytes) to its base ({bases}), so it cannot be {use} on its own; " +
+            $"{displayName} is a delta bundle: it leaves {deltaBase.Omitted.Count} blobs ({deltaBase.Omitted.Sum(o => o.Size)} bytes) to its base ({bases}), so it cannot be {use} on its own; " +
             (baseAccepted ? "give the earlier bundle file(s) it was made against as base(s), use" : "use") +
             " a full bundle of this release, or import the delta into the registry that holds the base")
-        { Subject = DisplayName, Remedy = baseAccepted ? Remedy.BaseBundle : Remedy.None };
+        { Subject = displayName, Remedy = baseAccepted ? Remedy.BaseBundle : Remedy.None };
     }
 
     /// <summary>The (decompressed) tar of the bundle as one seekable stream, e.g. to write it again in parts.</summary>
     public Stream OpenTar() => _openTar();
 
     /// <summary>"kind release" of a delta's base (1-based), for messages.</summary>
-    public string BaseName(int index)
+    public string BaseName(int index) => BaseName(Head.Manifest, index);
+
+    private static string BaseName(BundleManifest manifest, int index)
     {
-        var files = Head.Manifest.Base?.Files ?? [];
+        var files = manifest.Base?.Files ?? [];
         return index >= 1 && index <= files.Count
             ? $"{files[index - 1].Kind} of {files[index - 1].Release.Name} {files[index - 1].Release.Version}"
             : $"base {index}";
