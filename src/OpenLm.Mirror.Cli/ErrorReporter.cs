@@ -113,6 +113,7 @@ internal static class ErrorReporter
         Remedy.Platform => "--platform os/arch",
         Remedy.TempDirectory => "--temp-dir DIR",
         Remedy.EngineAddress => "is dockerd running? see --docker-host / DOCKER_HOST",
+        Remedy.BaseBundle => "--base EARLIER-BUNDLE, repeatable",
         _ => throw new ArgumentOutOfRangeException(nameof(remedy), remedy, "no flag for this remedy"),
     };
 

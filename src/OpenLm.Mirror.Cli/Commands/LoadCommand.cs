@@ -41,11 +41,17 @@ internal static class LoadCommand
             Arity = ArgumentArity.ZeroOrMore,
         };
         var tempDir = new Option<string?>("--temp-dir") { HelpName = "DIR", Description = "Where the selected images' blobs are spooled before loading (default: the system temp directory)" };
+        var bases = new Option<string[]>("--base")
+        {
+            HelpName = "EARLIER-BUNDLE",
+            Description = "For a delta bundle: an earlier bundle file it was made against (full, split parts, or a delta whose own bases are given too), which supplies the blobs the delta omits; signed with the same key; repeatable",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
         var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
 
         var command = new Command("load", "Verify a signed bundle and load its container images (one platform) into a Docker engine");
         command.Arguments.Add(bundle);
-        foreach (var option in new Option[] { key, skipSignature, dockerHost, platform, to, maps, tempDir, json })
+        foreach (var option in new Option[] { key, skipSignature, dockerHost, platform, to, maps, bases, tempDir, json })
         {
             command.Options.Add(option);
         }
@@ -82,6 +88,7 @@ internal static class LoadCommand
                 Target = targetText is null ? null : MirrorTarget.Parse(targetText),
                 Maps = mapTexts.Select(NameMapRule.Parse).ToList(),
                 TempDirectory = parse.GetValue(tempDir),
+                Bases = parse.GetValue(bases) ?? [],
                 Log = log,
             };
             if (options.Target is not null)
@@ -111,6 +118,11 @@ internal static class LoadCommand
             var checkedHead = (await BundleReader.ReadAsync(bundlePath, new BundleReadOptions { Key = verificationKey, RequireSignature = !insecure, HeadOnly = true }, cancellationToken).ConfigureAwait(false)).Head;
             log.Info($"bundle {checkedHead.Manifest.Platform.Name} {checkedHead.Manifest.Platform.Version} ({checkedHead.BundleDigest.Short}): " +
                      (checkedHead.SignatureChecked ? $"signature verified with key {checkedHead.VerifiedKeyId}" : "signature NOT checked"));
+
+            if (options.Bases.Count == 0)
+            {
+                BundleSource.RequireFull(checkedHead, bundlePath, "loaded into a Docker engine", baseAccepted: true);
+            }
 
             using var engine = await DockerEngine.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
             log.Info($"Docker engine {engine.Info.Version} at {engine.Info.Endpoint}: {engine.Info.Platform}, API {ApiVersionNegotiation.Format(engine.Info.ApiVersion)} (engine {engine.Info.EngineApiVersion}{(string.IsNullOrEmpty(engine.Info.MinApiVersion) ? string.Empty : ", min " + engine.Info.MinApiVersion)})");

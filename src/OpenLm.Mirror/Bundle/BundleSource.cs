@@ -90,6 +90,9 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
     /// <summary>True when the blob's bytes have been read to the end through a verifier and matched.</summary>
     public bool IsVerified(Digest digest) => _manifests.ContainsKey(digest) || _verified.ContainsKey(digest);
 
+    /// <summary>The config or layer with this digest, when the bundle carries it (an omitted blob is not carried).</summary>
+    public BundleEntry? CarriedBlob(Digest digest) => _blobs.TryGetValue(digest, out var entry) ? entry : null;
+
     /// <summary>
     /// Opens the bundle at <paramref name="path"/>: see the type summary. The path must be a file (byte ranges are read
     /// from it); a pipe is refused. An old single-stream zstd bundle is decompressed once to a temporary file.
@@ -222,26 +225,37 @@ public sealed class BundleSource : IReadOnlyTarget, IManifestFetchable, IAsyncDi
     /// Refuses a delta for a use that needs every byte of every image (a Docker load, serving): the omitted blobs are in
     /// the air-gapped registry, not in this file. <paramref name="use"/> completes "a delta bundle cannot be …".
     /// </summary>
-    public void RequireFull(string use)
+    public void RequireFull(string use, bool baseAccepted = false) => RequireFull(Head, DisplayName, use, baseAccepted);
+
+    /// <summary>
+    /// <see cref="RequireFull(string, bool)"/> on a head alone (e.g. one read with <see cref="BundleReadOptions.HeadOnly"/>,
+    /// before anything else is contacted). With <paramref name="baseAccepted"/> the remedy is to give the earlier bundles.
+    /// </summary>
+    public static void RequireFull(BundleHead head, string displayName, string use, bool baseAccepted = false)
     {
-        if (!IsDelta)
+        ArgumentNullException.ThrowIfNull(head);
+        if (head.Manifest.Base is not { } deltaBase)
         {
             return;
         }
 
-        var bases = string.Join("; ", Head.Manifest.Base!.Files.Select((_, i) => BaseName(i + 1)));
+        var bases = string.Join("; ", deltaBase.Files.Select((_, i) => BaseName(head.Manifest, i + 1)));
         throw new InputException(
-            $"{DisplayName} is a delta bundle: it leaves {Omitted.Count} blobs ({Omitted.Values.Sum(o => o.Size)} bytes) to its base ({bases}), so it cannot be {use} on its own; use a full bundle of this release, or import the delta into the registry that holds the base")
-        { Subject = DisplayName };
+            $"{displayName} is a delta bundle: it leaves {deltaBase.Omitted.Count} blobs ({deltaBase.Omitted.Sum(o => o.Size)} bytes) to its base ({bases}), so it cannot be {use} on its own; " +
+            (baseAccepted ? "give the earlier bundle file(s) it was made against as base(s), use" : "use") +
+            " a full bundle of this release, or import the delta into the registry that holds the base")
+        { Subject = displayName, Remedy = baseAccepted ? Remedy.BaseBundle : Remedy.None };
     }
 
     /// <summary>The (decompressed) tar of the bundle as one seekable stream, e.g. to write it again in parts.</summary>
     public Stream OpenTar() => _openTar();
 
     /// <summary>"kind release" of a delta's base (1-based), for messages.</summary>
-    public string BaseName(int index)
+    public string BaseName(int index) => BaseName(Head.Manifest, index);
+
+    private static string BaseName(BundleManifest manifest, int index)
     {
-        var files = Head.Manifest.Base?.Files ?? [];
+        var files = manifest.Base?.Files ?? [];
         return index >= 1 && index <= files.Count
             ? $"{files[index - 1].Kind} of {files[index - 1].Release.Name} {files[index - 1].Release.Version}"
             : $"base {index}";

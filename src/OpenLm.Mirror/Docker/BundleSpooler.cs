@@ -60,7 +60,7 @@ internal sealed class BundleSpooler(string spoolDirectory, Platform platform, Do
     public long SpooledBytes { get; private set; }
 
     /// <summary>Chooses, spools and verifies: see the type summary.</summary>
-    public async Task SpoolAsync(BundleSource bundle, CancellationToken cancellationToken)
+    public async Task SpoolAsync(LayeredBundleSource bundle, CancellationToken cancellationToken)
     {
         Plan(bundle.Head);
         foreach (var candidate in _candidates.Where(c => c.Skipped is null))
@@ -69,9 +69,9 @@ internal sealed class BundleSpooler(string spoolDirectory, Platform platform, Do
         }
 
         CheckFreeSpace();
-        foreach (var entry in bundle.Blobs.Where(b => _needed.ContainsKey(b.Descriptor.Digest)))
+        foreach (var blob in bundle.Blobs.Where(b => _needed.ContainsKey(b.Digest)))
         {
-            await SpoolOneAsync(bundle, entry.Descriptor, cancellationToken).ConfigureAwait(false);
+            await SpoolOneAsync(bundle, blob, cancellationToken).ConfigureAwait(false);
         }
 
         // Nothing reaches the engine before the whole bundle verified, as with a registry import of every image.
@@ -79,7 +79,7 @@ internal sealed class BundleSpooler(string spoolDirectory, Platform platform, Do
         Completed = true;
     }
 
-    private async Task SpoolOneAsync(BundleSource bundle, Descriptor descriptor, CancellationToken cancellationToken)
+    private async Task SpoolOneAsync(LayeredBundleSource bundle, Descriptor descriptor, CancellationToken cancellationToken)
     {
         var path = Path.Combine(spoolDirectory, descriptor.Digest.Hex);
         var content = await bundle.FetchAsync(descriptor, cancellationToken).ConfigureAwait(false);

@@ -19,6 +19,8 @@ namespace OpenLm.Mirror.EngineLoad;
 /// reads only plain and gzip layers).</item>
 /// <item>Every tag must be reported loaded, and the engine's image must have the config's layers (diff_ids).</item>
 /// </list>
+/// A delta bundle is loaded together with the earlier bundle files it was made against (<see cref="DockerLoadOptions.Bases"/>,
+/// read through a <see cref="LayeredBundleSource"/>); without them it is refused.
 /// The temporary directory is removed in every case.
 /// </summary>
 public static class DockerBundleLoader
@@ -39,13 +41,15 @@ public static class DockerBundleLoader
         {
             var spooler = new BundleSpooler(spoolDirectory, platform, options);
             options.Log.Info($"verifying {bundlePath} and spooling the {platform} images to {spoolDirectory}");
-            var bundle = await BundleSource.OpenAsync(
-                bundlePath,
-                new BundleOpenOptions { Key = options.Key, RequireSignature = options.RequireSignature, TempDirectory = spoolDirectory },
-                cancellationToken).ConfigureAwait(false);
+            var openOptions = new BundleOpenOptions { Key = options.Key, RequireSignature = options.RequireSignature, TempDirectory = spoolDirectory };
+            if (options.Bases.Count > 0)
+            {
+                options.Log.Info($"reading the blobs {bundlePath} omits from {string.Join(", ", options.Bases)}");
+            }
+
+            var bundle = await LayeredBundleSource.OpenAsync(bundlePath, options.Bases, openOptions, "loaded into a Docker engine", cancellationToken).ConfigureAwait(false);
             await using (bundle.ConfigureAwait(false))
             {
-                bundle.RequireFull("loaded into a Docker engine");
                 await spooler.SpoolAsync(bundle, cancellationToken).ConfigureAwait(false);
             }
 

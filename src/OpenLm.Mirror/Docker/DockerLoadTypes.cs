@@ -27,6 +27,12 @@ public sealed record DockerLoadOptions
     /// <summary><c>--map FROM=TO</c> rules for <see cref="Target"/>.</summary>
     public IReadOnlyList<NameMapRule> Maps { get; init; } = [];
 
+    /// <summary>
+    /// For a delta bundle: the earlier bundle files it was made against (full, split parts, or deltas whose own bases are
+    /// given too), which supply the blobs it omits. Empty for a full bundle.
+    /// </summary>
+    public IReadOnlyList<string> Bases { get; init; } = [];
+
     /// <summary>Where the blobs of the selected images are spooled before loading; null means the system temp directory.</summary>
     public string? TempDirectory { get; init; }
 

@@ -41,6 +41,9 @@ public enum Remedy
 
     /// <summary>Give the right Docker engine address (or start the engine).</summary>
     EngineAddress,
+
+    /// <summary>Give the earlier bundle file(s) a delta bundle was made against.</summary>
+    BaseBundle,
 }
 
 /// <summary>

@@ -55,16 +55,16 @@ public sealed class LoadDockerTests : IAsyncLifetime
         _bundle = await WriteBundleAsync(store, "olm.tar");
     }
 
-    private async Task<string> WriteBundleAsync(OciLayoutStore store, string name)
+    private async Task<string> WriteBundleAsync(OciLayoutStore store, string name, string version = "1.0.0", BundleDeltaInput? delta = null)
     {
         using var key = SigningKey.Load(_temp.Sub("release") + ".key");
         var path = _temp.Sub(name);
         await BundleWriter.WriteAsync(store, new BundleManifest
         {
-            Platform = new BundleProduct { Name = "olm", Version = "1.0.0" },
+            Platform = new BundleProduct { Name = "olm", Version = version },
             Tool = new BundleProduct { Name = "openlm-mirror", Version = "0.1.0" },
             Source = $"{Registry}/{_namespace}",
-        }, key, path);
+        }, key, path, new BundleWriteOptions { Delta = delta });
         return path;
     }
 
@@ -161,6 +161,37 @@ public sealed class LoadDockerTests : IAsyncLifetime
         foreach (var tag in tags)
         {
             _created.Add(tag);
+        }
+    }
+
+    [Fact]
+    public async Task Load_DeltaWithBase_EveryTagHasTheBundlesConfigAndLayers_AndWithoutBaseNothingIsLoaded()
+    {
+        // Given release 1.0.0 (the full bundle) and 1.0.1, a delta over it that carries only the manifests
+        Track(ContainerImages.Select(i => $"{Registry}/{i.Reference}"));
+        var store = OciLayoutStore.Open(_temp.Sub("layout"), create: false);
+        var (_, input) = await OpenLm.Mirror.Delta.DeltaBases.LoadAsync([_bundle], "olm");
+        var delta = await WriteBundleAsync(store, "olm-delta.tar", "1.0.1", input);
+
+        // Without --base: refused, naming the flag, and nothing is in the engine
+        var refused = await MirrorCli.RunAsync(["load", delta, "--docker-host", _dockerHost, "--key", _publicKey]);
+        Assert.True(refused.ExitCode == 2, refused.ToString());
+        Assert.Contains("--base", refused.ToString(), StringComparison.Ordinal);
+        foreach (var image in ContainerImages)
+        {
+            Assert.Null(await InspectAsync($"{Registry}/{image.Reference}"));
+        }
+
+        // With the full bundle as its base: every image in the engine with the bundle's config and layers
+        var run = await MirrorCli.RunAsync(["load", delta, "--docker-host", _dockerHost, "--key", _publicKey, "--base", _bundle]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        foreach (var image in ContainerImages)
+        {
+            var chosen = Chosen(image, _enginePlatform);
+            var inspected = await InspectAsync($"{Registry}/{image.Reference}");
+            Assert.True(inspected is not null, $"{image.Reference} is not in the engine\n{run}");
+            Assert.Equal(chosen.ConfigDigest, inspected.ID);
+            Assert.Equal(chosen.Layers.Select(l => l.DiffId), inspected.RootFS.Layers);
         }
     }
 
