@@ -50,6 +50,7 @@ internal static class ErrorReporter
         Remedy.Platform => "--platform os/arch",
         Remedy.TempDirectory => "--temp-dir DIR",
         Remedy.EngineAddress => "is dockerd running? see --docker-host / DOCKER_HOST",
+        Remedy.ProxyCredentials => $"give the proxy's user and password as --proxy http://USER:PASSWORD@{subject ?? "HOST:PORT"} (or in HTTPS_PROXY/HTTP_PROXY)",
         _ => throw new ArgumentOutOfRangeException(nameof(remedy), remedy, "no flag for this remedy"),
     };
 

@@ -41,6 +41,9 @@ public enum Remedy
 
     /// <summary>Give the right Docker engine address (or start the engine).</summary>
     EngineAddress,
+
+    /// <summary>Give the HTTP proxy's user and password (in the proxy URL) for the proxy <see cref="MirrorException.Subject"/>.</summary>
+    ProxyCredentials,
 }
 
 /// <summary>

@@ -301,7 +301,15 @@ public sealed class RegistryClient
         timeout.CancelAfter(_options.ResponseTimeout);
         try
         {
-            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            if (response.StatusCode == HttpStatusCode.ProxyAuthenticationRequired)
+            {
+                // Only a proxy answers 407 (a plain-HTTP request in absolute form); it is never the registry's answer.
+                response.Dispose();
+                throw ProxySettings.Refused(ProxySettings.Create(_options.Proxy).GetProxy(request.RequestUri!), request.RequestUri!, HttpStatusCode.ProxyAuthenticationRequired, null);
+            }
+
+            return response;
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -315,6 +323,10 @@ public sealed class RegistryClient
                 Remedy = Remedy.TrustCaFile,
                 Subject = host,
             };
+        }
+        catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.ProxyTunnelError)
+        {
+            throw ProxySettings.Refused(ProxySettings.Create(_options.Proxy).GetProxy(request.RequestUri!), request.RequestUri!, ex.StatusCode, ex);
         }
         catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.SecureConnectionError)
         {

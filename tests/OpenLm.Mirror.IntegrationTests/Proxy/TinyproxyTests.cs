@@ -218,8 +218,9 @@ public sealed class TinyproxyTests(TinyproxyFixture fixture) : IClassFixture<Tin
 
         // Then: exit 1, the message names the proxy and that it wants credentials, never the secret; no lock
         Assert.True(run.ExitCode == 1, run.ToString());
-        Assert.Contains($"127.0.0.1:{proxy.Port}", run.Error, StringComparison.Ordinal);
-        Assert.Contains("407", run.Error, StringComparison.Ordinal);
+        Assert.True(run.Error.Contains($"HTTP proxy 127.0.0.1:{proxy.Port} refused the tunnel (CONNECT) to {fixture.TlsRegistry.Host}", StringComparison.Ordinal), run.ToString());
+        Assert.True(run.Error.Contains("requires credentials", StringComparison.Ordinal), run.ToString());
+        Assert.True(run.Error.Contains($"--proxy http://USER:PASSWORD@127.0.0.1:{proxy.Port}", StringComparison.Ordinal), run.ToString());
         Assert.DoesNotContain(Wrong, run.Output + run.Error, StringComparison.Ordinal);
         Assert.False(File.Exists(lockPath));
     }
