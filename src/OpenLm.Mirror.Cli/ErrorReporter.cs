@@ -71,6 +71,7 @@ internal static class ErrorReporter
         Setting.ContainerdHostsDirectory => "--containerd-hosts-dir",
         Setting.SplitSize => "--split-size",
         Setting.Compression => "--compress",
+        Setting.RegistryMirror => "--registry-mirror",
         _ => throw new ArgumentOutOfRangeException(nameof(setting), setting, "no flag for this setting"),
     };
 

@@ -61,7 +61,7 @@ internal static class ExportCommand
             using var signingKey = SigningKey.Load(keyPath, () => passphrase);
 
             var log = new ConsoleLog(console.Error, verbose: false);
-            var registryOptions = registry.Build(parse, console, log);
+            var registryOptions = inputs.WithMirrors(parse, registry.Build(parse, console, log));
             using var connector = new RegistryConnector(registryOptions);
             var lockFile = lockPath is not null
                 ? LockFile.Load(lockPath)

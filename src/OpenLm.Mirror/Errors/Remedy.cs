@@ -93,4 +93,7 @@ public enum Setting
 
     /// <summary>How the bundle is compressed.</summary>
     Compression,
+
+    /// <summary>A pull-through mirror rule (SOURCE=MIRROR[/prefix]).</summary>
+    RegistryMirror,
 }

@@ -112,7 +112,7 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
                 }
 
                 var reference = Reference.Parse(image.Reference);
-                var source = registries.Repository(reference);
+                var source = registries.SourceRepository(reference);
                 var result = await copier.CopyAsync(source, image.SourceDigest, cache, image.Reference, ct).ConfigureAwait(false);
                 if (result.Root.Digest.ToString() != image.Digest)
                 {

@@ -162,7 +162,7 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
     private async Task<(LockedImage, IReadOnlyList<Descriptor>)> ResolveImageAsync(PlannedImage image, IReadOnlyList<Platform> platforms, CancellationToken cancellationToken)
     {
         var reference = image.Reference;
-        var repository = registries.Repository(reference);
+        var repository = registries.SourceRepository(reference);
         var (sourceRoot, bytes) = await repository.FetchManifestAsync(reference.TagOrDigest, cancellationToken).ConfigureAwait(false);
         if (reference.Digest is { } pinned && pinned != sourceRoot.Digest)
         {

@@ -605,6 +605,13 @@ public sealed class RegistryConnector : IDisposable
 
     public RemoteRepository Repository(Oci.Reference reference) => new(Client(reference.Registry), reference.Repository);
 
+    /// <summary>
+    /// The repository a source image is fetched from: on its registry's pull-through mirror when
+    /// <see cref="RegistryOptions.Mirrors"/> names one, else <see cref="Repository"/>. Only for pulling sources.
+    /// </summary>
+    public RemoteRepository SourceRepository(Oci.Reference reference) =>
+        Options.Mirrors.For(reference.Registry) is { } mirror ? Repository(mirror.Locate(reference)) : Repository(reference);
+
     public void Dispose() => _http.Dispose();
 
     private static X509Certificate2Collection LoadCaFile(string path)
