@@ -35,7 +35,7 @@ public static class Release
         connector.Options.Mirrors = connector.Options.Mirrors.WithDefaults(manifest.RegistryMirrors);
         foreach (var mirror in connector.Options.Mirrors.All)
         {
-            log.Info($"pulling {mirror.Source} images through the mirror {mirror.Host}{(mirror.Prefix.Length == 0 ? string.Empty : "/" + mirror.Prefix)}");
+            log.Info($"pulling {mirror.Source} images through the mirror {mirror.Location}");
         }
 
         var scans = PlatformImageList.ScanCharts(manifest, new ChartScanOptions { SkipInvalid = request.SkipInvalid });

@@ -16,7 +16,17 @@ public sealed record RegistryMirror(string Source, string Host, string Prefix)
         return reference.WithRepository(Host, Prefix.Length == 0 ? reference.Repository : Prefix + "/" + reference.Repository);
     }
 
-    public override string ToString() => $"{Source}={Host}{(Prefix.Length == 0 ? string.Empty : "/" + Prefix)}";
+    /// <summary>The mirror as a registry and repository prefix, e.g. <c>mirror.corp:5000/ecr-cache</c>.</summary>
+    public string Location => Host + (Prefix.Length == 0 ? string.Empty : "/" + Prefix);
+
+    /// <summary>The error for content from this mirror that is not what <paramref name="image"/> (canonical name) pins.</summary>
+    public IntegrityException Mismatch(string image, Exception inner)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        return new IntegrityException($"{image}: the registry mirror {Location} served content other than the digest pinned for it, refused: {inner.Message}", inner);
+    }
+
+    public override string ToString() => $"{Source}={Location}";
 }
 
 /// <summary>
