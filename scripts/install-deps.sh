@@ -12,6 +12,7 @@
 #   time, zstd       /usr/bin/time for resource checks; zstd for compressed-layer fixtures
 #   containerd       a private containerd (own socket and root) pulls from `serve` in the serve tests (ctr)
 #   podman           `podman pull` from `serve` in the serve tests (vfs storage, own root)
+#   tinyproxy        a real HTTP proxy (CONNECT, BasicAuth) in front of TLS registries in the proxy tests
 set -euo pipefail
 
 OLM_LOG_TAG="install-deps"
@@ -30,6 +31,7 @@ REQUIRED=(
   "zstd:zstd"
   "containerd:/usr/bin/containerd"
   "podman:podman"
+  "tinyproxy:/usr/bin/tinyproxy"
 )
 
 pkg_installed() {

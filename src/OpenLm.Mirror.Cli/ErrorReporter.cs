@@ -114,6 +114,7 @@ internal static class ErrorReporter
         Remedy.TempDirectory => "--temp-dir DIR",
         Remedy.EngineAddress => "is dockerd running? see --docker-host / DOCKER_HOST",
         Remedy.BaseBundle => "--base EARLIER-BUNDLE, repeatable",
+        Remedy.ProxyCredentials => $"give the proxy's user and password as --proxy http://USER:PASSWORD@{subject ?? "HOST:PORT"} (or in HTTPS_PROXY/HTTP_PROXY)",
         _ => throw new ArgumentOutOfRangeException(nameof(remedy), remedy, "no flag for this remedy"),
     };
 
@@ -135,6 +136,7 @@ internal static class ErrorReporter
         Setting.SplitSize => "--split-size",
         Setting.Compression => "--compress",
         Setting.MaxPathComponents => "--max-path-components",
+        Setting.RegistryMirror => "--registry-mirror",
         _ => throw new ArgumentOutOfRangeException(nameof(setting), setting, "no flag for this setting"),
     };
 

@@ -66,7 +66,7 @@ internal static class ExportCommand
             var passphrase = KeyInputs.Passphrase(parse.GetValue(keyPasswordEnv), parse.GetValue(keyPasswordStdin), console, "--key-password");
             using var signingKey = SigningKey.Load(keyPath, () => passphrase);
 
-            var registryOptions = registry.Build(parse, console, log);
+            var registryOptions = inputs.WithMirrors(parse, registry.Build(parse, console, log));
             using var connector = new RegistryConnector(registryOptions);
             var lockFile = lockPath is not null
                 ? LockFile.Load(lockPath)

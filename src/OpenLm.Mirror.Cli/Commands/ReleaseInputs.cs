@@ -15,8 +15,18 @@ internal sealed class ReleaseInputs
 
     public Option<string?> Platform { get; } = new("--platform") { Description = "Keep only these platforms (overrides the manifest's platforms), e.g. linux/amd64", HelpName = "os/arch[,...]" };
 
+    public Option<string[]> RegistryMirror { get; } = new("--registry-mirror") { Description = "Pull images of SOURCE through a mirror (repeatable), e.g. public.ecr.aws=mirror.corp:5000/ecr-cache; lock and bundle keep SOURCE names", HelpName = "SOURCE=MIRROR[/prefix]", AllowMultipleArgumentsPerToken = false };
+
+    /// <summary>Sets the <c>--registry-mirror</c> rules on <paramref name="options"/> (before a connector is made of them).</summary>
+    public RegistryOptions WithMirrors(ParseResult parse, RegistryOptions options)
+    {
+        options.Mirrors = RegistryMirrors.Parse(parse.GetValue(RegistryMirror) ?? [], "--registry-mirror", Setting.RegistryMirror);
+        return options;
+    }
+
     public void AddTo(Command command)
     {
+        command.Options.Add(RegistryMirror);
         command.Options.Add(Manifest);
         command.Options.Add(SkipInvalid);
         command.Options.Add(Platform);

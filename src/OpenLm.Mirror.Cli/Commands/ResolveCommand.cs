@@ -25,7 +25,7 @@ internal static class ResolveCommand
             ReleaseInputs.Require(manifestPath is not null, "resolve needs --manifest FILE");
             OutputPaths.Check(parse.GetValue(output), "-o");
             var log = new ConsoleLog(console.Error, verbose: false);
-            using var connector = new RegistryConnector(registry.Build(parse, console, log));
+            using var connector = new RegistryConnector(inputs.WithMirrors(parse, registry.Build(parse, console, log)));
             var lockFile = await inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken).ConfigureAwait(false);
             var path = parse.GetValue(output)!;
             lockFile.Save(path);

@@ -44,6 +44,9 @@ public enum Remedy
 
     /// <summary>Give the earlier bundle file(s) a delta bundle was made against.</summary>
     BaseBundle,
+
+    /// <summary>Give the HTTP proxy's user and password (in the proxy URL) for the proxy <see cref="MirrorException.Subject"/>.</summary>
+    ProxyCredentials,
 }
 
 /// <summary>
@@ -96,4 +99,7 @@ public enum Setting
 
     /// <summary>The most path components a target repository may have.</summary>
     MaxPathComponents,
+
+    /// <summary>A pull-through mirror rule (SOURCE=MIRROR[/prefix]).</summary>
+    RegistryMirror,
 }

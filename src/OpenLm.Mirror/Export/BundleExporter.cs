@@ -112,8 +112,17 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
                 }
 
                 var reference = Reference.Parse(image.Reference);
-                var source = registries.Repository(reference);
-                var result = await copier.CopyAsync(source, image.SourceDigest, cache, image.Reference, ct).ConfigureAwait(false);
+                var source = registries.SourceRepository(reference);
+                CopyResult result;
+                try
+                {
+                    result = await copier.CopyAsync(source, image.SourceDigest, cache, image.Reference, ct).ConfigureAwait(false);
+                }
+                catch (IntegrityException ex) when (registries.Options.Mirrors.For(reference.Registry) is { } mirror)
+                {
+                    throw mirror.Mismatch(image.Reference, ex);
+                }
+
                 if (result.Root.Digest.ToString() != image.Digest)
                 {
                     throw new IntegrityException($"{image.Reference}: pulled {result.Root.Digest}, but the lock pins {image.Digest}");

@@ -80,7 +80,13 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
             var ordered = failures.OrderBy(f => f.Key).ToList();
             var kind = ordered.Select(f => f.Value.Error.Kind).Max();
             var budget = registries.Budget.Exhausted ? $" (the run's time budget of {registries.Budget.Timeout} is spent)" : string.Empty;
-            throw new MirrorException(kind, $"{ordered.Count} of {images.Count} images could not be resolved{budget}:\n  " + string.Join("\n  ", ordered.Select(f => Describe(images[f.Key], f.Value.Error))));
+            // One cause for every image (e.g. a proxy refusing its credentials): its advice holds for the whole run.
+            var advice = ordered.Select(f => Advice(f.Value.Error)).Distinct().ToList();
+            throw new MirrorException(kind, $"{ordered.Count} of {images.Count} images could not be resolved{budget}:\n  " + string.Join("\n  ", ordered.Select(f => Describe(images[f.Key], f.Value.Error))))
+            {
+                Remedy = advice.Count == 1 ? advice[0].Remedy : Remedy.None,
+                Subject = advice.Count == 1 ? advice[0].Subject : null,
+            };
         }
 
         var charts = new List<LockedChart>();
@@ -117,6 +123,19 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
     }
 
     /// <summary>One line per unresolved image: the reference, the registry's error codes (when it sent any) and the message.</summary>
+    private static (Remedy Remedy, string? Subject) Advice(Exception error)
+    {
+        for (Exception? e = error; e is not null; e = e.InnerException)
+        {
+            if (e is MirrorException { Remedy: not Remedy.None } advised)
+            {
+                return (advised.Remedy, advised.Subject);
+            }
+        }
+
+        return (Remedy.None, null);
+    }
+
     private static string Describe(PlannedImage image, MirrorException error)
     {
         var registry = FindRegistryError(error);
@@ -143,7 +162,7 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
     private async Task<(LockedImage, IReadOnlyList<Descriptor>)> ResolveImageAsync(PlannedImage image, IReadOnlyList<Platform> platforms, CancellationToken cancellationToken)
     {
         var reference = image.Reference;
-        var repository = registries.Repository(reference);
+        var repository = registries.SourceRepository(reference);
         var (sourceRoot, bytes) = await repository.FetchManifestAsync(reference.TagOrDigest, cancellationToken).ConfigureAwait(false);
         if (reference.Digest is { } pinned && pinned != sourceRoot.Digest)
         {

@@ -31,6 +31,13 @@ public static class Release
         ArgumentNullException.ThrowIfNull(connector);
         ArgumentNullException.ThrowIfNull(log);
         var manifest = PlatformManifest.Load(request.ManifestPath);
+        // Mirrors given by the caller win; the manifest's apply to the other source registries (and to a following export).
+        connector.Options.Mirrors = connector.Options.Mirrors.WithDefaults(manifest.RegistryMirrors);
+        foreach (var mirror in connector.Options.Mirrors.All)
+        {
+            log.Info($"pulling {mirror.Source} images through the mirror {mirror.Location}");
+        }
+
         var scans = PlatformImageList.ScanCharts(manifest, new ChartScanOptions { SkipInvalid = request.SkipInvalid });
         foreach (var invalid in scans.SelectMany(scan => scan.Invalid))
         {

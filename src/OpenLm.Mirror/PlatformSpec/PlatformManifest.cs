@@ -48,12 +48,13 @@ public sealed class PlatformManifest
     public const string KindPlatform = "Platform";
     public const long MaxFileBytes = 4 * 1024 * 1024;
 
-    private static readonly string[] TopLevelKeys = ["apiVersion", "kind", "name", "version", "source", "platforms", "images", "charts"];
+    private static readonly string[] TopLevelKeys = ["apiVersion", "kind", "name", "version", "source", "platforms", "images", "charts", "registryMirrors"];
     private static readonly string[] ImageKeys = ["name", "ref", "tag", "digest", "values"];
     private static readonly string[] ChartKeys = ["path"];
 
-    private PlatformManifest(string fileName, string baseDirectory, string name, string version, string source, IReadOnlyList<Oci.Platform> platforms, IReadOnlyList<ManifestImage> images, IReadOnlyList<ManifestChart> charts)
+    private PlatformManifest(string fileName, string baseDirectory, string name, string version, string source, IReadOnlyList<Oci.Platform> platforms, IReadOnlyList<ManifestImage> images, IReadOnlyList<ManifestChart> charts, Registry.RegistryMirrors mirrors)
     {
+        RegistryMirrors = mirrors;
         FileName = fileName;
         BaseDirectory = baseDirectory;
         Name = name;
@@ -83,6 +84,9 @@ public sealed class PlatformManifest
     public IReadOnlyList<ManifestImage> Images { get; }
 
     public IReadOnlyList<ManifestChart> Charts { get; }
+
+    /// <summary>Pull-through mirrors by source registry (<c>registryMirrors: {SOURCE: MIRROR[/prefix]}</c>); none when absent.</summary>
+    public Registry.RegistryMirrors RegistryMirrors { get; }
 
     /// <summary>Reads and validates a manifest file; relative chart paths are resolved against its directory.</summary>
     public static PlatformManifest Load(string path)
@@ -189,6 +193,7 @@ public sealed class PlatformManifest
             var platforms = ReadPlatforms(top);
             var images = ReadImages(top, source);
             var charts = ReadCharts(top);
+            var mirrors = ReadMirrors(top);
             if (top.Get("images") is null && top.Get("charts") is null)
             {
                 Add(top, "images", "a platform manifest needs at least one of 'images' or 'charts'");
@@ -199,7 +204,44 @@ public sealed class PlatformManifest
                 return null;
             }
 
-            return new PlatformManifest(fileName, baseDirectory, name, version, source, platforms, images, charts);
+            return new PlatformManifest(fileName, baseDirectory, name, version, source, platforms, images, charts, mirrors);
+        }
+
+        private Registry.RegistryMirrors ReadMirrors(YMapping top)
+        {
+            var node = top.Get("registryMirrors");
+            if (node is null || node is YScalar { IsNull: true })
+            {
+                return Registry.RegistryMirrors.None;
+            }
+
+            if (node is not YMapping mapping)
+            {
+                Add(node, "registryMirrors", $"expected a mapping of source registry to mirror (e.g. public.ecr.aws: mirror.corp:5000/ecr-cache), got a {node.KindName}");
+                return Registry.RegistryMirrors.None;
+            }
+
+            var rules = new List<string>();
+            foreach (var entry in mapping.Effective)
+            {
+                if (entry.Value is not YScalar { Text: { Length: > 0 } target })
+                {
+                    Add(entry.Value, $"registryMirrors.{entry.KeyText}", $"expected a mirror registry with an optional repository prefix (e.g. mirror.corp:5000/ecr-cache), got a {entry.Value.KindName}");
+                    continue;
+                }
+
+                var rule = $"{entry.KeyText}={target}";
+                try
+                {
+                    rules.Add(Registry.RegistryMirrors.Parse([rule], "mirror").All.Single().ToString());
+                }
+                catch (InputException ex)
+                {
+                    Add(entry.Value, $"registryMirrors.{entry.KeyText}", ex.Message);
+                }
+            }
+
+            return Registry.RegistryMirrors.Parse(rules, "registryMirrors");
         }
 
         private string? ReadSource(YMapping top)

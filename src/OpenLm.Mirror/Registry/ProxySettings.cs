@@ -103,6 +103,33 @@ public sealed class ProxySettings : IWebProxy
         : !Enabled ? "none"
         : $"https: {_https?.AbsoluteUri ?? "none"}, http: {_http?.AbsoluteUri ?? "none"}{(_noProxy.Length > 0 ? ", no proxy for " + string.Join(',', _noProxy) : string.Empty)}";
 
+    /// <summary>
+    /// The error for a proxy that refused a request: the CONNECT tunnel for TLS (any status, e.g. 407 without or 401 with
+    /// wrong credentials, 403 for a port it does not tunnel to), or a 407 to a plain-HTTP request. Names the proxy
+    /// (never its credentials) and the destination; a refusal of credentials advises <see cref="Remedy.ProxyCredentials"/>.
+    /// </summary>
+    public static OperationException Refused(Uri? proxy, Uri destination, HttpStatusCode? status, Exception? inner)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var proxyName = proxy is null ? "the HTTP proxy" : $"HTTP proxy {Strip(proxy)!.Authority}";
+        var how = destination.Scheme == Uri.UriSchemeHttps ? $"the tunnel (CONNECT) to {destination.Authority}" : $"the request to {destination.Authority}";
+        var code = status switch
+        {
+            null => string.Empty,
+            HttpStatusCode.ProxyAuthenticationRequired => " with 407 Proxy Authentication Required",
+            { } other => $" with {(int)other} {other}",
+        };
+        var credentials = status is HttpStatusCode.ProxyAuthenticationRequired or HttpStatusCode.Unauthorized;
+        var why = credentials
+            ? ": it requires credentials, and none were given or they were rejected"
+            : ": the proxy does not allow it";
+        return new OperationException($"{proxyName} refused {how}{code}{why}", inner)
+        {
+            Remedy = credentials ? Remedy.ProxyCredentials : Remedy.None,
+            Subject = proxy is null ? null : Strip(proxy)!.Authority,
+        };
+    }
+
     private static (string Host, int? Port) SplitPort(string entry)
     {
         var colon = entry.LastIndexOf(':');

@@ -302,7 +302,15 @@ public sealed class RegistryClient
         timeout.CancelAfter(_options.ResponseTimeout);
         try
         {
-            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            if (response.StatusCode == HttpStatusCode.ProxyAuthenticationRequired)
+            {
+                // Only a proxy answers 407 (a plain-HTTP request in absolute form); it is never the registry's answer.
+                response.Dispose();
+                throw ProxySettings.Refused(ProxySettings.Create(_options.Proxy).GetProxy(request.RequestUri!), request.RequestUri!, HttpStatusCode.ProxyAuthenticationRequired, null);
+            }
+
+            return response;
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -316,6 +324,10 @@ public sealed class RegistryClient
                 Remedy = Remedy.TrustCaFile,
                 Subject = host,
             };
+        }
+        catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.ProxyTunnelError)
+        {
+            throw ProxySettings.Refused(ProxySettings.Create(_options.Proxy).GetProxy(request.RequestUri!), request.RequestUri!, ex.StatusCode, ex);
         }
         catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.SecureConnectionError)
         {
@@ -593,6 +605,13 @@ public sealed class RegistryConnector : IDisposable
     public RegistryClient Client(string host) => _clients.GetOrAdd(host, h => new RegistryClient(h, _http, Options, Budget));
 
     public RemoteRepository Repository(Oci.Reference reference) => new(Client(reference.Registry), reference.Repository);
+
+    /// <summary>
+    /// The repository a source image is fetched from: on its registry's pull-through mirror when
+    /// <see cref="RegistryOptions.Mirrors"/> names one, else <see cref="Repository"/>. Only for pulling sources.
+    /// </summary>
+    public RemoteRepository SourceRepository(Oci.Reference reference) =>
+        Options.Mirrors.For(reference.Registry) is { } mirror ? Repository(mirror.Locate(reference)) : Repository(reference);
 
     public void Dispose() => _http.Dispose();
 

@@ -89,6 +89,9 @@ public sealed class RegistryOptions
     /// <summary>An HTTP proxy URL for every request (user info = proxy credentials); null uses HTTPS_PROXY/HTTP_PROXY/NO_PROXY.</summary>
     public string? Proxy { get; set; }
 
+    /// <summary>Pull-through mirrors for source registries (used by <see cref="RegistryConnector.SourceRepository"/>).</summary>
+    public RegistryMirrors Mirrors { get; set; } = RegistryMirrors.None;
+
     /// <summary>The clock for budgets, backoff and rate limits (tests use a manual one).</summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;
 

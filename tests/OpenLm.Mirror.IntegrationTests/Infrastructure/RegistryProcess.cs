@@ -77,8 +77,9 @@ public sealed partial class RegistryProcess : IAsyncDisposable
         return null;
     }
 
+    /// <param name="tls">When given, the registry serves HTTPS with this server certificate (clients must trust its CA).</param>
     public static async Task<RegistryProcess> StartAsync(
-        string? binaryPath = null, TimeSpan? startupTimeout = null, CancellationToken cancellationToken = default)
+        string? binaryPath = null, TimeSpan? startupTimeout = null, CancellationToken cancellationToken = default, TlsCertificates? tls = null)
     {
         binaryPath ??= FindBinary()
             ?? throw new InvalidOperationException(
@@ -88,7 +89,17 @@ public sealed partial class RegistryProcess : IAsyncDisposable
         var dataDirectory = Path.Combine(workDirectory, "data");
         Directory.CreateDirectory(dataDirectory);
         var configPath = Path.Combine(workDirectory, "config.yml");
-        await File.WriteAllTextAsync(configPath, BuildConfig(dataDirectory), cancellationToken).ConfigureAwait(false);
+        string? tlsConfig = null;
+        if (tls is not null)
+        {
+            var certificatePath = Path.Combine(workDirectory, "server.crt");
+            var keyPath = Path.Combine(workDirectory, "server.key");
+            await File.WriteAllTextAsync(certificatePath, tls.ServerCertificatePem, cancellationToken).ConfigureAwait(false);
+            await File.WriteAllTextAsync(keyPath, tls.ServerPrivateKeyPem, cancellationToken).ConfigureAwait(false);
+            tlsConfig = $"  tls:\n    certificate: '{certificatePath}'\n    key: '{keyPath}'\n";
+        }
+
+        await File.WriteAllTextAsync(configPath, BuildConfig(dataDirectory) + tlsConfig, cancellationToken).ConfigureAwait(false);
 
         var startInfo = new ProcessStartInfo(binaryPath)
         {
@@ -145,8 +156,8 @@ public sealed partial class RegistryProcess : IAsyncDisposable
         try
         {
             var address = await listening.Task.WaitAsync(startupTimeout ?? TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
-            var registry = new RegistryProcess(process, log, workDirectory, new Uri("http://" + address + "/"));
-            await registry.WaitUntilReadyAsync(cancellationToken).ConfigureAwait(false);
+            var registry = new RegistryProcess(process, log, workDirectory, new Uri((tls is null ? "http://" : "https://") + address + "/"));
+            await registry.WaitUntilReadyAsync(tls, cancellationToken).ConfigureAwait(false);
             return registry;
         }
         catch (Exception ex)
@@ -173,9 +184,18 @@ public sealed partial class RegistryProcess : IAsyncDisposable
         TryDeleteDirectory(WorkDirectory);
     }
 
-    private async Task WaitUntilReadyAsync(CancellationToken cancellationToken)
+    private async Task WaitUntilReadyAsync(TlsCertificates? tls, CancellationToken cancellationToken)
     {
-        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(5) };
+        HttpMessageHandler handler = new SocketsHttpHandler { UseProxy = false };
+        if (tls is not null)
+        {
+            var trusting = tls.CreateTrustingHandler();
+            trusting.UseProxy = false;
+            handler.Dispose();
+            handler = trusting;
+        }
+
+        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
         while (true)
         {

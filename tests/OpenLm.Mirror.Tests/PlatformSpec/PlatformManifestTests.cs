@@ -226,7 +226,7 @@ public sealed class PlatformManifestTests : IDisposable
                 "openlm-platform.yaml:9: images[2]: has both 'name' and 'ref'; use exactly one",
                 "openlm-platform.yaml:11: images[3].values: expected a sequence of Helm values paths, got a scalar",
                 "openlm-platform.yaml:11: images[3]: needs 'name' (relative to source, with tag or digest) or 'ref' (an absolute reference)",
-                "openlm-platform.yaml:12: extra: unknown field (expected one of: apiVersion, kind, name, version, source, platforms, images, charts)",
+                "openlm-platform.yaml:12: extra: unknown field (expected one of: apiVersion, kind, name, version, source, platforms, images, charts, registryMirrors)",
             ],
             lines);
     }

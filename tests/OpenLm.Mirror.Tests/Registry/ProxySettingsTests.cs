@@ -88,4 +88,21 @@ public sealed class ProxySettingsTests
         // Then the request went to the proxy, in absolute form, naming the registry
         Assert.Equal(["GET http://registry.invalid:5000/v2/team/app/manifests/1 HTTP/1.1"], seen);
     }
+
+    [Theory]
+    [InlineData(HttpStatusCode.ProxyAuthenticationRequired, "https://registry.corp:5000/v2/", "refused the tunnel (CONNECT) to registry.corp:5000 with 407 Proxy Authentication Required: it requires credentials", Remedy.ProxyCredentials)]
+    [InlineData(HttpStatusCode.Unauthorized, "https://registry.corp:5000/v2/", "with 401 Unauthorized: it requires credentials", Remedy.ProxyCredentials)]
+    [InlineData(HttpStatusCode.Forbidden, "http://registry.corp:5000/v2/", "refused the request to registry.corp:5000 with 403 Forbidden: the proxy does not allow it", Remedy.None)]
+    public void Refused_NamesProxyAndDestinationNeverTheCredentials(HttpStatusCode status, string destination, string expected, Remedy remedy)
+    {
+        var error = ProxySettings.Refused(new Uri("http://relbot:S3cr3t-pw@proxy.corp:3128/"), new Uri(destination), status, null);
+
+        Assert.Contains("HTTP proxy proxy.corp:3128 ", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("S3cr3t", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("relbot", error.Message, StringComparison.Ordinal);
+        Assert.Equal(remedy, error.Remedy);
+        Assert.Equal("proxy.corp:3128", error.Subject);
+        Assert.Equal(FailureKind.Operational, error.Kind);
+    }
 }
