@@ -27,6 +27,9 @@ public sealed class RegistryClient
     private volatile Challenge? _lastBearerChallenge;
     private volatile bool _useBasic;
 
+    /// <summary>A scheme mix-up found once for this registry; every later request fails with it at once.</summary>
+    private OperationException? _transportFailure;
+
     internal RegistryClient(string host, HttpClient http, RegistryOptions options, RunBudget? budget = null)
     {
         Host = host;
@@ -299,9 +302,21 @@ public sealed class RegistryClient
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.ResponseTimeout);
+        if (_transportFailure is { } known)
+        {
+            throw known;
+        }
+
         try
         {
-            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            if (_options.PlainHttp && await TransportDiagnosis.PlainHttpToTlsAsync(response, request.RequestUri!.Authority, cancellationToken).ConfigureAwait(false) is { } tlsPort)
+            {
+                response.Dispose();
+                throw _transportFailure = tlsPort;
+            }
+
+            return response;
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -310,6 +325,12 @@ public sealed class RegistryClient
         catch (HttpRequestException ex) when (FindInner<AuthenticationException>(ex) is { } tls)
         {
             var host = request.RequestUri!.Authority;
+            if (!_options.PlainHttp && string.IsNullOrEmpty(_options.Proxy)
+                && await TransportDiagnosis.AnswersPlainHttpAsync(request.RequestUri.Host, request.RequestUri.Port, cancellationToken).ConfigureAwait(false))
+            {
+                throw _transportFailure = TransportDiagnosis.TlsToPlainHttp(host, ex);
+            }
+
             throw new OperationException($"TLS connection to {host} failed: {tls.Message} The certificate is not trusted: trust the CA that issued it.", ex)
             {
                 Remedy = Remedy.TrustCaFile,
