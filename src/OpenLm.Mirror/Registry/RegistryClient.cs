@@ -222,8 +222,16 @@ public sealed class RegistryClient
 
             if (challenge.IsBasic && _useBasic && request.Headers.Authorization is { Scheme: "Basic" })
             {
-                // The credentials themselves were refused: asking again changes nothing.
-                return response;
+                // The credentials themselves were refused: asking again changes nothing. Name who was presented.
+                var refused = await RegistryException.FromResponseAsync(response, null, cancellationToken).ConfigureAwait(false);
+                response.Dispose();
+                var presented = _options.Credentials.GetCredential(Host);
+                throw new OperationException(
+                    $"registry {Host} rejected the credentials for {presented?.Who ?? "an unknown user"} ({(int)refused.StatusCode}){presented?.Origin}: check the username and password", refused)
+                {
+                    Remedy = Remedy.Credentials,
+                    Subject = Host,
+                };
             }
 
             if (content is not null && !replayableContent)
@@ -477,7 +485,7 @@ public sealed class RegistryClient
                     {
                         throw credential is null
                             ? new OperationException($"registry {Host} refused an anonymous token ({(int)response.StatusCode}); it needs credentials", error) { Remedy = Remedy.Credentials, Subject = Host }
-                            : new OperationException($"registry {Host} rejected the credentials for user '{credential.Username}' ({(int)response.StatusCode})", error);
+                            : new OperationException($"registry {Host} rejected the credentials for {credential.Who} ({(int)response.StatusCode}){credential.Origin}: check the username and password", error) { Remedy = Remedy.Credentials, Subject = Host };
                     }
 
                     throw error;
