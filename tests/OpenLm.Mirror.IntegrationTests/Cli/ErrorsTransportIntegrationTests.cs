@@ -1,0 +1,30 @@
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.IntegrationTests.Infrastructure;
+using OpenLm.Mirror.Registry;
+using Xunit;
+
+namespace OpenLm.Mirror.IntegrationTests.Cli;
+
+/// <summary>Scheme mix-ups against a real CNCF Distribution: named with the fix, once per registry.</summary>
+[Collection(RegistryCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class ErrorsTransportIntegrationTests(SharedRegistryFixture fixture)
+{
+    [Fact]
+    public async Task RegistryClient_TlsToPlainDistribution_SaysPlainHttpOncePerRegistry()
+    {
+        // Given the shared plain-HTTP Distribution reached without plain HTTP
+        using var connector = new RegistryConnector(new RegistryOptions { Retries = 2 });
+        var first = connector.Repository(OpenLm.Mirror.Oci.Reference.Parse($"{fixture.Host}/errors/a:1"));
+        var second = connector.Repository(OpenLm.Mirror.Oci.Reference.Parse($"{fixture.Host}/errors/b:1"));
+
+        // When two images are fetched
+        var a = await Assert.ThrowsAsync<OperationException>(() => first.FetchManifestAsync("1"));
+        var b = await Assert.ThrowsAsync<OperationException>(() => second.FetchManifestAsync("1"));
+
+        // Then both fail with the one plain-HTTP diagnosis (not "certificate is not trusted")
+        Assert.Equal(Remedy.PlainHttp, a.Remedy);
+        Assert.Contains("answered plain HTTP", a.Message, StringComparison.Ordinal);
+        Assert.Same(a, b);
+    }
+}
