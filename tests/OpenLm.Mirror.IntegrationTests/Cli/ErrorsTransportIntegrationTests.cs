@@ -27,4 +27,21 @@ public sealed class ErrorsTransportIntegrationTests(SharedRegistryFixture fixtur
         Assert.Contains("answered plain HTTP", a.Message, StringComparison.Ordinal);
         Assert.Same(a, b);
     }
+
+    [Fact]
+    public async Task RegistryClient_PlainHttpToTlsDistribution_SaysDropPlainHttp()
+    {
+        // Given a real Distribution serving TLS, reached with plain HTTP
+        using var certificates = TlsCertificates.Create();
+        await using var registry = await RegistryContainer.StartNewAsync(new RegistryContainerOptions { Tls = certificates.ToRegistryTls() });
+        using var connector = new RegistryConnector(new RegistryOptions { PlainHttp = true, Retries = 2 });
+
+        // When a manifest is fetched
+        var error = await Assert.ThrowsAsync<OperationException>(() => connector.Repository(OpenLm.Mirror.Oci.Reference.Parse($"{registry.Host}/errors/c:1")).FetchManifestAsync("1"));
+
+        // Then Distribution's 400 "Client sent an HTTP request to an HTTPS server" is named as a TLS port, not "400 BadRequest"
+        Assert.Equal(Remedy.DropPlainHttp, error.Remedy);
+        Assert.Equal(registry.Host, error.Subject);
+        Assert.Contains("speaks TLS", error.Message, StringComparison.Ordinal);
+    }
 }
