@@ -114,7 +114,7 @@ internal sealed class RegistryOptionSet
                 throw new InputException("--password-stdin: no password on standard input");
             }
 
-            options.Credentials = new StaticCredentialProvider(new Credential(username, password), fromConfig);
+            options.Credentials = new StaticCredentialProvider(new Credential(username, password).From("--username"), fromConfig);
         }
         else
         {

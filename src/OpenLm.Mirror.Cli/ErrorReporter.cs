@@ -105,6 +105,7 @@ internal static class ErrorReporter
         Remedy.Credentials => $"use --username with --password-stdin, or a Docker config.json entry{(subject is null ? string.Empty : " for " + subject)}",
         Remedy.TrustCaFile => "pass --ca-file with the CA that issued it, or --insecure to skip verification (not recommended); use --plain-http only for a registry that serves plain HTTP",
         Remedy.PlainHttp => "if the registry serves plain HTTP, pass --plain-http",
+        Remedy.DropPlainHttp => "it speaks TLS: drop --plain-http (and pass --ca-file if its CA is private)",
         Remedy.ReleaseKey => "--key release.pub",
         Remedy.ReleaseKeyOrUnsignedOptOut => "--key release.pub; or, only if you accept whatever the file contains, --insecure-skip-signature",
         Remedy.UnsignedOptOut => "--insecure-skip-signature",

@@ -70,11 +70,11 @@ internal sealed class SideCredentials
         if (colon > 0)
         {
             log.Warn($"{flag} with a password: it shows in the process list and shell history; prefer {flag} {text[..colon]} with the password on standard input");
-            return new Credential(text[..colon], text[(colon + 1)..]);
+            return new Credential(text[..colon], text[(colon + 1)..]).From(flag);
         }
 
         var password = Line(console, stdinLine) ?? throw new InputException($"{flag} {text}: no password on standard input");
-        return new Credential(text, password);
+        return new Credential(text, password).From(flag);
     }
 
     /// <summary>Line <paramref name="index"/> of standard input (source first, then destination), read once.</summary>

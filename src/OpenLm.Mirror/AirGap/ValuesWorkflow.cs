@@ -402,18 +402,27 @@ public static class ValuesWorkflow
     {
         if (!request.Overwrite)
         {
+            // An existing file that already holds exactly what would be written is no conflict: a rerun of the
+            // same command (a runbook step) succeeds and rewrites it with the same bytes.
             var existing = new List<string>();
             if (!outputs.InPlace)
             {
-                existing.AddRange(outputs.Values.Select(v => v.Written.Path).Where(File.Exists));
+                existing.AddRange(outputs.Values.Where(v => Differs(v.Written.Path, Utf8(v.Text))).Select(v => v.Written.Path));
             }
 
-            if (request.K3sRegistriesOutput is { } k3s && File.Exists(k3s))
+            if (request.K3sRegistriesOutput is { } k3s && outputs.Registries is { } registries && Differs(k3s, Utf8(registries)))
             {
                 existing.Add(k3s);
             }
 
-            existing.AddRange(HostsFiles(request, outputs.Hosts).Where(File.Exists));
+            if (outputs.Hosts is { } hosts)
+            {
+                existing.AddRange(hosts.Files
+                    .Select(f => (Path: Path.Combine(request.ContainerdHostsDirectory!, f.Directory, ContainerdHostsFile.FileName), Bytes: Encoding.UTF8.GetBytes(f.Content)))
+                    .Where(f => Differs(f.Path, f.Bytes))
+                    .Select(f => f.Path));
+            }
+
             if (existing.Count > 0)
             {
                 var list = string.Join(", ", existing.Select(p => $"'{p}'"));
@@ -437,6 +446,27 @@ public static class ValuesWorkflow
                 Setting = Setting.K3sRegistriesOutput,
                 Subject = request.K3sRegistriesOutput,
             };
+        }
+    }
+
+    private static byte[] Utf8(string text) => new UTF8Encoding(false).GetBytes(text);
+
+    /// <summary>True when <paramref name="path"/> exists (as anything) and does not hold exactly <paramref name="bytes"/>.</summary>
+    private static bool Differs(string path, byte[] bytes)
+    {
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        try
+        {
+            var info = new FileInfo(path);
+            return info.Length != bytes.Length || !File.ReadAllBytes(path).AsSpan().SequenceEqual(bytes);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return true;
         }
     }
 

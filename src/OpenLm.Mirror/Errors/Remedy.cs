@@ -18,6 +18,9 @@ public enum Remedy
     /// <summary>Talk plain HTTP to a registry that does not serve HTTPS.</summary>
     PlainHttp,
 
+    /// <summary>Talk TLS (HTTPS) to a registry that was reached with plain HTTP but serves HTTPS.</summary>
+    DropPlainHttp,
+
     /// <summary>Give the release public key so the signature can be checked.</summary>
     ReleaseKey,
 

@@ -27,6 +27,9 @@ public sealed class RegistryClient
     private volatile Challenge? _lastBearerChallenge;
     private volatile bool _useBasic;
 
+    /// <summary>A scheme mix-up found once for this registry; every later request fails with it at once.</summary>
+    private OperationException? _transportFailure;
+
     internal RegistryClient(string host, HttpClient http, RegistryOptions options, RunBudget? budget = null)
     {
         Host = host;
@@ -219,8 +222,16 @@ public sealed class RegistryClient
 
             if (challenge.IsBasic && _useBasic && request.Headers.Authorization is { Scheme: "Basic" })
             {
-                // The credentials themselves were refused: asking again changes nothing.
-                return response;
+                // The credentials themselves were refused: asking again changes nothing. Name who was presented.
+                var refused = await RegistryException.FromResponseAsync(response, null, cancellationToken).ConfigureAwait(false);
+                response.Dispose();
+                var presented = _options.Credentials.GetCredential(Host);
+                throw new OperationException(
+                    $"registry {Host} rejected the credentials for {presented?.Who ?? "an unknown user"} ({(int)refused.StatusCode}){presented?.Origin}: check the username and password", refused)
+                {
+                    Remedy = Remedy.Credentials,
+                    Subject = Host,
+                };
             }
 
             if (content is not null && !replayableContent)
@@ -300,6 +311,11 @@ public sealed class RegistryClient
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.ResponseTimeout);
+        if (_transportFailure is { } known)
+        {
+            throw known;
+        }
+
         try
         {
             var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
@@ -308,6 +324,12 @@ public sealed class RegistryClient
                 // Only a proxy answers 407 (a plain-HTTP request in absolute form); it is never the registry's answer.
                 response.Dispose();
                 throw ProxySettings.Refused(ProxySettings.Create(_options.Proxy).GetProxy(request.RequestUri!), request.RequestUri!, HttpStatusCode.ProxyAuthenticationRequired, null);
+            }
+
+            if (_options.PlainHttp && await TransportDiagnosis.PlainHttpToTlsAsync(response, request.RequestUri!.Authority, cancellationToken).ConfigureAwait(false) is { } tlsPort)
+            {
+                response.Dispose();
+                throw _transportFailure = tlsPort;
             }
 
             return response;
@@ -319,6 +341,12 @@ public sealed class RegistryClient
         catch (HttpRequestException ex) when (FindInner<AuthenticationException>(ex) is { } tls)
         {
             var host = request.RequestUri!.Authority;
+            if (!_options.PlainHttp && string.IsNullOrEmpty(_options.Proxy)
+                && await TransportDiagnosis.AnswersPlainHttpAsync(request.RequestUri.Host, request.RequestUri.Port, cancellationToken).ConfigureAwait(false))
+            {
+                throw _transportFailure = TransportDiagnosis.TlsToPlainHttp(host, ex);
+            }
+
             throw new OperationException($"TLS connection to {host} failed: {tls.Message} The certificate is not trusted: trust the CA that issued it.", ex)
             {
                 Remedy = Remedy.TrustCaFile,
@@ -469,7 +497,7 @@ public sealed class RegistryClient
                     {
                         throw credential is null
                             ? new OperationException($"registry {Host} refused an anonymous token ({(int)response.StatusCode}); it needs credentials", error) { Remedy = Remedy.Credentials, Subject = Host }
-                            : new OperationException($"registry {Host} rejected the credentials for user '{credential.Username}' ({(int)response.StatusCode})", error);
+                            : new OperationException($"registry {Host} rejected the credentials for {credential.Who} ({(int)response.StatusCode}){credential.Origin}: check the username and password", error) { Remedy = Remedy.Credentials, Subject = Host };
                     }
 
                     throw error;

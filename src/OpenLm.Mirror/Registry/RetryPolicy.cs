@@ -77,6 +77,9 @@ public sealed class RetryPolicy
             case OperationCanceledException:
                 // A timeout, not the user pressing Ctrl+C.
                 return !cancellationToken.IsCancellationRequested;
+            case HttpRequestException http when TransportDiagnosis.IsConnectionRefused(http):
+                // Nothing listens at that port: fail at once with one message instead of a stream of retry warnings.
+                return false;
             case HttpRequestException http:
                 return http.StatusCode is null or HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests
                     || (int)http.StatusCode >= 500;

@@ -40,20 +40,24 @@ internal sealed class YamlDocument(string text, string file, YNode? root, int do
     public int? SecondDocumentLine { get; } = secondDocumentLine;
 }
 
-/// <summary>A YAML syntax or structure problem, with the file and line it was found at.</summary>
+/// <summary>A YAML syntax or structure problem, with the file and line (and, for syntax errors, column) it was found at.</summary>
 internal sealed class YamlTreeException : Exception
 {
-    public YamlTreeException(string file, int line, string message, Exception? inner = null)
-        : base($"{file}:{line}: {message}", inner)
+    public YamlTreeException(string file, int line, string message, Exception? inner = null, int? column = null)
+        : base(column is { } c ? $"{file}:{line}:{c}: {message}" : $"{file}:{line}: {message}", inner)
     {
         File = file;
         Line = line;
+        Column = column;
         Reason = message;
     }
 
     public string File { get; }
 
     public int Line { get; }
+
+    /// <summary>1-based column of a syntax error; null for structure problems that only have a line.</summary>
+    public int? Column { get; }
 
     public string Reason { get; }
 
@@ -97,10 +101,66 @@ internal static class YamlTree
         }
         catch (YamlException ex)
         {
-            var line = ToLine(ex.Start.Line);
-            var message = ex.InnerException is YamlException inner && !string.IsNullOrEmpty(inner.Message) ? inner.Message : ex.Message;
-            throw new YamlTreeException(file, line, $"YAML syntax error: {StripMark(message)}", ex);
+            // The innermost error is the scanner's, at the character that is wrong; outer ones mark where the
+            // enclosing construct started (a block mapping at line 1, say), which points away from the fault.
+            var innermost = ex;
+            while (innermost.InnerException is YamlException inner)
+            {
+                innermost = inner;
+            }
+
+            var at = innermost.Start.Line > 0 ? innermost.Start : ex.Start;
+            // YamlDotNet reports a tab in indentation at the start of the enclosing block (often line 1), so the
+            // tab is looked for in the whole text: outside block scalars a tab can never indent valid YAML.
+            if (FirstTabIndentedLine(text, long.MaxValue) is { } tab)
+            {
+                throw new YamlTreeException(
+                    file, tab.Line, "YAML syntax error: a tab character indents this line; YAML indentation must use spaces", ex, tab.Column);
+            }
+
+            var message = string.IsNullOrEmpty(innermost.Message) ? ex.Message : innermost.Message;
+            throw new YamlTreeException(file, ToLine(at.Line), $"YAML syntax error: {StripMark(message)}", ex, ToLine(at.Column));
         }
+        catch (InvalidOperationException ex)
+        {
+            // YamlDotNet's parser runs off the end of its token stream on some unterminated flow collections
+            // ("[a, b" followed by block content) instead of raising a syntax error; name the unclosed bracket.
+            var (line, column, reason) = builder.DescribeUnterminated();
+            throw new YamlTreeException(file, line, $"YAML syntax error: {reason}", ex, column);
+        }
+    }
+
+    /// <summary>The first line up to <paramref name="lastLine"/> whose leading whitespace holds a tab, with the tab's column.</summary>
+    private static (int Line, int Column)? FirstTabIndentedLine(string text, long lastLine)
+    {
+        var line = 1;
+        var column = 1;
+        var inIndent = true;
+        foreach (var ch in text)
+        {
+            if (line > lastLine)
+            {
+                break;
+            }
+
+            if (ch == '\n')
+            {
+                line++;
+                column = 1;
+                inIndent = true;
+                continue;
+            }
+
+            if (inIndent && ch == '\t')
+            {
+                return (line, column);
+            }
+
+            inIndent = inIndent && ch == ' ';
+            column++;
+        }
+
+        return null;
     }
 
     internal static int ToLine(long line) => line is <= 0 ? 1 : line > int.MaxValue ? int.MaxValue : (int)line;
@@ -115,7 +175,21 @@ internal static class YamlTree
     private sealed class Builder(string file, int length, YamlReadOptions options)
     {
         private readonly Dictionary<string, YNode> _anchors = new(StringComparer.Ordinal);
+        private readonly Stack<(Mark Start, bool Sequence)> _openFlow = new();
+        private Mark _last = Mark.Empty;
         private int _nodes;
+
+        /// <summary>Where parsing stopped: the innermost flow collection still open, else the last event read.</summary>
+        public (int Line, int Column, string Reason) DescribeUnterminated()
+        {
+            if (_openFlow.TryPeek(out var open))
+            {
+                var (opener, closer) = open.Sequence ? ('[', ']') : ('{', '}');
+                return (ToLine(open.Start.Line), ToLine(open.Start.Column), $"the flow {(open.Sequence ? "sequence" : "mapping")} opened with '{opener}' here is never closed with '{closer}'");
+            }
+
+            return (ToLine(_last.Line), ToLine(_last.Column), "the text after this point is not valid YAML");
+        }
 
         public YamlDocument Run(string text, IParser parser)
         {
@@ -154,6 +228,11 @@ internal static class YamlTree
             if (++_nodes > options.MaxNodes)
             {
                 throw new YamlTreeException(file, ToLine(parser.Current?.Start.Line ?? 1), $"more than {options.MaxNodes} YAML nodes");
+            }
+
+            if (parser.Current is { } current)
+            {
+                _last = current.Start;
             }
 
             if (parser.TryConsume<AnchorAlias>(out var alias))
@@ -207,6 +286,12 @@ internal static class YamlTree
 
         private YSequence Sequence(IParser parser, SequenceStart start, int depth)
         {
+            var flow = start.Style == SequenceStyle.Flow;
+            if (flow)
+            {
+                _openFlow.Push((start.Start, true));
+            }
+
             var items = new List<YNode>();
             while (!parser.Accept<SequenceEnd>(out _))
             {
@@ -214,8 +299,11 @@ internal static class YamlTree
             }
 
             var end = parser.Consume<SequenceEnd>();
+            if (flow)
+            {
+                _openFlow.Pop();
+            }
 
-            var flow = start.Style == SequenceStyle.Flow;
             var sequence = new YSequence(file, ToLine(start.Start.Line))
             {
                 Start = (int)start.Start.Index,
@@ -232,6 +320,12 @@ internal static class YamlTree
 
         private YMapping Mapping(IParser parser, MappingStart start, int depth)
         {
+            var flow = start.Style == MappingStyle.Flow;
+            if (flow)
+            {
+                _openFlow.Push((start.Start, false));
+            }
+
             var entries = new List<YEntry>();
             while (!parser.Accept<MappingEnd>(out _))
             {
@@ -241,9 +335,12 @@ internal static class YamlTree
             }
 
             var end = parser.Consume<MappingEnd>();
+            if (flow)
+            {
+                _openFlow.Pop();
+            }
 
             // A block mapping ends with its last value; the text after it on that line (a comment) is not part of it.
-            var flow = start.Style == MappingStyle.Flow;
             var mapping = new YMapping(file, ToLine(start.Start.Line))
             {
                 Start = (int)start.Start.Index,

@@ -350,7 +350,7 @@ public sealed class ChartScannerTests : IDisposable
         var ex = Assert.Throws<InputException>(() => ChartScanner.Scan(_dir.Combine("u"), Skip));
 
         // Then the file and a line are named
-        Assert.Matches(@"u/charts/s/values\.yaml:\d+: YAML syntax error", ex.Message);
+        Assert.Matches(@"u/charts/s/values\.yaml:\d+:\d+: YAML syntax error", ex.Message);
     }
 
     [Fact]

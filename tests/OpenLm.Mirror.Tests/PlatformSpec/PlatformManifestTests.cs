@@ -285,7 +285,7 @@ public sealed class PlatformManifestTests : IDisposable
         var ex = ParseFails(text);
 
         // Then the message names the file and a line
-        Assert.Matches(@"^openlm-platform\.yaml:\d+: YAML syntax error: ", ex.Message);
+        Assert.Matches(@"^openlm-platform\.yaml:\d+:\d+: YAML syntax error: ", ex.Message);
     }
 
     [Fact]

@@ -26,7 +26,26 @@ public sealed class Credential
     /// <summary>An OAuth2 refresh token (Docker's <c>identitytoken</c>), used instead of a password.</summary>
     public string? IdentityToken { get; }
 
+    /// <summary>Where the credential came from (a config file and key, a credential helper, the command line), for messages; never the secret.</summary>
+    public string? Source { get; private set; }
+
     public static Credential FromIdentityToken(string token) => new(token);
+
+    /// <summary>Records where this credential came from and returns it.</summary>
+    public Credential From(string source)
+    {
+        Source = source;
+        return this;
+    }
+
+    /// <summary>Who was presented and from where, for an error message: <c>user 'ci' (from …)</c>; never the secret.</summary>
+    public string Describe() => Who + Origin;
+
+    /// <summary><c>user 'ci'</c> or <c>an identity token</c>.</summary>
+    public string Who => IdentityToken is null ? $"user '{Username}'" : "an identity token";
+
+    /// <summary><c> from SOURCE</c>, or empty when the source is not known.</summary>
+    public string Origin => Source is null ? string.Empty : $" from {Source}";
 
     public string BasicHeaderValue =>
         Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Username}:{Password}"));

@@ -91,7 +91,7 @@ public sealed class DockerConfigCredentialProvider : ICredentialProvider
         var key = NormaliseKey(registryHost);
         if (_helpers.TryGetValue(key, out var helper))
         {
-            return FromHelper(helper, registryHost);
+            return FromHelper(helper, registryHost)?.From($"credential helper docker-credential-{helper} (credHelpers in {_path})");
         }
 
         if (_auths.TryGetValue(key, out var entry))
@@ -99,11 +99,11 @@ public sealed class DockerConfigCredentialProvider : ICredentialProvider
             var fromEntry = FromEntry(entry, registryHost);
             if (fromEntry is not null)
             {
-                return fromEntry;
+                return fromEntry.From($"{_path} (auths \"{key}\")");
             }
         }
 
-        return _store is null ? null : FromHelper(_store, registryHost);
+        return _store is null ? null : FromHelper(_store, registryHost)?.From($"credential store docker-credential-{_store} (credsStore in {_path})");
     }
 
     private Credential? FromEntry(JsonElement entry, string host)
