@@ -72,7 +72,7 @@ internal static class CopyCommand
             var clock = Stopwatch.StartNew();
             var result = await ProgressDisplay.RunAsync(console, OutputOptions.Progress(parse, console, parse.GetValue(json)), async observer =>
             {
-                RunObserver.PhaseStarted(observer, RunPhase.Push, 1, 0);
+                RunObserver.PhaseStarted(observer, RunPhase.Copy, 1, 0);
                 var options = new CopyOptions
                 {
                     Concurrency = copy.GetConcurrency(parse),
@@ -105,7 +105,7 @@ internal static class CopyCommand
         var clock = Stopwatch.StartNew();
         var results = await ProgressDisplay.RunAsync(console, OutputOptions.Progress(parse, console, json), async observer =>
         {
-            RunObserver.PhaseStarted(observer, RunPhase.Push, sources.Count, 0);
+            RunObserver.PhaseStarted(observer, RunPhase.Copy, sources.Count, 0);
             var options = new CopyOptions
             {
                 Concurrency = copy.GetConcurrency(parse),

@@ -195,7 +195,7 @@ internal sealed class ProgressDisplay : IRunObserver
         lock (_gate)
         {
             // Present or mounted: nothing moves, but the work is done. During a push the planned total counts it.
-            if (_phase == RunPhase.Push)
+            if (_phase is RunPhase.Push or RunPhase.Copy)
             {
                 _bytesDone += blob.Size;
             }
@@ -265,7 +265,7 @@ internal sealed class ProgressDisplay : IRunObserver
             var elapsed = _phaseClock.Elapsed;
             var total = Math.Max(Math.Max(_bytesPlanned, _bytesSeen), _bytesDone);
             var done = Math.Clamp(_bytesDone, 0, total);
-            var images = _imagesPlanned > 0 ? $"{_imagesDoneInPhase}/{_imagesPlanned} images | " : _imagesDone > 0 || _active.Count > 0 ? $"{_imagesDone} images | " : string.Empty;
+            var images = _imagesPlanned > 0 ? $"{_imagesDoneInPhase}/{_imagesPlanned} images | " : _phase is null or RunPhase.Copy && (_imagesDone > 0 || _active.Count > 0) ? $"{_imagesDone} images | " : string.Empty;
             var rate = elapsed.TotalSeconds > 0.5 ? done / elapsed.TotalSeconds : 0;
             var eta = rate > 0 && total > done ? $" | ETA {Eta(TimeSpan.FromSeconds((total - done) / rate))}" : string.Empty;
             return $"{PhaseName(_phase)} {images}{Format.Bytes(done)}/{Format.Bytes(total)} {Percent(done, total)} | {(rate > 0 ? Format.Bytes((long)rate) + "/s" : "-")}{eta}";

@@ -14,6 +14,9 @@ public enum RunPhase
 
     /// <summary>Tags created or moved once every image is stored (import).</summary>
     Tag,
+
+    /// <summary>Images copied between registries and layouts (copy).</summary>
+    Copy,
 }
 
 /// <summary>
