@@ -157,7 +157,7 @@ internal static class OutputOptions
         new Option<string>(ProgressName)
         {
             HelpName = "auto|tty|plain|none",
-            Description = "Progress on stderr: a live display on a terminal (tty), one line per image and a total every few seconds (plain), or none [default: auto]",
+            Description = "Progress on stderr: a live display on a terminal (tty), one line per image and a total every few seconds (plain), or none",
             DefaultValueFactory = _ => "auto",
             Recursive = true,
         }.AcceptOnlyFromAmong("auto", "tty", "plain", "none"),
