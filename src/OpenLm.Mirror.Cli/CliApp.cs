@@ -16,6 +16,11 @@ public static class CliApp
             "openlm-mirror: mirror OpenLM Platform images into air-gapped registries.\n" +
             "Exit codes: 0 success, 1 runtime or remote failure (network, registry, disk; retry later), 2 usage or input error, " +
             "3 integrity failure (digest, size, signature), 4 ran but the target is incomplete (check; load that skipped images), 130/143 interrupted.");
+        foreach (var option in OutputOptions.Create())
+        {
+            root.Options.Add(option);
+        }
+
         root.Subcommands.Add(CopyCommand.Create(console));
         foreach (var command in ExtraCommands.Create(console))
         {

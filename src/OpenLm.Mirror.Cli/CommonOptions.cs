@@ -1,4 +1,5 @@
 using System.CommandLine;
+using OpenLm.Mirror.Cli.Output;
 using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
@@ -142,4 +143,50 @@ internal sealed class CopyOptionSet
 
     /// <summary>The value, checked by the <see cref="CopyOptions.Concurrency"/> setter (the one place its range is kept).</summary>
     public int GetConcurrency(ParseResult parse) => new CopyOptions { Concurrency = parse.GetValue(Concurrency) }.Concurrency;
+}
+
+/// <summary>The global output options (every command): how progress is shown and how much is logged.</summary>
+internal static class OutputOptions
+{
+    public const string ProgressName = "--progress";
+    public const string QuietName = "--quiet";
+    public const string VerboseName = "--verbose";
+
+    public static IEnumerable<Option> Create() =>
+    [
+        new Option<string>(ProgressName)
+        {
+            HelpName = "auto|tty|plain|none",
+            Description = "Progress on stderr: a live display on a terminal (tty), one line per image and a total every few seconds (plain), or none",
+            DefaultValueFactory = _ => "auto",
+            Recursive = true,
+        }.AcceptOnlyFromAmong("auto", "tty", "plain", "none"),
+        new Option<bool>(QuietName, "-q") { Description = "Print errors only (no progress, no information lines)", Recursive = true },
+        new Option<bool>(VerboseName, "-v") { Description = "Also print debug lines (requests, retries, decisions)", Recursive = true },
+    ];
+
+    public static ProgressMode RequestedProgress(ParseResult parse) => parse.GetValue<string>(ProgressName) switch
+    {
+        "tty" => ProgressMode.Tty,
+        "plain" => ProgressMode.Plain,
+        "none" => ProgressMode.None,
+        _ => ProgressMode.Auto,
+    };
+
+    public static bool Quiet(ParseResult parse) => Has(parse, QuietName) && parse.GetValue<bool>(QuietName);
+
+    public static bool Verbose(ParseResult parse) => Has(parse, VerboseName) && parse.GetValue<bool>(VerboseName);
+
+    /// <summary>The progress mode for this run: --progress, with auto resolved and --quiet/--json applied.</summary>
+    public static ProgressMode Progress(ParseResult parse, CliConsole console, bool json) =>
+        ProgressDisplay.Effective(Has(parse, ProgressName) ? RequestedProgress(parse) : ProgressMode.Auto, console.IsInteractive, Quiet(parse), json);
+
+    /// <summary>The log of a command: --quiet keeps errors only, --verbose adds debug lines.</summary>
+    public static ConsoleLog Log(ParseResult parse, CliConsole console) =>
+        new(console.Error, Verbose(parse)) { Quiet = Quiet(parse) };
+
+    // Commands built outside the root (tests) do not carry the global options.
+    private static bool Has(ParseResult parse, string name) =>
+        parse.CommandResult.Command.Options.Any(o => o.Name == name)
+        || parse.RootCommandResult.Command.Options.Any(o => o.Name == name);
 }

@@ -38,7 +38,7 @@ internal static class CopyCommand
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var log = new ConsoleLog(console.Error, verbose: false);
+            var log = OutputOptions.Log(parse, console);
             var given = parse.GetValue(locations) ?? [];
             var sourceTexts = given.SkipLast(1).ToList();
             if (parse.GetValue(imagesFrom) is { } listFile)
@@ -70,8 +70,9 @@ internal static class CopyCommand
             var dst = ImageLocation.Parse(destinationText, "DST");
             using var connector = new RegistryConnector(registryOptions);
             var clock = Stopwatch.StartNew();
-            var result = await CopyProgress.RunAsync(console, log, parse.GetValue(json), async observer =>
+            var result = await ProgressDisplay.RunAsync(console, OutputOptions.Progress(parse, console, parse.GetValue(json)), async observer =>
             {
+                RunObserver.PhaseStarted(observer, RunPhase.Copy, 1, 0);
                 var options = new CopyOptions
                 {
                     Concurrency = copy.GetConcurrency(parse),
@@ -102,8 +103,9 @@ internal static class CopyCommand
     {
         using var connector = new RegistryConnector(registryOptions);
         var clock = Stopwatch.StartNew();
-        var results = await CopyProgress.RunAsync(console, log, json, async observer =>
+        var results = await ProgressDisplay.RunAsync(console, OutputOptions.Progress(parse, console, json), async observer =>
         {
+            RunObserver.PhaseStarted(observer, RunPhase.Copy, sources.Count, 0);
             var options = new CopyOptions
             {
                 Concurrency = copy.GetConcurrency(parse),

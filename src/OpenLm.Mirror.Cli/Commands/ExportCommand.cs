@@ -59,7 +59,7 @@ internal static class ExportCommand
             var parts = parse.GetValue(splitSize) is { } sizeText ? SplitSize.Parse(sizeText) : (long?)null;
             OutputPaths.CheckBundleName(parse.GetValue(output)!, compression == BundleCompression.Zstd);
             OutputPaths.Check(parse.GetValue(output), "-o");
-            var log = new ConsoleLog(console.Error, verbose: false);
+            var log = OutputOptions.Log(parse, console);
             StalePartials.Remove(parse.GetValue(output)!, log);
             var keyPath = parse.GetValue(key)!;
             KeyInputs.RequireFile(keyPath, "--key");
@@ -73,7 +73,7 @@ internal static class ExportCommand
                 : await inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken).ConfigureAwait(false);
             var cacheDir = parse.GetValue(cache) ?? Release.DefaultCacheDirectory();
             var quiet = parse.GetValue(json);
-            var result = await CopyProgress.RunAsync(console, log, quiet, async observer =>
+            var result = await ProgressDisplay.RunAsync(console, OutputOptions.Progress(parse, console, quiet), async observer =>
             {
                 var exporter = new BundleExporter(connector, new CopyOptions { Concurrency = copy.GetConcurrency(parse), Observer = observer, Retry = new RetryPolicy(registryOptions.Retries, log) }, log);
                 return await exporter.ExportAsync(

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using OpenLm.Mirror.Cli.Output;
 using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Import;
 using OpenLm.Mirror.Registry;
@@ -79,7 +80,7 @@ internal static class ImportCommand
 
             OutputPaths.Check(parse.GetValue(dryRun) ? null : parse.GetValue(receipt), "--receipt");
             using var publicKey = keyPath is null ? null : VerificationKey.Load(keyPath);
-            var log = new ConsoleLog(console.Error, verbose: false);
+            var log = OutputOptions.Log(parse, console);
             var registryOptions = registry.Build(parse, console, log);
             var targetHost = parse.GetValue(to)!.Split('/', 2)[0];
             if ((ParseKind(parse.GetValue(kind)) == RegistryKind.Ecr || RegistryKinds.FromHost(targetHost) == RegistryKind.Ecr)
@@ -91,10 +92,11 @@ internal static class ImportCommand
             }
 
             using var connector = new RegistryConnector(registryOptions);
-            var result = await new BundleImporter(connector, log).ImportAsync(
-                new ImportRequest { BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], MaxPathComponents = parse.GetValue(maxPathComponents), DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse),
+            var progress = parse.GetValue(dryRun) ? ProgressMode.None : OutputOptions.Progress(parse, console, parse.GetValue(json));
+            var result = await ProgressDisplay.RunAsync(console, progress, observer => new BundleImporter(connector, log).ImportAsync(
+                new ImportRequest { Observer = observer, BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], MaxPathComponents = parse.GetValue(maxPathComponents), DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse),
                     Precheck = new PrecheckOptions { Kind = ParseKind(parse.GetValue(kind)), CreateRepositories = parse.GetValue(createRepositories), ChunkBytes = ParseSize(parse.GetValue(chunkSize)), MaxPathComponents = parse.GetValue(maxPathComponents) } },
-                cancellationToken: cancellationToken).ConfigureAwait(false);
+                cancellationToken: cancellationToken)).ConfigureAwait(false);
 
             if (parse.GetValue(receipt) is { } receiptPath && !result.DryRun)
             {

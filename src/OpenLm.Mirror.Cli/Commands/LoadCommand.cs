@@ -58,7 +58,7 @@ internal static class LoadCommand
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var log = new ConsoleLog(console.Error, verbose: false);
+            var log = OutputOptions.Log(parse, console);
             var bundlePath = parse.GetValue(bundle)!;
             var keyPath = parse.GetValue(key);
             var insecure = parse.GetValue(skipSignature);

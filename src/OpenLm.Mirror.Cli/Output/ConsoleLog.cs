@@ -11,9 +11,12 @@ internal sealed class ConsoleLog(TextWriter error, bool verbose) : IRemedyLog
     public void Write(LogLevel level, string message, Remedy remedy) =>
         Write(level, ErrorReporter.WithRemedy(message, remedy));
 
+    /// <summary>--quiet: errors only.</summary>
+    public bool Quiet { get; init; }
+
     public void Write(LogLevel level, string message)
     {
-        if (level == LogLevel.Debug && !verbose)
+        if ((level == LogLevel.Debug && !verbose) || (Quiet && level != LogLevel.Error))
         {
             return;
         }

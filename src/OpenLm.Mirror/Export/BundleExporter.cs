@@ -94,6 +94,11 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             Retry = copyOptions.Retry,
         });
         var roots = new Descriptor[lockFile.Images.Count];
+        RunObserver.PhaseStarted(
+            copyOptions.Observer,
+            RunPhase.Pull,
+            lockFile.Images.Count(i => !File.Exists(cache.BlobPath(Digest.Parse(i.Digest)))),
+            missing.Sum(b => b.Size));
         var results = new CopyResult?[lockFile.Images.Count];
         await Parallel.ForEachAsync(
             Enumerable.Range(0, lockFile.Images.Count),
@@ -174,7 +179,8 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             }).ToList(),
         };
         manifest = manifest with { Created = request.WriteOptions.SourceDateEpoch ?? CreationTime(cache, lockFile) };
-        var written = await BundleWriter.WriteAsync(cache, manifest, key, output, request.WriteOptions with { Delta = delta }, bundleProgress, cancellationToken).ConfigureAwait(false);
+        RunObserver.PhaseStarted(copyOptions.Observer, RunPhase.Write, 0, lockFile.TotalBytes);
+        var written = await BundleWriter.WriteAsync(cache, manifest, key, output, request.WriteOptions with { Delta = delta }, RunObserver.PhaseBytes(copyOptions.Observer, bundleProgress), cancellationToken).ConfigureAwait(false);
         return new ExportResult(
             written,
             results.Sum(r => r?.BytesCopied ?? 0),

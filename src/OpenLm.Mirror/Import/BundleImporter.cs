@@ -43,7 +43,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             // replaces is the bundle's own source.
             var mapper = TargetNameMapper.Create(request.Target, request.Maps, bundle.Head.Manifest.Source, request.MaxPathComponents);
             var plan = new ImportPlan(bundle, mapper, registries);
-            var counts = new ImportCounts(plan, progress);
+            var counts = new ImportCounts(plan, progress, request.Observer);
             if (bundle.IsDelta)
             {
                 await CheckBaseAsync(request, plan, cancellationToken).ConfigureAwait(false);
@@ -62,7 +62,9 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 throw new TargetNotReadyException(mapper.Target.Host, precheck.Problems);
             }
 
+            RunObserver.PhaseStarted(request.Observer, RunPhase.Push, plan.Images.Count, plan.Blobs.Values.Sum(b => b.Size));
             var passes = await CopyAsync(request, plan, counts, cancellationToken).ConfigureAwait(false);
+            RunObserver.PhaseStarted(request.Observer, RunPhase.Tag, plan.Images.Count, 0);
 
             // Every image is stored and every fetched blob verified: only now do tags appear or move.
             var tags = new Dictionary<string, TagOutcome>(StringComparer.Ordinal);
@@ -170,11 +172,13 @@ internal sealed class ImportCounts : ICopyObserver
     private readonly ConcurrentDictionary<(string Repository, Digest Digest), BlobOutcome> _blobs = new();
     private readonly ConcurrentDictionary<(string Repository, Digest Digest), BlobOutcome> _manifests = new();
     private readonly IProgress<long>? _progress;
+    private readonly ICopyObserver _observer;
     private long _bytes;
 
-    public ImportCounts(ImportPlan plan, IProgress<long>? progress)
+    public ImportCounts(ImportPlan plan, IProgress<long>? progress, ICopyObserver? observer)
     {
         _progress = progress;
+        _observer = observer ?? NullCopyObserver.Instance;
         foreach (var (_, target) in plan.Images)
         {
             // The copier names an image "<target display name>:<tag>".
@@ -185,25 +189,29 @@ internal sealed class ImportCounts : ICopyObserver
     /// <summary>Dry-run figures, set by <see cref="ImportDryRun"/> instead of the copy.</summary>
     public (int Uploaded, long Bytes, int Mounted, int Present, long BytesPresent)? Planned { get; set; }
 
-    public void ImageStarted(string image)
+    public void ImageStarted(string image) => _observer.ImageStarted(image);
+
+    public void BlobStarted(string image, Descriptor blob) => _observer.BlobStarted(image, blob);
+
+    public void BytesTransferred(string image, long bytes)
     {
+        _progress?.Report(Interlocked.Add(ref _bytes, bytes));
+        _observer.BytesTransferred(image, bytes);
     }
 
-    public void BlobStarted(string image, Descriptor blob)
+    public void BlobFinished(string image, Descriptor blob, BlobOutcome outcome)
     {
-    }
-
-    public void BytesTransferred(string image, long bytes) => _progress?.Report(Interlocked.Add(ref _bytes, bytes));
-
-    public void BlobFinished(string image, Descriptor blob, BlobOutcome outcome) =>
         _blobs.TryAdd((_repositoryOfImage.GetValueOrDefault(image, image), blob.Digest), outcome);
-
-    public void ManifestFinished(string image, Descriptor manifest, BlobOutcome outcome) =>
-        _manifests.TryAdd((_repositoryOfImage.GetValueOrDefault(image, image), manifest.Digest), outcome);
-
-    public void ImageFinished(string image, CopyResult result)
-    {
+        _observer.BlobFinished(image, blob, outcome);
     }
+
+    public void ManifestFinished(string image, Descriptor manifest, BlobOutcome outcome)
+    {
+        _manifests.TryAdd((_repositoryOfImage.GetValueOrDefault(image, image), manifest.Digest), outcome);
+        _observer.ManifestFinished(image, manifest, outcome);
+    }
+
+    public void ImageFinished(string image, CopyResult result) => _observer.ImageFinished(image, result);
 
     public ImportResult Result(ImportRequest request, ImportPlan plan, IReadOnlyDictionary<string, TagOutcome>? tags, int passes)
     {

@@ -37,6 +37,9 @@ public sealed record ImportRequest
     /// <summary>Images copied at once (blob transfers stay bounded by <see cref="Concurrency"/> over all of them).</summary>
     public int ParallelImages { get; init; } = 4;
 
+    /// <summary>Told of every image, blob and byte pushed (an <see cref="IRunObserver"/> also of the push and tag phases).</summary>
+    public ICopyObserver? Observer { get; init; }
+
     /// <summary>Where an old single-stream zstd bundle is decompressed for reading by range (default: the system temporary directory).</summary>
     public string? TempDirectory { get; init; }
 

@@ -112,7 +112,15 @@ public sealed class ReleaseFlowTests(SharedRegistryFixture registry) : IAsyncLif
         var lockPath = _temp.Sub("values-lock.json");
         Assert.Equal(0, (await MirrorCli.RunAsync("resolve", "--plain-http", "--manifest", _manifest, "-o", lockPath)).ExitCode);
         var bundle = _temp.Sub("values-bundle.tar");
-        Assert.Equal(0, (await MirrorCli.RunAsync("export", "--plain-http", "--lock", lockPath, "--key", _key, "-o", bundle, "--cache", _temp.Sub("values-cache"))).ExitCode);
+        var export = await MirrorCli.RunAsync("export", "--plain-http", "--lock", lockPath, "--key", _key, "-o", bundle, "--cache", _temp.Sub("values-cache"), "--progress", "plain");
+        Assert.True(export.ExitCode == 0, export.ToString());
+
+        // (its plain progress: the pull phase with a line per image named by the image, not the cache path, then the write)
+        var progress = export.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Contains(progress, l => l.StartsWith("pull: ", StringComparison.Ordinal));
+        Assert.Contains(progress, l => l.StartsWith("pulled olm-extra:2.0 sha256:", StringComparison.Ordinal));
+        Assert.DoesNotContain(progress, l => l.StartsWith("pulled", StringComparison.Ordinal) && l.Contains(" sha256:", StringComparison.Ordinal) && l.Contains("values-cache", StringComparison.Ordinal));
+        Assert.Contains(progress, l => l.StartsWith("write + fsync: ", StringComparison.Ordinal));
         var chartDir = TestChartBuilder.WriteDirectory(_temp.Sub("chart-dir"), new TestChartOptions
         {
             Source = $"{registry.Host}/{_namespace}",

@@ -229,23 +229,26 @@ Arguments:
   <SRC... DST>  Each SRC is a registry reference (host/path:tag or @digest) or oci:DIR[:REF]; DST is a registry reference or oci:DIR[:REF] (REF defaults to the full source reference). With several sources DST is oci:DIR or a registry host[:port][/prefix].
 
 Options:
-  --plain-http                    Use plain HTTP instead of HTTPS (loopback test registries only)
-  --ca-file <FILE>                PEM file with CA certificates to trust for registry TLS
-  --insecure                      Skip TLS certificate verification (dangerous; prefer --ca-file)
-  -u, --username <USER>           Registry username (password from --password-stdin)
-  --password-stdin                Read the registry password from standard input
-  --authfile <FILE>               Registry credentials file in Docker's config.json format (default: REGISTRY_AUTH_FILE, else $DOCKER_CONFIG/config.json or ~/.docker/config.json)
-  --retries <N>                   Retries per operation on transient failures [default: 4]
-  --rate-limit <N>                Ceiling of requests per second per registry (default: its published quota, ECR Public 1/s anonymous, 10/s with credentials); the rate adapts below it on 429
-  --timeout <DURATION>            Time budget of the whole run, e.g. 90m or 2h (default 2h): retries stop when it is spent
-  --proxy <URL>                   HTTP proxy for every request, e.g. http://proxy.corp:3128 (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY)
-  --platform <os/arch[,...]>      Keep only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (default: all)
-  --concurrency <N>               Blobs transferred in parallel [default: 6]
-  --images-from <FILE>            Read more source references from FILE, one per line ('#' comments allowed)
-  --parallel-images <N>           With several sources, how many images are copied at once [default: 4]
-  --src-creds <USER[:PASSWORD]>   Credentials for the source registries only (password from standard input when omitted)
-  --dest-creds <USER[:PASSWORD]>  Credentials for the destination registry only (password from standard input when omitted)
-  --json                          Print a JSON report on stdout
-  -?, -h, --help                  Show help and usage information
+  --plain-http                      Use plain HTTP instead of HTTPS (loopback test registries only)
+  --ca-file <FILE>                  PEM file with CA certificates to trust for registry TLS
+  --insecure                        Skip TLS certificate verification (dangerous; prefer --ca-file)
+  -u, --username <USER>             Registry username (password from --password-stdin)
+  --password-stdin                  Read the registry password from standard input
+  --authfile <FILE>                 Registry credentials file in Docker's config.json format (default: REGISTRY_AUTH_FILE, else $DOCKER_CONFIG/config.json or ~/.docker/config.json)
+  --retries <N>                     Retries per operation on transient failures [default: 4]
+  --rate-limit <N>                  Ceiling of requests per second per registry (default: its published quota, ECR Public 1/s anonymous, 10/s with credentials); the rate adapts below it on 429
+  --timeout <DURATION>              Time budget of the whole run, e.g. 90m or 2h (default 2h): retries stop when it is spent
+  --proxy <URL>                     HTTP proxy for every request, e.g. http://proxy.corp:3128 (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY)
+  --platform <os/arch[,...]>        Keep only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (default: all)
+  --concurrency <N>                 Blobs transferred in parallel [default: 6]
+  --images-from <FILE>              Read more source references from FILE, one per line ('#' comments allowed)
+  --parallel-images <N>             With several sources, how many images are copied at once [default: 4]
+  --src-creds <USER[:PASSWORD]>     Credentials for the source registries only (password from standard input when omitted)
+  --dest-creds <USER[:PASSWORD]>    Credentials for the destination registry only (password from standard input when omitted)
+  --json                            Print a JSON report on stdout
+  -?, -h, --help                    Show help and usage information
+  --progress <auto|tty|plain|none>  Progress on stderr: a live display on a terminal (tty), one line per image and a total every few seconds (plain), or none [default: auto]
+  -q, --quiet                       Print errors only (no progress, no information lines)
+  -v, --verbose                     Also print debug lines (requests, retries, decisions)
 """;
 }
