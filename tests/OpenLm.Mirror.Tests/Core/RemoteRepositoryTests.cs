@@ -708,6 +708,10 @@ public sealed class RemoteRepositoryTests
 
             context.Response.ContentLength64 = Layer.Length;
             await context.Response.OutputStream.FlushAsync();
+
+            // Let the headers reach the client before the reset: an RST can discard bytes the peer has not read yet,
+            // and a cut before the headers is a different failure (a failed request, not a cut body).
+            await Task.Delay(200);
             context.Response.Abort();
             return true;
         };
