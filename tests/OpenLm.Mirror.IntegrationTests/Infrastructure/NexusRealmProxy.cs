@@ -9,65 +9,33 @@ namespace OpenLm.Mirror.IntegrationTests.Infrastructure;
 /// realm="null://HOST/v2/token",service="nexus"</c> and <c>Server: Nexus/3.x</c>, while the connector itself takes
 /// HTTP Basic credentials on every /v2 request.
 /// </summary>
-public sealed class NexusRealmProxy(Uri upstream) : IAsyncDisposable
+public sealed class NexusRealmProxy(Uri upstream) : InterceptingProxy(upstream)
 {
     public const string User = "deployer";
     public const string Password = "nexus-secret-1";
-    private readonly HttpClient _upstream = HttpForwarding.CreateUpstreamClient();
-    private LoopbackHttpServer? _server;
     private int _challenges;
     private int _basicAccepted;
-
-    public string Host => (_server ?? throw new InvalidOperationException("not started")).Authority;
 
     public int Challenges => Volatile.Read(ref _challenges);
 
     public int BasicAccepted => Volatile.Read(ref _basicAccepted);
 
-    public async Task StartAsync() => _server = await LoopbackHttpServer.StartAsync(IPAddress.Loopback, HandleAsync);
-
-    public async ValueTask DisposeAsync()
+    protected override async Task<bool> InterceptAsync(HttpContext context)
     {
-        if (_server is not null)
+        context.Response.Headers.Server = "Nexus/3.68.1-02 (OSS)";
+        var expected = "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{User}:{Password}"));
+        if (context.Request.Headers.Authorization.ToString() != expected)
         {
-            await _server.DisposeAsync();
+            Interlocked.Increment(ref _challenges);
+            context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"null://{Host}/v2/token\",service=\"nexus\"";
+            await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status401Unauthorized, "UNAUTHORIZED", "Access denied to resource");
+            return true;
         }
 
-        _upstream.Dispose();
+        Interlocked.Increment(ref _basicAccepted);
+        return false;
     }
 
-    private async Task HandleAsync(HttpContext context)
-    {
-        try
-        {
-            context.Response.Headers.Server = "Nexus/3.68.1-02 (OSS)";
-            var expected = "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{User}:{Password}"));
-            if (context.Request.Headers.Authorization.ToString() != expected)
-            {
-                Interlocked.Increment(ref _challenges);
-                context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"null://{Host}/v2/token\",service=\"nexus\"";
-                await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status401Unauthorized, "UNAUTHORIZED", "Access denied to resource");
-                return;
-            }
-
-            Interlocked.Increment(ref _basicAccepted);
-            var target = HttpForwarding.BuildUpstreamUri(upstream, HttpForwarding.PathAndQuery(context));
-            using var request = HttpForwarding.CreateUpstreamRequest(context, target, name => string.Equals(name, "Authorization", StringComparison.OrdinalIgnoreCase));
-            using var response = await HttpForwarding.SendUpstreamAsync(_upstream, request, context);
-            if (response is null)
-            {
-                return;
-            }
-
-            HttpForwarding.CopyResponseHead(response, context.Response, rewriteLocation: HttpForwarding.AuthorityRewriter(upstream, _server!.BaseAddress));
-            if (!HttpMethods.IsHead(context.Request.Method))
-            {
-                await using var body = await response.Content.ReadAsStreamAsync(context.RequestAborted);
-                await HttpForwarding.CopyBodyAsync(body, context.Response.Body, context.RequestAborted);
-            }
-        }
-        catch (Exception ex) when (HttpForwarding.IsClientGone(ex, context))
-        {
-        }
-    }
+    // The registry behind takes no credentials: the Basic header is Nexus's, not Distribution's.
+    protected override bool DropsRequestHeader(string name) => string.Equals(name, "Authorization", StringComparison.OrdinalIgnoreCase);
 }
