@@ -66,26 +66,47 @@ internal static class TransportDiagnosis
             var stream = client.GetStream();
             var request = Encoding.ASCII.GetBytes($"GET /v2/ HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
             await stream.WriteAsync(request, timeout.Token).ConfigureAwait(false);
-            var head = new byte[5];
+            // Read the (small) answer: a TLS server may answer plain HTTP too, with a 400 saying so (Go's net/http as in
+            // Distribution, nginx), and that port speaks TLS — the handshake failed for another reason (the certificate).
+            var answer = new byte[4096];
             var read = 0;
-            while (read < head.Length)
+            while (read < answer.Length)
             {
-                var n = await stream.ReadAsync(head.AsMemory(read), timeout.Token).ConfigureAwait(false);
+                int n;
+                try
+                {
+                    n = await stream.ReadAsync(answer.AsMemory(read), timeout.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && read > 0)
+                {
+                    break; // a server that keeps the connection open: what it sent so far is the answer
+                }
+
                 if (n == 0)
                 {
                     break;
                 }
 
                 read += n;
+                if (read >= 5 && !Encoding.ASCII.GetString(answer, 0, 5).Equals("HTTP/", StringComparison.Ordinal))
+                {
+                    return false;
+                }
             }
 
-            return read == head.Length && Encoding.ASCII.GetString(head) == "HTTP/";
+            var text = Encoding.ASCII.GetString(answer, 0, read);
+            return text.StartsWith("HTTP/", StringComparison.Ordinal) && !SpeaksTls(text);
         }
         catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException)
         {
             return false;
         }
     }
+
+    /// <summary>Whether a plain-HTTP answer says the port is a TLS port (Go's net/http; nginx's "plain HTTP request was sent to HTTPS port").</summary>
+    private static bool SpeaksTls(string answer) =>
+        answer.Contains(GoPlainHttpToTlsBody, StringComparison.OrdinalIgnoreCase)
+        || answer.Contains("plain HTTP request was sent to HTTPS port", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The error for a TLS handshake with a port that serves plain HTTP.</summary>
     public static OperationException TlsToPlainHttp(string authority, Exception inner) =>

@@ -68,7 +68,16 @@ internal sealed class LoopbackServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _listener.Stop();
-        _listener.Close();
+        try
+        {
+            _listener.Close();
+        }
+        catch (HttpListenerException)
+        {
+            // Managed HttpListener's Close after Stop binds the port again to remove its prefix; when another test has
+            // taken the freed port meanwhile that bind fails with "Address already in use". The listener is stopped.
+        }
+
         try
         {
             await _loop.ConfigureAwait(false);
