@@ -37,4 +37,35 @@ internal static class KeyInputs
             throw new InputException($"{option} '{path}' does not exist");
         }
     }
+
+    /// <summary>
+    /// The signature choice of commands that read a bundle offline: the release key, or the explicit opt-out, never both
+    /// and never neither. Returns whether the signature is skipped. <paramref name="refusal"/> is what is refused without
+    /// either ("refusing to load an unverified bundle"), <paramref name="acceptance"/> what the opt-out accepts.
+    /// </summary>
+    public static bool SkipsSignature(string? keyPath, bool insecure, string refusal, string acceptance)
+    {
+        if (keyPath is not null && insecure)
+        {
+            throw new InputException("give either --key or --insecure-skip-signature, not both");
+        }
+
+        if (keyPath is null && !insecure)
+        {
+            throw new IntegrityException(
+                $"{refusal}: give the release public key with --key release.pub " +
+                $"(or, only if you accept {acceptance}, --insecure-skip-signature)");
+        }
+
+        return insecure;
+    }
+
+    /// <summary>A bundle argument that must be one file on disk (a directory or a missing path is refused, naming it).</summary>
+    public static void RequireBundleFile(string bundlePath)
+    {
+        if (!File.Exists(bundlePath))
+        {
+            throw new InputException(Directory.Exists(bundlePath) ? $"'{bundlePath}' is a directory, not a bundle file" : $"bundle '{bundlePath}' does not exist");
+        }
+    }
 }

@@ -61,18 +61,7 @@ internal static class LoadCommand
             var log = OutputOptions.Log(parse, console);
             var bundlePath = parse.GetValue(bundle)!;
             var keyPath = parse.GetValue(key);
-            var insecure = parse.GetValue(skipSignature);
-            if (keyPath is not null && insecure)
-            {
-                throw new InputException("give either --key or --insecure-skip-signature, not both");
-            }
-
-            if (keyPath is null && !insecure)
-            {
-                throw new IntegrityException(
-                    "refusing to load an unverified bundle: give the release public key with --key release.pub " +
-                    "(or, only if you accept loading whatever the file contains, --insecure-skip-signature)");
-            }
+            var insecure = KeyInputs.SkipsSignature(keyPath, parse.GetValue(skipSignature), "refusing to load an unverified bundle", "loading whatever the file contains");
 
             var mapTexts = parse.GetValue(maps) ?? [];
             var targetText = parse.GetValue(to);
@@ -102,10 +91,7 @@ internal static class LoadCommand
                 throw new InputException($"--temp-dir '{temp}' does not exist");
             }
 
-            if (!File.Exists(bundlePath))
-            {
-                throw new InputException(Directory.Exists(bundlePath) ? $"'{bundlePath}' is a directory, not a bundle file" : $"bundle '{bundlePath}' does not exist");
-            }
+            KeyInputs.RequireBundleFile(bundlePath);
 
             var endpoint = DockerHost.Parse(parse.GetValue(dockerHost) ?? DockerHost.Default());
             using var verificationKey = keyPath is null ? null : VerificationKey.Load(keyPath);

@@ -46,24 +46,9 @@ internal static class NodeArchiveCommand
         {
             var log = new ConsoleLog(console.Error, verbose: false);
             var keyPath = parse.GetValue(key);
-            var insecure = parse.GetValue(skipSignature);
-            if (keyPath is not null && insecure)
-            {
-                throw new InputException("give either --key or --insecure-skip-signature, not both");
-            }
-
-            if (keyPath is null && !insecure)
-            {
-                throw new IntegrityException(
-                    "refusing to use an unverified bundle: give the release public key with --key release.pub " +
-                    "(or, only if you accept whatever the file contains, --insecure-skip-signature)");
-            }
-
+            var insecure = KeyInputs.SkipsSignature(keyPath, parse.GetValue(skipSignature), "refusing to use an unverified bundle", "whatever the file contains");
             var bundlePath = parse.GetValue(bundle)!;
-            if (!File.Exists(bundlePath))
-            {
-                throw new InputException(Directory.Exists(bundlePath) ? $"'{bundlePath}' is a directory, not a bundle file" : $"bundle '{bundlePath}' does not exist");
-            }
+            KeyInputs.RequireBundleFile(bundlePath);
 
             var platforms = (parse.GetValue(platform) ?? []).SelectMany(Platform.ParseList).Select(PlatformMatcher.Normalize).ToList();
             var outputPath = parse.GetValue(output)!;
