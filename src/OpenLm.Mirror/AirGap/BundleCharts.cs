@@ -19,20 +19,21 @@ public sealed record BundleChartDefaults(BundleChart Listed, ChartDefaults Defau
 /// </summary>
 public static class BundleCharts
 {
-    /// <summary>Each chart the bundle lists, with its defaults.</summary>
-    public static async Task<IReadOnlyList<BundleChartDefaults>> ReadAsync(string bundlePath, VerificationKey? key, CancellationToken cancellationToken = default)
-    {
-        var bundle = await OpenAsync(bundlePath, key, cancellationToken).ConfigureAwait(false);
-        await using (bundle.ConfigureAwait(false))
-        {
-            var charts = new List<BundleChartDefaults>();
-            foreach (var listed in bundle.Head.Manifest.Charts)
-            {
-                charts.Add(await ReadOneAsync(bundle, listed, cancellationToken).ConfigureAwait(false));
-            }
+    /// <summary>The bundle opened for its charts (signature checked when a key is given); read and write through it.</summary>
+    public static Task<BundleSource> OpenAsync(string bundlePath, VerificationKey? key, CancellationToken cancellationToken = default) =>
+        BundleSource.OpenAsync(bundlePath, new BundleOpenOptions { Key = key, RequireSignature = key is not null }, cancellationToken);
 
-            return charts;
+    /// <summary>Each chart the bundle lists, with its defaults.</summary>
+    public static async Task<IReadOnlyList<BundleChartDefaults>> ReadAsync(BundleSource bundle, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(bundle);
+        var charts = new List<BundleChartDefaults>();
+        foreach (var listed in bundle.Head.Manifest.Charts)
+        {
+            charts.Add(await ReadOneAsync(bundle, listed, cancellationToken).ConfigureAwait(false));
         }
+
+        return charts;
     }
 
     /// <summary>Where <see cref="WriteArchivesAsync"/> puts each chart, and what stops it (a file in the way, existing archives without <paramref name="overwrite"/>).</summary>
@@ -57,18 +58,11 @@ public static class BundleCharts
 
     /// <summary>Writes each chart's <c>.tgz</c> into <paramref name="directory"/> (temporary file, then rename once its digest matched).</summary>
     public static async Task WriteArchivesAsync(
-        string bundlePath, VerificationKey? key, IReadOnlyList<BundleChartDefaults> charts, string directory, bool overwrite, CancellationToken cancellationToken = default)
+        BundleSource bundle, IReadOnlyList<BundleChartDefaults> charts, string directory, bool overwrite, CancellationToken cancellationToken = default)
     {
         ArchivePaths(charts, directory, overwrite);
-        var bundle = await OpenAsync(bundlePath, key, cancellationToken).ConfigureAwait(false);
-        await using (bundle.ConfigureAwait(false))
-        {
-            await WriteArchivesAsync(bundle, charts, directory, cancellationToken).ConfigureAwait(false);
-        }
+        await WriteArchivesAsync(bundle, charts, directory, cancellationToken).ConfigureAwait(false);
     }
-
-    private static Task<BundleSource> OpenAsync(string bundlePath, VerificationKey? key, CancellationToken cancellationToken) =>
-        BundleSource.OpenAsync(bundlePath, new BundleOpenOptions { Key = key, RequireSignature = key is not null }, cancellationToken);
 
     private static async Task<BundleChartDefaults> ReadOneAsync(BundleSource bundle, BundleChart listed, CancellationToken cancellationToken)
     {

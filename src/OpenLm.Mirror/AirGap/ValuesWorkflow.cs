@@ -110,14 +110,31 @@ public static class ValuesWorkflow
         var roots = bundle?.Roots ?? AirGapBundle.RootsOf(head);
         var uses = ImageUses(head.Manifest, log);
         IReadOnlyList<BundleChartDefaults> charts = [];
-        if (head.Manifest.Charts.Count > 0 && (request.ValuesOutput is not null || request.ChartOutputDirectory is not null))
+
+        // One pass over the bundle serves both the chart defaults and the chart archives.
+        var chartSource = head.Manifest.Charts.Count > 0 && (request.ValuesOutput is not null || request.ChartOutputDirectory is not null)
+            ? await BundleCharts.OpenAsync(request.BundlePath, request.Key, cancellationToken).ConfigureAwait(false)
+            : null;
+        Outputs outputs;
+        try
         {
-            charts = await BundleCharts.ReadAsync(request.BundlePath, request.Key, cancellationToken).ConfigureAwait(false);
+            if (chartSource is not null)
+            {
+                charts = await BundleCharts.ReadAsync(chartSource, cancellationToken).ConfigureAwait(false);
+            }
+
+            outputs = Build(request, bundle?.Mapper, roots, uses, charts, log);
+            RefuseUnsafeOutputs(request, outputs);
+            await WriteChartArchivesAsync(request, chartSource, charts, log, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (chartSource is not null)
+            {
+                await chartSource.DisposeAsync().ConfigureAwait(false);
+            }
         }
 
-        var outputs = Build(request, bundle?.Mapper, roots, uses, charts, log);
-        RefuseUnsafeOutputs(request, outputs);
-        await WriteChartArchivesAsync(request, charts, log, cancellationToken).ConfigureAwait(false);
         foreach (var warning in outputs.RewriteWarnings)
         {
             log.Warn(warning);
@@ -165,20 +182,20 @@ public static class ValuesWorkflow
     }
 
     /// <summary>Every refusal came first; the chart archives go out (verified) before the values that name them.</summary>
-    private static async Task WriteChartArchivesAsync(ValuesRequest request, IReadOnlyList<BundleChartDefaults> charts, IMirrorLog log, CancellationToken cancellationToken)
+    private static async Task WriteChartArchivesAsync(ValuesRequest request, BundleSource? chartSource, IReadOnlyList<BundleChartDefaults> charts, IMirrorLog log, CancellationToken cancellationToken)
     {
         if (request.ChartOutputDirectory is not { } directory)
         {
             return;
         }
 
-        if (charts.Count == 0)
+        if (chartSource is null || charts.Count == 0)
         {
             log.Warn("the bundle holds no Helm chart; no chart archive was written");
             return;
         }
 
-        await BundleCharts.WriteArchivesAsync(request.BundlePath, request.Key, charts, directory, request.Overwrite, cancellationToken).ConfigureAwait(false);
+        await BundleCharts.WriteArchivesAsync(chartSource, charts, directory, request.Overwrite, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
