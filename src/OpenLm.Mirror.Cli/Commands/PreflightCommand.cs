@@ -54,17 +54,24 @@ internal static class PreflightCommand
                 await console.Out.WriteAsync(table ? Table(report) : Plain(report)).ConfigureAwait(false);
             }
 
-            return Outcome(console, report);
+            return await OutcomeAsync(console, report).ConfigureAwait(false);
         });
         return command;
     }
 
-    private static int Outcome(CliConsole console, PreflightReport report)
+    private static async Task<int> OutcomeAsync(CliConsole console, PreflightReport report)
     {
         var failures = report.Failures;
         if (failures.Count == 0)
         {
             return ExitCodes.Success;
+        }
+
+        // Each failed check on stderr too (as check lists its problems), so a log without stdout still says what to fix.
+        foreach (var failure in failures)
+        {
+            var hint = Hint(failure);
+            await console.Error.WriteLineAsync($"error: {Name(failure.Kind)} {failure.Endpoint}: {failure.Detail}{(hint is null ? string.Empty : $" ({hint})")}").ConfigureAwait(false);
         }
 
         var first = failures[0];
