@@ -197,7 +197,7 @@ public static class PreflightRunner
                 var (descriptor, bytes) = await repository.FetchManifestAsync(image.TagOrDigest, cancellationToken).ConfigureAwait(false);
                 var document = ManifestDocument.Parse(bytes, descriptor.MediaType, image.ToString());
                 var detail = $"{image}: {descriptor.MediaType} {descriptor.Digest} ({bytes.Length} bytes)";
-                if (document.IsIndex && document.Manifests.FirstOrDefault(m => MediaTypes.IsManifest(m.MediaType)) is { } child)
+                if (ImageGraph.Dependencies(document).FirstOrDefault(e => e.IsManifest) is { Descriptor: { } child })
                 {
                     var (_, childBytes) = await repository.FetchManifestAsync(child.Digest.ToString(), cancellationToken).ConfigureAwait(false);
                     document = ManifestDocument.Parse(childBytes, child.MediaType, $"{image.Name}@{child.Digest}");
@@ -205,7 +205,7 @@ public static class PreflightRunner
                 }
 
                 Checks.Add(PreflightCheck.Ok(registry, PreflightCheckKind.Manifest, detail));
-                var blob = new[] { document.Config }.Concat(document.Layers).OfType<Descriptor>().OrderBy(d => d.Size).FirstOrDefault();
+                var blob = ImageGraph.Dependencies(document).Where(e => !e.IsManifest).Select(e => e.Descriptor).OrderBy(d => d.Size).FirstOrDefault();
                 if (blob is null)
                 {
                     Checks.Add(PreflightCheck.Skipped(registry, PreflightCheckKind.Blob, $"{image} references no blob"));

@@ -106,6 +106,63 @@ public sealed class PreflightRunnerTests : IAsyncLifetime
         Assert.Equal([$"127.0.0.1:{port}"], report.AllowList);
     }
 
+    [Fact]
+    public async Task RunAsync_ProxyRefusesConnect_ProxyVerdictAdvisesProxyCredentialsAndDnsIsLeftToTheProxy()
+    {
+        // Given a "proxy" on loopback that answers every CONNECT with 407
+        using var stop = new CancellationTokenSource();
+        var proxy = new TcpListener(IPAddress.Loopback, 0);
+        proxy.Start();
+        var port = ((IPEndPoint)proxy.LocalEndpoint).Port;
+        var seen = new List<string>();
+        var serving = Task.Run(async () =>
+        {
+            // The TCP check connects and hangs up; the CONNECT comes on a later connection.
+            while (!stop.IsCancellationRequested)
+            {
+                using var client = await proxy.AcceptTcpClientAsync(stop.Token);
+                var stream = client.GetStream();
+                var buffer = new byte[4096];
+                var read = await stream.ReadAsync(buffer, stop.Token);
+                if (read == 0)
+                {
+                    continue;
+                }
+
+                lock (seen)
+                {
+                    seen.Add(Encoding.ASCII.GetString(buffer, 0, read));
+                }
+
+                await stream.WriteAsync(Encoding.ASCII.GetBytes("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"corp\"\r\nContent-Length: 0\r\n\r\n"), stop.Token);
+            }
+        });
+        using var connector = new RegistryConnector(new RegistryOptions { Retries = 0, Proxy = $"http://127.0.0.1:{port}" });
+
+        // When an https registry is checked through it (a name only the proxy would resolve)
+        var report = await PreflightRunner.RunAsync(PreflightRequest.ForTarget("registry.corp.invalid"), connector);
+        await stop.CancelAsync();
+        proxy.Stop();
+        try
+        {
+            await serving;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+            // The fake proxy stops accepting when the test is done.
+        }
+
+        // Then the proxy itself was reachable, CONNECT was refused with the proxy-credentials remedy, and both are listed
+        Assert.False(report.Reachable);
+        var refused = Assert.Single(report.Failures);
+        Assert.Equal((PreflightCheckKind.Proxy, Remedy.ProxyCredentials, "registry.corp.invalid:443"), (refused.Kind, refused.Remedy, refused.Endpoint));
+        Assert.Contains("407", refused.Detail, StringComparison.Ordinal);
+        Assert.Contains(report.Checks, c => c.Kind == PreflightCheckKind.Dns && c.Endpoint == "registry.corp.invalid:443" && c.Status == PreflightStatus.Skipped);
+        Assert.Contains(report.Checks, c => c.Kind == PreflightCheckKind.Tcp && c.Endpoint == $"127.0.0.1:{port}" && c.Status == PreflightStatus.Ok);
+        Assert.Equal([$"127.0.0.1:{port}", "registry.corp.invalid:443"], report.AllowList);
+        Assert.StartsWith("CONNECT registry.corp.invalid:443 HTTP/1.1", Assert.Single(seen), StringComparison.Ordinal);
+    }
+
     private RegistryConnector Connector(Credential? credential) => new(new RegistryOptions
     {
         PlainHttp = true,
