@@ -154,6 +154,14 @@ commands.append(command("diff", "What changes between two releases (bundles, loc
 commands.append(command("inventory", "The receipt written by asking the target what it holds of a release.", {
   "receipt": S(), "registry": S(), "platform": R("platform"), "images": I(), "absent": I(), "incompleteImages": I(), "contents": I(), "bytes": I()},
   ["receipt", "registry", "platform", "images", "absent", "incompleteImages", "contents", "bytes"]))
+commands.append(command("preflight", "A verdict per check of every endpoint a release (or the air-gapped registry) needs, and the allow-list; exit 1 (ok false, the report kept) when a check failed.", {
+  "input": S(), "proxy": S(), "reachable": B(), "allowList": arr(S()),
+  "endpoints": arr(obj({"address": S(), "host": S(), "port": I(), "scheme": {"enum": ["http", "https"]}, "role": {"enum": ["registry", "token-realm", "cdn", "proxy"]}, "via": S()},
+                       ["address", "host", "port", "scheme", "role"])),
+  "checks": arr(obj({"endpoint": S(), "check": {"enum": ["dns", "tcp", "tls", "proxy", "auth", "manifest", "blob"]}, "status": {"enum": ["ok", "skipped", "failed"]}, "detail": S(), "hint": S()},
+                    ["endpoint", "check", "status", "detail"])),
+  "summary": obj({"checks": I(), "ok": I(), "skipped": I(), "failed": I()}, ["checks", "ok", "skipped", "failed"])},
+  ["input", "proxy", "reachable", "allowList", "endpoints", "checks", "summary"]))
 commands.append(command("split", "split prints text; with --json only its usage errors are documents.", {}, []))
 commands.append(command("join", "join prints text; with --json only its usage errors are documents.", {}, []))
 

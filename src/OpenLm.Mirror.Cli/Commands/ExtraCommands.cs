@@ -16,6 +16,7 @@ internal static class ExtraCommands
         yield return LoadCommand.Create(console);
         yield return ValuesCommand.Create(console);
         yield return CheckCommand.Create(console);
+        yield return PreflightCommand.Create(console);
         yield return ServeCommand.Create(console);
         yield return NodeArchiveCommand.Create(console);
         yield return DiffCommand.Create(console);

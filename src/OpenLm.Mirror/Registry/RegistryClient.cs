@@ -70,13 +70,17 @@ public sealed class RegistryClient
 
     private int _tokenRequests;
 
+    /// <summary>The last bearer challenge a token was fetched for (its realm is the token endpoint; preflight reports it).</summary>
+    public Challenge? LastBearerChallenge => _lastBearerChallenge;
+
     /// <summary>How many token requests this client made (tests use it to prove caching).</summary>
     public int TokenRequests => Volatile.Read(ref _tokenRequests);
 
     /// <summary>
     /// Sends a request with authentication and redirects handled. The caller disposes the response.
     /// <paramref name="content"/> is called once per attempt; pass <paramref name="replayableContent"/> false for
-    /// streamed bodies, which are then never sent twice.
+    /// streamed bodies, which are then never sent twice. <paramref name="followRedirects"/> false hands a redirect back
+    /// to the caller (preflight records which host blobs are sent to).
     /// </summary>
     /// <remarks>
     /// Reads (GET, HEAD) are retried here, request by request: a transient status (408, 429, 5xx) or a broken connection
@@ -91,11 +95,12 @@ public sealed class RegistryClient
         CancellationToken cancellationToken,
         Action<HttpRequestMessage>? configure = null,
         Func<HttpContent>? content = null,
-        bool replayableContent = true)
+        bool replayableContent = true,
+        bool followRedirects = true)
     {
         if (!RedirectableMethods.Contains(method) || content is not null)
         {
-            return await SendOnceAsync(method, uri, scopes, cancellationToken, configure, content, replayableContent).ConfigureAwait(false);
+            return await SendOnceAsync(method, uri, scopes, cancellationToken, configure, content, replayableContent, followRedirects).ConfigureAwait(false);
         }
 
         var localDeadline = _options.Time.GetUtcNow() + _options.RequestBudget;
@@ -104,7 +109,7 @@ public sealed class RegistryClient
             HttpResponseMessage response;
             try
             {
-                response = await SendOnceAsync(method, uri, scopes, cancellationToken, configure, null, true).ConfigureAwait(false);
+                response = await SendOnceAsync(method, uri, scopes, cancellationToken, configure, null, true, followRedirects).ConfigureAwait(false);
             }
             catch (Exception ex) when (attempt <= _options.Retries && RetryPolicy.IsTransient(ex, cancellationToken))
             {
@@ -144,7 +149,8 @@ public sealed class RegistryClient
         CancellationToken cancellationToken,
         Action<HttpRequestMessage>? configure,
         Func<HttpContent>? content,
-        bool replayableContent)
+        bool replayableContent,
+        bool followRedirects)
     {
         var authAttempts = 0;
         var redirects = 0;
@@ -184,7 +190,7 @@ public sealed class RegistryClient
                 ObserveRate(response);
             }
 
-            if (status is 301 or 302 or 303 or 307 or 308 && RedirectableMethods.Contains(method) && response.Headers.Location is { } location)
+            if (followRedirects && status is 301 or 302 or 303 or 307 or 308 && RedirectableMethods.Contains(method) && response.Headers.Location is { } location)
             {
                 response.Dispose();
                 if (++redirects > 10)
@@ -668,7 +674,8 @@ public sealed class RegistryConnector : IDisposable
         return collection;
     }
 
-    private bool ValidateCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    /// <summary>This connector's TLS trust decision (the CA file, or none with insecure); preflight's handshake uses it too.</summary>
+    internal bool ValidateCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
     {
         if (Options.Insecure || errors == SslPolicyErrors.None)
         {
