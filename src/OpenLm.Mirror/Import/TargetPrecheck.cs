@@ -124,6 +124,11 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         // Chunked uploads (after a 413) never go below the kind's part minimum (ECR: 5 MiB).
         var tuning = UploadTuning.For(client);
         tuning.MinChunkBytes = Math.Max(tuning.MinChunkBytes, probe.Profile.MinChunkBytes);
+        if (!probe.MountsUsable)
+        {
+            tuning.DisableMounts();
+        }
+
         if (options.ChunkBytes is { } chunk)
         {
             if (chunk < UploadTuning.FloorChunkBytes)

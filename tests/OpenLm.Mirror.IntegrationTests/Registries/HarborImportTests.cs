@@ -103,11 +103,20 @@ public sealed class HarborImportTests(SharedRegistryFixture registry) : IAsyncLi
         _harbor.AddProject(project);
         _harbor.RefuseMounts = true;
 
+        // When the plan is asked for first, its probe findings name mounts, uploads and the referrers API
+        var plan = await ImportAsync(project, HarborEmulator.AdminUser, HarborEmulator.AdminPassword, "--dry-run");
+        Assert.True(plan.ExitCode == 0, plan.ToString());
+        Assert.Contains("probe      mounts: supported", plan.Output);
+        Assert.Contains("probe      uploads: monolithic PUT, chunked PATCH on 413", plan.Output);
+        Assert.Contains("probe      referrers API:", plan.Output);
+        Assert.Equal(1, _harbor.MountsRefused);
+        Assert.Equal(0, _harbor.BlobWrites);
+
         var run = await ImportAsync(project, HarborEmulator.AdminUser, HarborEmulator.AdminPassword);
 
-        // Then the shared layers were asked to mount, went up as uploads instead, and every image is complete
+        // Then the shared layers were asked to mount (beyond the two probes' one each), went up as uploads instead, and every image is complete
         Assert.True(run.ExitCode == 0, run.ToString());
-        Assert.True(_harbor.MountsRefused > 0, "the bundle's shared layers should have been offered as mounts");
+        Assert.True(_harbor.MountsRefused > 2, $"the bundle's shared layers should have been offered as mounts ({_harbor.MountsRefused} mount requests)");
         foreach (var image in _bundle.Platform.Images)
         {
             Assert.Equal(image.Digest, await Tools.SkopeoRawDigestAsync($"docker://{registry.Host}/{project}/{image.Repository.Split('/', 2)[1]}:{image.Tag}"));
