@@ -1,6 +1,7 @@
 using System.CommandLine;
 using OpenLm.Mirror.AirGap;
 using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Registry.Kinds;
 using OpenLm.Mirror.Signing;
 
 namespace OpenLm.Mirror.Cli.Commands;
@@ -43,6 +44,27 @@ internal sealed class BundleTargetOptions
         HelpName = "N",
         Description = "Flatten target repositories deeper than N path components, joining the rest with '-' (openlm/library/mongo -> openlm/library-mongo); default: docker.io 2, registry.gitlab.com the prefix + 2, else no limit. Use the same value as the import.",
     };
+
+    /// <summary><c>--registry-kind</c>: the same override for import and check (the probe and pre-check read it).</summary>
+    public static Option<string> RegistryKindOption()
+    {
+        var kind = new Option<string>("--registry-kind")
+        {
+            HelpName = string.Join('|', RegistryKinds.Names),
+            Description = "What the target registry is (default auto: from its host name, headers and Harbor's API); decides what is checked before pushing",
+            DefaultValueFactory = _ => "auto",
+        };
+        kind.Validators.Add(r =>
+        {
+            if (!RegistryKinds.TryParse(r.GetValueOrDefault<string>(), out _))
+            {
+                r.AddError($"--registry-kind must be one of {string.Join(", ", RegistryKinds.Names)} (got '{r.GetValueOrDefault<string>()}')");
+            }
+        });
+        return kind;
+    }
+
+    public static RegistryKind ParseKind(string? text) => RegistryKinds.TryParse(text, out var parsed) ? parsed : RegistryKind.Auto;
 
     public void AddTo(Command command)
     {

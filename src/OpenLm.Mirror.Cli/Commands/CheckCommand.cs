@@ -25,10 +25,12 @@ internal static class CheckCommand
         var report = new Option<string?>("--output", "-o") { HelpName = "report.json", Description = "Also write the JSON report to this file (evidence for auditors)" };
         var parallelImages = new Option<int>("--parallel-images") { HelpName = "N", Description = "Images checked at once", DefaultValueFactory = _ => 4 };
         var concurrency = new Option<int>("--concurrency") { HelpName = "N", Description = "Registry requests in flight", DefaultValueFactory = _ => 8 };
+        var kind = BundleTargetOptions.RegistryKindOption();
 
         var command = new Command("check", "Check that every image and chart of a bundle is in the air-gapped registry, complete and with the bundle's digests (exit 0 when complete, 4 when something is missing, 1 when the registry could not be checked)");
         bundle.AddTo(command);
         registry.AddTo(command);
+        command.Options.Add(kind);
         command.Options.Add(parallelImages);
         command.Options.Add(concurrency);
         command.Options.Add(report);
@@ -54,7 +56,7 @@ internal static class CheckCommand
 
             var opened = await bundle.OpenAsync(parse, log, cancellationToken).ConfigureAwait(false);
             using var connector = new RegistryConnector(registry.Build(parse, console, log));
-            var check = await CheckWorkflow.RunAsync(opened, connector, new ImportCheckOptions { ParallelImages = images, Concurrency = requests }, cancellationToken).ConfigureAwait(false);
+            var check = await CheckWorkflow.RunAsync(opened, connector, new ImportCheckOptions { ParallelImages = images, Concurrency = requests, RegistryKind = BundleTargetOptions.ParseKind(parse.GetValue(kind)) }, cancellationToken).ConfigureAwait(false);
             var reportJson = JsonSerializer.Serialize(Document(check), Format.Json);
             if (reportPath is not null)
             {

@@ -25,19 +25,7 @@ internal static class ImportCommand
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan (images, target references, blobs to upload vs present) and write nothing" };
         var receipt = new Option<string?>("--receipt") { Description = "Write what the target now holds (registry, images, digests, time) to FILE", HelpName = "FILE" };
         var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
-        var kind = new Option<string>("--registry-kind")
-        {
-            HelpName = string.Join('|', RegistryKinds.Names),
-            Description = "What the target registry is (default auto: from its host name, headers and Harbor's API); decides what is checked before pushing",
-            DefaultValueFactory = _ => "auto",
-        };
-        kind.Validators.Add(r =>
-        {
-            if (!RegistryKinds.TryParse(r.GetValueOrDefault<string>(), out _))
-            {
-                r.AddError($"--registry-kind must be one of {string.Join(", ", RegistryKinds.Names)} (got '{r.GetValueOrDefault<string>()}')");
-            }
-        });
+        var kind = BundleTargetOptions.RegistryKindOption();
         var chunkSize = new Option<string?>("--chunk-size") { HelpName = "SIZE", Description = "Upload blobs as chunked PATCH requests of SIZE (e.g. 8MiB, 512KiB; at least 256KiB) instead of one PUT each; without it chunks are used only after a 413" };
         var maxPathComponents = BundleTargetOptions.MaxPathComponentsOption();
         var createRepositories = new Option<bool>("--create-repositories") { Description = "Create missing target repositories first (ECR: CreateRepository with the standard AWS credential chain; Harbor: the project, private, with the registry credentials)" };
@@ -83,7 +71,7 @@ internal static class ImportCommand
             var log = OutputOptions.Log(parse, console);
             var registryOptions = registry.Build(parse, console, log);
             var targetHost = parse.GetValue(to)!.Split('/', 2)[0];
-            if ((ParseKind(parse.GetValue(kind)) == RegistryKind.Ecr || RegistryKinds.FromHost(targetHost) == RegistryKind.Ecr)
+            if ((BundleTargetOptions.ParseKind(parse.GetValue(kind)) == RegistryKind.Ecr || RegistryKinds.FromHost(targetHost) == RegistryKind.Ecr)
                 && (EcrRegistryAddress.TryParse(targetHost, out var ecrAddress) ? ecrAddress.Region : Mirror.Aws.EcrApiOptions.DefaultRegion()) is { } region)
             {
                 // No docker login needed for ECR: a missing credential comes from GetAuthorizationToken.
@@ -95,7 +83,7 @@ internal static class ImportCommand
             var progress = parse.GetValue(dryRun) ? ProgressMode.None : OutputOptions.Progress(parse, console, parse.GetValue(json));
             var result = await ProgressDisplay.RunAsync(console, progress, observer => new BundleImporter(connector, log).ImportAsync(
                 new ImportRequest { Observer = observer, BundlePath = path, Key = publicKey, AllowUnsigned = publicKey is null, Target = parse.GetValue(to)!, Maps = parse.GetValue(map) ?? [], MaxPathComponents = parse.GetValue(maxPathComponents), DryRun = parse.GetValue(dryRun), Concurrency = copy.GetConcurrency(parse),
-                    Precheck = new PrecheckOptions { Kind = ParseKind(parse.GetValue(kind)), CreateRepositories = parse.GetValue(createRepositories), ChunkBytes = ParseSize(parse.GetValue(chunkSize)), MaxPathComponents = parse.GetValue(maxPathComponents) } },
+                    Precheck = new PrecheckOptions { Kind = BundleTargetOptions.ParseKind(parse.GetValue(kind)), CreateRepositories = parse.GetValue(createRepositories), ChunkBytes = ParseSize(parse.GetValue(chunkSize)), MaxPathComponents = parse.GetValue(maxPathComponents) } },
                 cancellationToken: cancellationToken)).ConfigureAwait(false);
 
             if (parse.GetValue(receipt) is { } receiptPath && !result.DryRun)
@@ -166,8 +154,6 @@ internal static class ImportCommand
         var size = unit.StartsWith('k') ? number << 10 : unit.StartsWith('m') ? number << 20 : number;
         return size >= UploadTuning.FloorChunkBytes ? size : throw new InputException($"--chunk-size must be at least 256KiB (got {text})");
     }
-
-    private static RegistryKind ParseKind(string? text) => RegistryKinds.TryParse(text, out var parsed) ? parsed : RegistryKind.Auto;
 
     /// <summary>The --json report (the contract runbooks read; shared vocabulary in docs/json-output.md).</summary>
     private static object Report(ImportResult result, VerificationKey? key) => new

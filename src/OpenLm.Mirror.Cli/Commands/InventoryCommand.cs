@@ -22,6 +22,8 @@ internal static class InventoryCommand
         command.Options.Add(to);
         command.Options.Add(lockOption);
         command.Options.Add(map);
+        var maxPathComponents = BundleTargetOptions.MaxPathComponentsOption();
+        command.Options.Add(maxPathComponents);
         command.Options.Add(output);
         registry.AddTo(command);
         command.Options.Add(json);
@@ -30,7 +32,7 @@ internal static class InventoryCommand
             var lockFile = LockFile.Load(parse.GetValue(lockOption)!);
             var log = new ConsoleLog(console.Error, verbose: false);
             using var connector = new RegistryConnector(registry.Build(parse, console, log));
-            var result = await new TargetInventory(connector).TakeAsync(parse.GetValue(to)!, parse.GetValue(map) ?? [], lockFile, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var result = await new TargetInventory(connector).TakeAsync(parse.GetValue(to)!, parse.GetValue(map) ?? [], lockFile, cancellationToken: cancellationToken, maxPathComponents: parse.GetValue(maxPathComponents)).ConfigureAwait(false);
             var path = parse.GetValue(output)!;
             result.Receipt.Write(path);
             foreach (var image in result.Absent)

@@ -48,10 +48,11 @@ internal static class LoadCommand
             Arity = ArgumentArity.ZeroOrMore,
         };
         var json = new Option<bool>("--json") { Description = "Print a JSON report on stdout" };
+        var maxPathComponents = BundleTargetOptions.MaxPathComponentsOption();
 
         var command = new Command("load", "Verify a signed bundle and load its container images (one platform) into a Docker engine");
         command.Arguments.Add(bundle);
-        foreach (var option in new Option[] { key, skipSignature, dockerHost, platform, to, maps, bases, tempDir, json })
+        foreach (var option in new Option[] { key, skipSignature, dockerHost, platform, to, maps, maxPathComponents, bases, tempDir, json })
         {
             command.Options.Add(option);
         }
@@ -70,12 +71,18 @@ internal static class LoadCommand
                 throw new InputException("--map needs --to (the rules place images below the --to target)");
             }
 
+            if (parse.GetValue(maxPathComponents) is not null && targetText is null)
+            {
+                throw new InputException("--max-path-components needs --to (it flattens the names under the --to target)");
+            }
+
             var options = new DockerLoadOptions
             {
                 RequireSignature = !insecure,
                 Platform = parse.GetValue(platform) is { } p ? PlatformMatcher.Normalize(Platform.Parse(p)) : null,
                 Target = targetText is null ? null : MirrorTarget.Parse(targetText),
                 Maps = mapTexts.Select(NameMapRule.Parse).ToList(),
+                MaxPathComponents = parse.GetValue(maxPathComponents),
                 TempDirectory = parse.GetValue(tempDir),
                 Bases = parse.GetValue(bases) ?? [],
                 Log = log,
@@ -83,7 +90,7 @@ internal static class LoadCommand
             if (options.Target is not null)
             {
                 // Refuse bad or duplicate rules now, not after the bundle's head was read.
-                _ = new TargetNameMapper(options.Target, TargetNameMapper.DefaultPlatformSource, options.Maps);
+                _ = new TargetNameMapper(options.Target, TargetNameMapper.DefaultPlatformSource, options.Maps, options.MaxPathComponents);
             }
 
             if (options.TempDirectory is { } temp && !Directory.Exists(temp))

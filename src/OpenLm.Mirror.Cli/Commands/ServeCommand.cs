@@ -31,12 +31,13 @@ internal static class ServeCommand
         var tlsKey = new Option<string?>("--tls-key") { HelpName = "FILE", Description = "The PEM private key of --tls-cert" };
         var toNames = new Option<string?>("--to-names") { HelpName = "HOST[:PORT][/PREFIX]", Description = "Also answer under the names 'import --to HOST[:PORT][/PREFIX]' would give the images (path part), so values written for that registry work unchanged" };
         var map = new Option<string[]>("--map") { HelpName = "FROM=TO", Description = "The import's rename rules for --to-names (repeatable, longest FROM wins)" };
+        var maxPathComponents = BundleTargetOptions.MaxPathComponentsOption();
         var maxStreams = new Option<int>("--max-streams") { HelpName = "N", Description = "Blob bodies streamed at once; further blob requests wait", DefaultValueFactory = _ => 16 };
         var maxConnections = new Option<int>("--max-connections") { HelpName = "N", Description = "Client connections open at once", DefaultValueFactory = _ => 128 };
         var json = new Option<bool>("--json") { Description = "Print one JSON line on stdout when ready (address, repositories, images, bundle digest)" };
         var command = new Command("serve", "Serve a verified bundle as a read-only OCI registry (pull with containerd, podman, skopeo, copy; or seed a real registry from it)");
         command.Arguments.Add(bundle);
-        foreach (var option in new Option[] { key, skipSignature, addr, tlsCert, tlsKey, toNames, map, maxStreams, maxConnections, json })
+        foreach (var option in new Option[] { key, skipSignature, addr, tlsCert, tlsKey, toNames, map, maxPathComponents, maxStreams, maxConnections, json })
         {
             command.Options.Add(option);
         }
@@ -60,6 +61,11 @@ internal static class ServeCommand
             if (keyPath is not null)
             {
                 KeyInputs.RequireFile(keyPath, "--key");
+            }
+
+            if (parse.GetValue(maxPathComponents) is not null && parse.GetValue(toNames) is null)
+            {
+                throw new InputException("--max-path-components flattens the --to-names names; give --to-names too");
             }
 
             if (parse.GetValue(map) is { Length: > 0 } && parse.GetValue(toNames) is null)
@@ -112,6 +118,7 @@ internal static class ServeCommand
                     TlsKeyPath = parse.GetValue(tlsKey),
                     TargetNames = parse.GetValue(toNames),
                     Maps = parse.GetValue(map) ?? [],
+                    MaxPathComponents = parse.GetValue(maxPathComponents),
                     MaxConcurrentBlobs = streams,
                     MaxConnections = connections,
                     OnRequest = accessLog is null ? null : accessLog.Write,

@@ -41,6 +41,8 @@ internal static class TargetProblemFormat
         TargetProblemKind.PathTooDeep => $"flatten the names with --max-path-components {problem.MaxPathComponents} (on import, check and values alike), or shorten them with --map FROM=TO or a shorter --to prefix",
         TargetProblemKind.ImmutableTag when problem.Region is { } region =>
             $"aws ecr put-image-tag-mutability --repository-name {problem.Repository} --image-tag-mutability MUTABLE --region {region}{RegistryId(problem)}, or import under another --to prefix",
+        TargetProblemKind.ImmutableTag when problem.Namespace is { } project =>
+            $"disable or narrow the rule that selects tag '{problem.Tag}' (Harbor: Projects > {project} > Policy > Tag Immutability), or import under another --to prefix",
         TargetProblemKind.ImmutableTag => "make the tag mutable, or import under another --to prefix",
         _ => null,
     };

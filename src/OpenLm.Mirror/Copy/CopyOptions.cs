@@ -1,3 +1,4 @@
+using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Oci;
 using OpenLm.Mirror.Registry;
 
@@ -19,6 +20,9 @@ public sealed class CopyOptions
     public IReadOnlyList<Platform> Platforms { get; set; } = [];
 
     public ICopyObserver Observer { get; set; } = NullCopyObserver.Instance;
+
+    /// <summary>Warnings about registry behaviour the copy worked around (a blob re-uploaded after a false HEAD).</summary>
+    public IMirrorLog Log { get; set; } = NullMirrorLog.Instance;
 
     /// <summary>Wraps each whole blob transfer and manifest operation.</summary>
     public RetryPolicy Retry { get; set; } = RetryPolicy.None;

@@ -12,7 +12,7 @@ namespace OpenLm.Mirror.Copy;
 /// blob concurrency, skipping what the target has, mounting across repositories of one registry, and
 /// tagging last. One instance can serve many image copies so that shared layers move once.
 /// </summary>
-public sealed class GraphCopier
+public sealed partial class GraphCopier
 {
     private readonly CopyOptions _options;
     private readonly SemaphoreSlim _blobSlots;
@@ -108,6 +108,11 @@ public sealed class GraphCopier
 
         await WhenAllOrFirstFailure(children).ConfigureAwait(false);
 
+        await PushManifestReuploadingUnknownBlobsAsync(source, target, descriptor, bytes, doc, image, stats, cancellationToken).ConfigureAwait(false);
+        return BlobOutcome.Copied;
+    }
+
+    private async Task PushManifestOnceAsync(ITarget target, Descriptor descriptor, byte[] bytes, CancellationToken cancellationToken) =>
         await _options.Retry.ExecuteAsync(
             async ct =>
             {
@@ -115,8 +120,6 @@ public sealed class GraphCopier
                 await target.PushAsync(descriptor, content, ct).ConfigureAwait(false);
             },
             cancellationToken).ConfigureAwait(false);
-        return BlobOutcome.Copied;
-    }
 
     private async Task CopyChildManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor child, string image, Stats stats, CancellationToken cancellationToken)
     {
@@ -222,6 +225,7 @@ public sealed class GraphCopier
     {
         if (await target.ExistsAsync(blob, cancellationToken).ConfigureAwait(false))
         {
+            TrustedHead(target, blob);
             return BlobOutcome.Skipped;
         }
 
@@ -231,6 +235,13 @@ public sealed class GraphCopier
             return BlobOutcome.Mounted;
         }
 
+        await UploadBlobAsync(source, target, blob, image, stats, cancellationToken).ConfigureAwait(false);
+        return BlobOutcome.Copied;
+    }
+
+    /// <summary>Streams <paramref name="blob"/> from the source into the target, counting the bytes it sent.</summary>
+    private async Task UploadBlobAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
+    {
         var content = await source.FetchAsync(blob, cancellationToken).ConfigureAwait(false);
         var counted = new CountingStream(content, n =>
         {
@@ -251,8 +262,6 @@ public sealed class GraphCopier
             _options.Observer.BytesTransferred(image, -counted.Count);
             throw;
         }
-
-        return BlobOutcome.Copied;
     }
 
     private void RecordSourceLocation(IReadOnlyTarget source, ManifestDocument root)

@@ -19,10 +19,11 @@ public sealed record InventoryResult(ImportReceipt Receipt, IReadOnlyList<string
 /// </summary>
 public sealed class TargetInventory(RegistryConnector registries)
 {
-    public async Task<InventoryResult> TakeAsync(string target, IReadOnlyList<string> maps, LockFile lockFile, int concurrency = 8, CancellationToken cancellationToken = default)
+    /// <param name="maxPathComponents">The import's <c>MaxPathComponents</c>: names are looked up flattened as the import stored them.</param>
+    public async Task<InventoryResult> TakeAsync(string target, IReadOnlyList<string> maps, LockFile lockFile, int concurrency = 8, CancellationToken cancellationToken = default, int? maxPathComponents = null)
     {
         ArgumentNullException.ThrowIfNull(lockFile);
-        var mapper = TargetNameMapper.Create(target, maps, lockFile.Source);
+        var mapper = TargetNameMapper.Create(target, maps, lockFile.Source, maxPathComponents);
         var contents = new ConcurrentDictionary<Digest, long>();
         var images = new ConcurrentBag<ReceiptImage>();
         var absent = new ConcurrentBag<string>();

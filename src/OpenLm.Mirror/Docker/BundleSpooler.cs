@@ -144,7 +144,7 @@ internal sealed class BundleSpooler(string spoolDirectory, Platform platform, Do
         {
             try
             {
-                return new TargetNameMapper(options.Target, source, options.Maps);
+                return new TargetNameMapper(options.Target, source, options.Maps, options.MaxPathComponents);
             }
             catch (InputException ex) when (ex.Message.StartsWith("invalid platform source", StringComparison.Ordinal))
             {
@@ -152,7 +152,7 @@ internal sealed class BundleSpooler(string spoolDirectory, Platform platform, Do
             }
         }
 
-        return new TargetNameMapper(options.Target, TargetNameMapper.DefaultPlatformSource, options.Maps);
+        return new TargetNameMapper(options.Target, TargetNameMapper.DefaultPlatformSource, options.Maps, options.MaxPathComponents);
     }
 
     /// <summary><c>repository:tag</c> for the engine; a digest-only reference gets <see cref="TargetNameMapper.DigestTag"/>.</summary>

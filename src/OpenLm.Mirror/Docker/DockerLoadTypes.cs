@@ -27,6 +27,9 @@ public sealed record DockerLoadOptions
     /// <summary><c>--map FROM=TO</c> rules for <see cref="Target"/>.</summary>
     public IReadOnlyList<NameMapRule> Maps { get; init; } = [];
 
+    /// <summary>Most path components of a name under <see cref="Target"/> (null: the host's default), flattened as the import does.</summary>
+    public int? MaxPathComponents { get; init; }
+
     /// <summary>
     /// For a delta bundle: the earlier bundle files it was made against (full, split parts, or deltas whose own bases are
     /// given too), which supply the blobs it omits. Empty for a full bundle.

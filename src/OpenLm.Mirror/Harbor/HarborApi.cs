@@ -63,6 +63,32 @@ public sealed class HarborApi(RegistryClient client)
         return null;
     }
 
+    /// <summary>
+    /// The project's tag immutability rules (<c>GET /api/v2.0/projects/{project}/immutabletagrules</c>; the name is marked
+    /// as a name with <c>X-Is-Resource-Name</c>, so a numeric project name is not read as an id).
+    /// </summary>
+    public async Task<IReadOnlyList<HarborImmutableRule>> GetImmutableTagRulesAsync(string project, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(project);
+        var uri = client.ApiUri($"api/v2.0/projects/{Uri.EscapeDataString(project)}/immutabletagrules?page_size=100");
+        using var response = await client.Retry.ExecuteAsync(
+            ct => new ValueTask<HttpResponseMessage>(client.SendAsync(HttpMethod.Get, uri, ApiScope, ct, request =>
+            {
+                Authorize(request);
+                request.Headers.Add("X-Is-Resource-Name", "true");
+            })),
+            cancellationToken).ConfigureAwait(false);
+        await FailAsync(response, $"read the tag immutability rules of Harbor project '{project}'", cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return HarborImmutableRule.ParseList(await JsonNode.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), cancellationToken: cancellationToken).ConfigureAwait(false));
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new OperationException($"Harbor at {client.Host} answered the immutable tag rules API with something that is not a rule list: {ex.Message}", ex);
+        }
+    }
+
     /// <summary>Creates a private project; one that appeared meanwhile (409) counts as created.</summary>
     public async Task CreateProjectAsync(string name, CancellationToken cancellationToken)
     {

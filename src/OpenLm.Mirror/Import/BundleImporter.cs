@@ -101,7 +101,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
     {
         for (var pass = 1; ; pass++)
         {
-            var copier = new GraphCopier(new CopyOptions { Concurrency = request.Concurrency, Retry = plan.Retry, Observer = counts });
+            var copier = new GraphCopier(new CopyOptions { Concurrency = request.Concurrency, Retry = plan.Retry, Observer = counts, Log = log });
             try
             {
                 await Parallel.ForEachAsync(
@@ -201,7 +201,8 @@ internal sealed class ImportCounts : ICopyObserver
 
     public void BlobFinished(string image, Descriptor blob, BlobOutcome outcome)
     {
-        _blobs.TryAdd((_repositoryOfImage.GetValueOrDefault(image, image), blob.Digest), outcome);
+        // A blob skipped on a HEAD's word and then re-uploaded (the registry's HEAD was wrong) counts as uploaded.
+        _blobs.AddOrUpdate((_repositoryOfImage.GetValueOrDefault(image, image), blob.Digest), outcome, (_, old) => old == BlobOutcome.Skipped ? outcome : old);
         _observer.BlobFinished(image, blob, outcome);
     }
 

@@ -124,6 +124,11 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         // Chunked uploads (after a 413) never go below the kind's part minimum (ECR: 5 MiB).
         var tuning = UploadTuning.For(client);
         tuning.MinChunkBytes = Math.Max(tuning.MinChunkBytes, probe.Profile.MinChunkBytes);
+        if (!probe.MountsUsable)
+        {
+            tuning.DisableMounts();
+        }
+
         if (options.ChunkBytes is { } chunk)
         {
             if (chunk < UploadTuning.FloorChunkBytes)
@@ -186,8 +191,18 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         }
 
         var ready = repositories.Where(r => access[r].Access == PushAccess.Allowed && problems.All(p => p.Repository != r)).ToHashSet(StringComparer.Ordinal);
-        var immutable = await ImmutableRepositoriesAsync(probe, ecr, ecrAddress?.RegistryId, ready, findings, cancellationToken).ConfigureAwait(false);
-        problems.AddRange(CheckTags(client.Host, images, current, ready, immutable, region, ecrAddress?.RegistryId, findings));
+        Func<string, string, bool> immutable;
+        if (probe.Kind == RegistryKind.Harbor)
+        {
+            immutable = await HarborImmutableTagsAsync(client, ready, findings, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            var repositoriesImmutable = await ImmutableRepositoriesAsync(probe, ecr, ecrAddress?.RegistryId, ready, findings, cancellationToken).ConfigureAwait(false);
+            immutable = (repository, _) => repositoriesImmutable.Contains(repository);
+        }
+
+        problems.AddRange(CheckTags(client.Host, images, current, ready, immutable, probe.Kind, region, ecrAddress?.RegistryId, findings));
         return new PrecheckResult(probe, [.. probe.Findings(), .. findings], problems.OrderBy(p => p.Repository, StringComparer.Ordinal).ThenBy(p => p.Tag, StringComparer.Ordinal).ToList());
     }
 
@@ -306,6 +321,39 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         }
     }
 
+    /// <summary>
+    /// Harbor: the tag immutability rules of every project the import pushes into
+    /// (<c>GET /api/v2.0/projects/{project}/immutabletagrules</c>); a tag is immutable when an enabled rule selects its
+    /// repository (the name within the project) and the tag. Rules that cannot be read are a finding, not a stop.
+    /// </summary>
+    private static async Task<Func<string, string, bool>> HarborImmutableTagsAsync(RegistryClient client, IReadOnlySet<string> repositories, List<string> findings, CancellationToken cancellationToken)
+    {
+        var api = new HarborApi(client);
+        var rules = new Dictionary<string, IReadOnlyList<HarborImmutableRule>>(StringComparer.Ordinal);
+        foreach (var project in repositories.Select(r => r.Split('/')[0]).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                rules[project] = await api.GetImmutableTagRulesAsync(project, cancellationToken).ConfigureAwait(false);
+                var enabled = rules[project].Count(r => !r.Disabled);
+                if (enabled > 0)
+                {
+                    findings.Add($"Harbor project '{project}': {enabled} tag immutability rule{(enabled == 1 ? string.Empty : "s")} (tags they select may be created, never moved)");
+                }
+            }
+            catch (MirrorException ex)
+            {
+                findings.Add($"tag immutability of Harbor project '{project}' not read: {ex.Message}; a tag that must move and is immutable there fails at commit, after the content is stored");
+            }
+        }
+
+        return (repository, tag) =>
+        {
+            var parts = repository.Split('/', 2);
+            return parts.Length == 2 && rules.TryGetValue(parts[0], out var list) && list.Any(r => r.Protects(parts[1], tag));
+        };
+    }
+
     /// <summary>Repositories whose tags cannot move. ECR tells through DescribeRepositories; other kinds are not asked.</summary>
     private static async Task<HashSet<string>> ImmutableRepositoriesAsync(ProbeReport probe, EcrApi? ecr, string? registryId, IReadOnlySet<string> repositories, List<string> findings, CancellationToken cancellationToken)
     {
@@ -376,7 +424,8 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         IReadOnlyList<(Reference Target, Digest Digest)> images,
         IReadOnlyDictionary<(string Repository, string Tag), Digest> current,
         IReadOnlySet<string> ready,
-        IReadOnlySet<string> immutable,
+        Func<string, string, bool> immutable,
+        RegistryKind kind,
         string? region,
         string? registryId,
         List<string> findings)
@@ -398,16 +447,18 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
             }
 
             moving++;
-            if (ready.Contains(target.Repository) && immutable.Contains(target.Repository))
+            if (ready.Contains(target.Repository) && immutable(target.Repository, target.Tag!))
             {
+                var harbor = kind == RegistryKind.Harbor;
                 problems.Add(new TargetProblem(
                     TargetProblemKind.ImmutableTag,
                     target.Repository,
-                    $"{host}/{target.Repository}:{target.Tag} names {now}, the bundle has {digest}, and the repository's tags are immutable")
+                    $"{host}/{target.Repository}:{target.Tag} names {now}, the bundle has {digest}, and {(harbor ? $"a tag immutability rule of Harbor project '{target.Repository.Split('/')[0]}' protects it" : "the repository's tags are immutable")}")
                 {
                     Tag = target.Tag,
                     Region = region,
                     RegistryId = registryId,
+                    Namespace = harbor ? target.Repository.Split('/')[0] : null,
                 });
             }
         }

@@ -4,8 +4,8 @@ using OpenLm.Mirror.Errors;
 
 namespace OpenLm.Mirror.Registry;
 
-/// <summary>One entry of the OCI distribution <c>errors</c> array.</summary>
-public sealed record RegistryError(string Code, string Message);
+/// <summary>One entry of the OCI distribution <c>errors</c> array; <paramref name="Detail"/> is its <c>detail</c> as raw JSON text (a digest for <c>MANIFEST_BLOB_UNKNOWN</c>).</summary>
+public sealed record RegistryError(string Code, string Message, string? Detail = null);
 
 /// <summary>A registry answered with an error status. Carries method, URI (without query), status and the OCI error list.</summary>
 public sealed class RegistryException : MirrorException
@@ -89,7 +89,8 @@ public sealed class RegistryException : MirrorException
                     .Where(e => e.ValueKind == JsonValueKind.Object)
                     .Select(e => new RegistryError(
                         e.TryGetProperty("code", out var c) ? c.GetString() ?? "UNKNOWN" : "UNKNOWN",
-                        e.TryGetProperty("message", out var m) ? m.GetString() ?? string.Empty : string.Empty))
+                        e.TryGetProperty("message", out var m) ? m.GetString() ?? string.Empty : string.Empty,
+                        e.TryGetProperty("detail", out var d) && d.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined) ? d.GetRawText() : null))
                     .ToList();
             }
         }

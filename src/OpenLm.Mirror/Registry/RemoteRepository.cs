@@ -190,6 +190,11 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
 
     public async Task<bool> MountAsync(Descriptor descriptor, string fromRepository, CancellationToken cancellationToken = default)
     {
+        if (UploadTuning.For(_client).MountsDisabled)
+        {
+            return false;
+        }
+
         var location = await StartUploadAsync(fromRepository, descriptor, cancellationToken).ConfigureAwait(false);
         if (location is null)
         {

@@ -89,7 +89,7 @@ public sealed class BundleRegistryServer : IAsyncDisposable
                 new BundleOpenOptions { Key = request.Key, RequireSignature = !request.AllowUnsigned, TempDirectory = request.TempDirectory },
                 cancellationToken).ConfigureAwait(false);
             bundle.RequireFull("served");
-            var mapper = request.TargetNames is null ? null : TargetNameMapper.Create(request.TargetNames, request.Maps, bundle.Head.Manifest.Source);
+            var mapper = request.TargetNames is null ? null : TargetNameMapper.Create(request.TargetNames, request.Maps, bundle.Head.Manifest.Source, request.MaxPathComponents);
             var catalog = ServedCatalog.Build(bundle.Head.Images, bundle.Documents, mapper);
             await bundle.VerifyRemainingAsync(verifyProgress, cancellationToken).ConfigureAwait(false);
             var registry = new BundleRegistry(bundle, catalog, request.MaxConcurrentBlobs);

@@ -33,6 +33,9 @@ public sealed record ServeRequest
     /// <summary>The import's <c>FROM=TO</c> rename rules for <see cref="TargetNames"/>.</summary>
     public IReadOnlyList<string> Maps { get; init; } = [];
 
+    /// <summary>The import's <c>MaxPathComponents</c> for <see cref="TargetNames"/> (null: the host's default): names are served flattened as the import stored them.</summary>
+    public int? MaxPathComponents { get; init; }
+
     /// <summary>Blob bodies streamed at once; further blob requests wait for a free slot.</summary>
     public int MaxConcurrentBlobs { get; init; } = 16;
 

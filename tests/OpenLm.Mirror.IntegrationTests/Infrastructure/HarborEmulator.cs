@@ -14,7 +14,11 @@ namespace OpenLm.Mirror.IntegrationTests.Infrastructure;
 /// Bearer tokens from <c>/service/token</c> (service <c>harbor-registry</c>) granting only what the account may do;
 /// a repository in a project that does not exist answers <c>404 NOT_FOUND "project X not found"</c>; a push into a
 /// proxy-cache project answers <c>403 DENIED "can not push artifact to a proxy project: X"</c>; a robot account
-/// without push gets a pull-only token, so its push answers 401 <c>insufficient_scope</c>.
+/// without push gets a pull-only token, so its push answers 401 <c>insufficient_scope</c>. Tag immutability rules are
+/// listed by <c>GET /api/v2.0/projects/{project}/immutabletagrules</c> in Harbor's shape and enforced on a manifest PUT
+/// by tag (<c>412 PRECONDITION "…configured as immutable"</c> when the tag exists with another digest). With
+/// <see cref="RefuseMounts"/> a cross-repository mount answers 202 with an upload session, as Harbor does when the blob
+/// is not linked in <c>from</c>.
 /// </summary>
 public sealed partial class HarborEmulator : IAsyncDisposable
 {
@@ -31,6 +35,8 @@ public sealed partial class HarborEmulator : IAsyncDisposable
     private int _nextId = 1;
     private int _blobWrites;
     private int _manifestPuts;
+    private int _mountsRefused;
+    private readonly ConcurrentDictionary<string, JsonArray> _immutableRules = new(StringComparer.Ordinal);
 
     public HarborEmulator(Uri upstream) => Upstream = upstream;
 
@@ -45,6 +51,31 @@ public sealed partial class HarborEmulator : IAsyncDisposable
     public int BlobWrites => Volatile.Read(ref _blobWrites);
 
     public int ManifestPuts => Volatile.Read(ref _manifestPuts);
+
+    /// <summary>Answer every mount with 202 and an upload session instead of mounting.</summary>
+    public bool RefuseMounts { get; set; }
+
+    public int MountsRefused => Volatile.Read(ref _mountsRefused);
+
+    /// <summary>Adds an enabled tag immutability rule to <paramref name="project"/> (patterns are doublestar, repository without the project).</summary>
+    public void AddImmutableRule(string project, string repositoryPattern = "**", string tagPattern = "**")
+    {
+        var rules = _immutableRules.GetOrAdd(project, _ => []);
+        lock (rules)
+        {
+            rules.Add(new JsonObject
+            {
+                ["id"] = Interlocked.Increment(ref _nextId),
+                ["project_id"] = _projects.TryGetValue(project, out var p) ? p.ProjectId : 0,
+                ["disabled"] = false,
+                ["priority"] = 0,
+                ["action"] = "immutable",
+                ["template"] = "immutable_template",
+                ["tag_selectors"] = new JsonArray(new JsonObject { ["kind"] = "doublestar", ["decoration"] = "matches", ["pattern"] = tagPattern }),
+                ["scope_selectors"] = new JsonObject { ["repository"] = new JsonArray(new JsonObject { ["kind"] = "doublestar", ["decoration"] = "repoMatches", ["pattern"] = repositoryPattern }) },
+            });
+        }
+    }
 
     /// <summary>Projects API calls, as "METHOD path".</summary>
     public IReadOnlyCollection<string> ApiCalls => _apiCalls.ToArray();
@@ -83,6 +114,10 @@ public sealed partial class HarborEmulator : IAsyncDisposable
             else if (path == "/api/v2.0/projects")
             {
                 await ProjectsAsync(context);
+            }
+            else if (ImmutableRulesPath().Match(path) is { Success: true } rules)
+            {
+                await ImmutableRulesAsync(context, rules.Groups["project"].Value);
             }
             else if (path == "/service/token")
             {
@@ -170,6 +205,50 @@ public sealed partial class HarborEmulator : IAsyncDisposable
 
         context.Response.StatusCode = 201;
         context.Response.Headers.Location = $"/api/v2.0/projects/{created.ProjectId}";
+    }
+
+    private async Task ImmutableRulesAsync(HttpContext context, string project)
+    {
+        _apiCalls.Enqueue($"{context.Request.Method} {context.Request.Path}");
+        if (BasicUser(context.Request) is null)
+        {
+            await WriteErrorAsync(context, 401, "UNAUTHORIZED", "UnAuthorized");
+            return;
+        }
+
+        if (!_projects.ContainsKey(project))
+        {
+            await WriteErrorAsync(context, 404, "NOT_FOUND", $"project {project} not found");
+            return;
+        }
+
+        var rules = _immutableRules.GetOrAdd(project, _ => []);
+        string json;
+        lock (rules)
+        {
+            json = rules.ToJsonString();
+        }
+
+        await HttpForwarding.WriteBodyAsync(context, 200, "application/json", json);
+    }
+
+    /// <summary>Whether a rule of the project protects the tag (doublestar "**" and exact patterns, all the tests use).</summary>
+    private bool Protected(string repository, string tag)
+    {
+        var parts = repository.Split('/', 2);
+        if (parts.Length < 2 || !_immutableRules.TryGetValue(parts[0], out var rules))
+        {
+            return false;
+        }
+
+        lock (rules)
+        {
+            return rules.OfType<JsonObject>().Any(r =>
+                Selects(r["scope_selectors"]!["repository"]![0]!["pattern"]!.GetValue<string>(), parts[1])
+                && Selects(r["tag_selectors"]![0]!["pattern"]!.GetValue<string>(), tag));
+        }
+
+        static bool Selects(string pattern, string value) => pattern == "**" || pattern == value;
     }
 
     // ------------------------------------------------------------------ token service
@@ -264,9 +343,40 @@ public sealed partial class HarborEmulator : IAsyncDisposable
         if (kind == "manifests" && HttpMethods.IsPut(request.Method))
         {
             Interlocked.Increment(ref _manifestPuts);
+            if (!rest.StartsWith("sha256:", StringComparison.Ordinal) && Protected(name, rest) && await ExistingTagDigestAsync(name, rest) is { } existing)
+            {
+                request.EnableBuffering();
+                using var hash = System.Security.Cryptography.SHA256.Create();
+                var pushed = "sha256:" + Convert.ToHexString(await hash.ComputeHashAsync(request.Body, context.RequestAborted)).ToLowerInvariant();
+                request.Body.Position = 0;
+                if (pushed != existing)
+                {
+                    await WriteErrorAsync(context, 412, "PRECONDITION", $"Failed to process request due to '{name}:{rest}' configured as immutable.");
+                    return;
+                }
+            }
+        }
+
+        if (RefuseMounts && kind == "blobs" && rest == "uploads/" && HttpMethods.IsPost(request.Method) && request.Query.ContainsKey("mount"))
+        {
+            // Harbor opens an upload session (202) when the blob is not linked in 'from': forward as a plain upload start.
+            Interlocked.Increment(ref _mountsRefused);
+            request.QueryString = QueryString.Empty;
         }
 
         await ForwardAsync(context);
+    }
+
+    private async Task<string?> ExistingTagDigestAsync(string repository, string tag)
+    {
+        using var head = new HttpRequestMessage(HttpMethod.Head, new Uri(Upstream, $"v2/{repository}/manifests/{tag}"));
+        foreach (var type in new[] { "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.docker.distribution.manifest.v2+json" })
+        {
+            head.Headers.Accept.ParseAdd(type);
+        }
+
+        using var response = await _upstream.SendAsync(head);
+        return response.IsSuccessStatusCode && response.Headers.TryGetValues("Docker-Content-Digest", out var values) ? values.First() : null;
     }
 
     private Task ChallengeAsync(HttpContext context, string? scope, string code, string message)
@@ -318,6 +428,9 @@ public sealed partial class HarborEmulator : IAsyncDisposable
 
     [GeneratedRegex(@"^/v2/(?<name>.+?)/(?<kind>blobs|manifests|tags|referrers)/(?<rest>.*)$")]
     private static partial Regex RepositoryPath();
+
+    [GeneratedRegex(@"^/api/v2\.0/projects/(?<project>[^/]+)/immutabletagrules$")]
+    private static partial Regex ImmutableRulesPath();
 
     [GeneratedRegex(@"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")]
     private static partial Regex ProjectName();

@@ -7,7 +7,10 @@ namespace OpenLm.Mirror.IntegrationTests.Infrastructure;
 /// A Nexus-like Docker connector in front of a real Distribution registry, with the broken challenge Nexus has been
 /// reported to send behind a misconfigured base URL: <c>401</c> with <c>WWW-Authenticate: Bearer
 /// realm="null://HOST/v2/token",service="nexus"</c> and <c>Server: Nexus/3.x</c>, while the connector itself takes
-/// HTTP Basic credentials on every /v2 request.
+/// HTTP Basic credentials on every /v2 request. With <see cref="FalseBlobHeads"/> set it also answers <c>200</c> to the
+/// first that many blob HEADs (each repository and digest once) without asking the registry behind — the "Layer already
+/// exists" that Nexus has been reported to send before refusing the manifest with "blob unknown to registry"
+/// (sonatype/nexus-public#264); the real registry then refuses the manifest with <c>MANIFEST_BLOB_UNKNOWN</c>.
 /// </summary>
 public sealed class NexusRealmProxy(Uri upstream) : InterceptingProxy(upstream)
 {
@@ -15,10 +18,17 @@ public sealed class NexusRealmProxy(Uri upstream) : InterceptingProxy(upstream)
     public const string Password = "nexus-secret-1";
     private int _challenges;
     private int _basicAccepted;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _falseHeads = new(StringComparer.Ordinal);
 
     public int Challenges => Volatile.Read(ref _challenges);
 
     public int BasicAccepted => Volatile.Read(ref _basicAccepted);
+
+    /// <summary>How many blob HEADs to answer 200 without the blob being stored (0: none).</summary>
+    public int FalseBlobHeads { get; init; }
+
+    /// <summary>The "repository@digest" blob HEADs answered falsely.</summary>
+    public IReadOnlyCollection<string> FalseHeadsAnswered => _falseHeads.Keys.ToList();
 
     protected override async Task<bool> InterceptAsync(HttpContext context)
     {
@@ -33,7 +43,24 @@ public sealed class NexusRealmProxy(Uri upstream) : InterceptingProxy(upstream)
         }
 
         Interlocked.Increment(ref _basicAccepted);
+        if (HttpMethods.IsHead(context.Request.Method) && BlobPath(context.Request.Path.Value ?? string.Empty) is { } blob
+            && _falseHeads.Count < FalseBlobHeads && _falseHeads.TryAdd(blob.Repository + "@" + blob.Digest, 0))
+        {
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.Headers["Docker-Content-Digest"] = blob.Digest;
+            return true;
+        }
+
         return false;
+    }
+
+    private static (string Repository, string Digest)? BlobPath(string path)
+    {
+        const string marker = "/blobs/sha256:";
+        var at = path.IndexOf(marker, StringComparison.Ordinal);
+        return path.StartsWith("/v2/", StringComparison.Ordinal) && at > 4 && !path.Contains("/uploads", StringComparison.Ordinal)
+            ? (path[4..at], path[(at + "/blobs/".Length)..])
+            : null;
     }
 
     // The registry behind takes no credentials: the Basic header is Nexus's, not Distribution's.

@@ -263,6 +263,25 @@ public sealed class LoadDockerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Load_WithToAndMaxPathComponents_TagsTheNamesTheFlattenedImportStored()
+    {
+        // Given names mapped 4 deep (<target>/team/sub/<image>) and the import's --max-path-components 3
+        var target = "registry.corp:5000/openlm-" + _namespace;
+        var flattened = ContainerImages.Select(i => $"{target}/team/sub-{i.Reference[(_namespace.Length + 1)..]}").ToList();
+        Track(flattened);
+
+        var run = await LoadAsync("--key", _publicKey, "--to", target, "--map", $"{Registry}/{_namespace}=team/sub", "--max-path-components", "3", "--platform", "linux/arm64");
+
+        // Then the engine holds the flattened names import, check and values use, not the deep ones
+        Assert.True(run.ExitCode == 0, run.ToString());
+        foreach (var (image, tag) in ContainerImages.Zip(flattened))
+        {
+            Assert.True(await InspectAsync(tag) is not null, $"{tag} is not in the engine\n{run}");
+            Assert.Null(await InspectAsync($"{target}/team/sub/{image.Reference[(_namespace.Length + 1)..]}"));
+        }
+    }
+
+    [Fact]
     public async Task Load_WrongKey_Exit3AndNothingLoaded()
     {
         Track(ContainerImages.Select(i => $"{Registry}/{i.Reference}"));

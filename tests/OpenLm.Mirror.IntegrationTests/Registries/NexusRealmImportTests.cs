@@ -47,4 +47,46 @@ public sealed class NexusRealmImportTests(SharedRegistryFixture registry) : IAsy
             Assert.Equal(image.Digest, await Tools.SkopeoRawDigestAsync($"docker://{registry.Host}/{prefix}/{image.Repository.Split('/', 2)[1]}:{image.Tag}"));
         }
     }
+
+    [Fact]
+    public async Task Import_HeadClaimsMissingBlobs_ReuploadsThemAndStoresIdenticalDigests()
+    {
+        // Given a Nexus-like registry whose HEAD says "stored" for three blobs it does not have
+        await using var lying = new NexusRealmProxy(registry.BaseUri) { FalseBlobHeads = 3 };
+        await lying.StartAsync();
+        var prefix = $"nxh{Guid.NewGuid().ToString("N")[..8]}";
+        var config = DockerConfig(lying.Host);
+
+        // When the bundle is imported
+        var run = await MirrorCli.RunProcessAsync(
+            new Dictionary<string, string> { ["DOCKER_CONFIG"] = config },
+            "import", _bundle.Path, "--key", _bundle.PublicKey, "--to", $"{lying.Host}/{prefix}", "--plain-http");
+
+        // Then the manifests refused over those blobs went up after the blobs were uploaded after all
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(3, lying.FalseHeadsAnswered.Count);
+        Assert.Contains("uploading that blob after all", run.Error, StringComparison.Ordinal);
+        foreach (var image in _bundle.Platform.Images)
+        {
+            Assert.Equal(image.Digest, await Tools.SkopeoRawDigestAsync($"docker://{registry.Host}/{prefix}/{image.Repository.Split('/', 2)[1]}:{image.Tag}"));
+        }
+
+        // and every blob the HEAD lied about is really stored now
+        using var http = new HttpClient();
+        foreach (var claimed in lying.FalseHeadsAnswered)
+        {
+            var parts = claimed.Split('@');
+            using var head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, new Uri(registry.BaseUri, $"v2/{parts[0]}/blobs/{parts[1]}")));
+            Assert.True(head.IsSuccessStatusCode, $"{claimed} is not stored: {(int)head.StatusCode}");
+        }
+    }
+
+    private string DockerConfig(string host)
+    {
+        var config = _temp.Sub("docker-" + Guid.NewGuid().ToString("N")[..6]);
+        Directory.CreateDirectory(config);
+        var auth = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{NexusRealmProxy.User}:{NexusRealmProxy.Password}"));
+        File.WriteAllText(Path.Combine(config, "config.json"), "{\"auths\":{\"" + host + "\":{\"auth\":\"" + auth + "\"}}}");
+        return config;
+    }
 }

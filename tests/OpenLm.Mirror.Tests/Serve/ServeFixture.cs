@@ -75,7 +75,7 @@ public sealed class ServeFixture : IAsyncLifetime
     }
 
     /// <summary>Starts another server over the same bundle (each test that stops one starts its own).</summary>
-    public async Task<BundleRegistryServer> StartAsync(string? targetNames, IReadOnlyList<string> maps, Action<ServedRequest>? onRequest = null, int maxBlobs = 4, string? bundlePath = null, string? tempDirectory = null)
+    public async Task<BundleRegistryServer> StartAsync(string? targetNames, IReadOnlyList<string> maps, Action<ServedRequest>? onRequest = null, int maxBlobs = 4, string? bundlePath = null, string? tempDirectory = null, int? maxPathComponents = null)
     {
         using var key = VerificationKey.Load(PublicKeyPath);
         return await BundleRegistryServer.StartAsync(new ServeRequest
@@ -86,6 +86,7 @@ public sealed class ServeFixture : IAsyncLifetime
             Address = "127.0.0.1:0",
             TargetNames = targetNames,
             Maps = maps,
+            MaxPathComponents = maxPathComponents,
             MaxConcurrentBlobs = maxBlobs,
             OnRequest = onRequest,
         });

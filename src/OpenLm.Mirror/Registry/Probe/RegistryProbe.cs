@@ -22,6 +22,22 @@ public enum PushAccess
     Denied,
 }
 
+/// <summary>How the registry answered a cross-repository mount of a blob nothing has (<c>POST …/blobs/uploads/?mount=&amp;from=</c>).</summary>
+public enum MountAnswer
+{
+    /// <summary>Not asked: fewer than two repositories the push is allowed into.</summary>
+    NotAsked,
+
+    /// <summary>202 with an upload session (cancelled at once), as the distribution spec says: mounts are offered, declined ones uploaded.</summary>
+    Declined,
+
+    /// <summary>201 for a blob that does not exist: the registry's mount answers cannot be trusted, so no mount is tried.</summary>
+    ClaimedUnknownBlob,
+
+    /// <summary>An error status: the registry refuses mount requests, so no mount is tried (each would cost a failed request).</summary>
+    Refused,
+}
+
 /// <summary>One target repository as the probe found it.</summary>
 public sealed record RepositoryProbe(string Repository, PushAccess Access, string? Detail);
 
@@ -48,6 +64,15 @@ public sealed record ProbeReport
 
     public required IReadOnlyList<RepositoryProbe> Repositories { get; init; }
 
+    /// <summary>How a mount of an unknown blob between two target repositories was answered.</summary>
+    public MountAnswer Mounts { get; init; }
+
+    /// <summary>The HTTP status of that mount request, when it was asked.</summary>
+    public int? MountStatus { get; init; }
+
+    /// <summary>Whether the copy should offer mounts: the registry declined an unknown blob correctly (or was not asked).</summary>
+    public bool MountsUsable => Mounts is MountAnswer.Declined or MountAnswer.NotAsked;
+
     /// <summary>Human-readable findings, one line each, for plans and reports.</summary>
     public IReadOnlyList<string> Findings()
     {
@@ -62,6 +87,13 @@ public sealed record ProbeReport
                 null => "referrers API: not checked (no repository could be asked)",
             },
         };
+        lines.Add(Mounts switch
+        {
+            MountAnswer.Declined => "mounts: supported (a mount of a blob no repository has was declined with an upload session, as the spec says); shared blobs are mounted across repositories, a declined mount is uploaded",
+            MountAnswer.ClaimedUnknownBlob => $"mounts: not trusted (the registry answered {MountStatus} to mounting a blob nothing has); shared blobs are uploaded to every repository",
+            MountAnswer.Refused => $"mounts: refused (HTTP {MountStatus}); shared blobs are uploaded to every repository",
+            _ => "mounts: not checked (fewer than two repositories to push into); a declined mount is uploaded",
+        });
         var allowed = Repositories.Count(r => r.Access == PushAccess.Allowed);
         lines.Add($"push: allowed in {allowed} of {Repositories.Count} repositories");
         lines.AddRange(Repositories.Where(r => r.Access != PushAccess.Allowed).Select(r => $"push: {r.Repository}: {Describe(r.Access)}{(r.Detail is null ? string.Empty : $" ({r.Detail})")}"));
@@ -126,6 +158,10 @@ public static class RegistryProbe
             async (repository, ct) => results.Add(await ProbePushAsync(client, kind, repository, ct).ConfigureAwait(false))).ConfigureAwait(false);
         var ordered = results.OrderBy(r => r.Repository, StringComparer.Ordinal).ToList();
         var asked = ordered.FirstOrDefault(r => r.Access == PushAccess.Allowed);
+        var pushable = ordered.Where(r => r.Access == PushAccess.Allowed).Take(2).ToList();
+        var (mounts, mountStatus) = pushable.Count == 2
+            ? await ProbeMountAsync(client, pushable[0].Repository, pushable[1].Repository, cancellationToken).ConfigureAwait(false)
+            : (MountAnswer.NotAsked, (int?)null);
         return new ProbeReport
         {
             Host = client.Host,
@@ -136,7 +172,38 @@ public static class RegistryProbe
             ApiVersion = apiVersion,
             ReferrersApi = asked is null ? null : await HasReferrersApiAsync(client, asked.Repository, cancellationToken).ConfigureAwait(false),
             Repositories = ordered,
+            Mounts = mounts,
+            MountStatus = mountStatus,
         };
+    }
+
+    /// <summary>
+    /// Asks <paramref name="into"/> to mount a blob nothing has from <paramref name="from"/>. A registry that follows the
+    /// spec opens an upload session instead (202; cancelled at once, nothing is stored); 201 would claim a blob that does
+    /// not exist; an error status refuses mounts altogether.
+    /// </summary>
+    private static async Task<(MountAnswer Answer, int? Status)> ProbeMountAsync(RegistryClient client, string into, string from, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<string> scopes = [$"repository:{into}:pull,push", $"repository:{from}:pull"];
+        var uri = client.ApiUri($"v2/{into}/blobs/uploads/?mount={Uri.EscapeDataString(ProbeDigest)}&from={Uri.EscapeDataString(from)}");
+        using var response = await client.Retry.ExecuteAsync(
+            ct => new ValueTask<HttpResponseMessage>(client.SendAsync(HttpMethod.Post, uri, scopes, ct, content: () => new ByteArrayContent([]))),
+            cancellationToken).ConfigureAwait(false);
+        var status = (int)response.StatusCode;
+        switch (response.StatusCode)
+        {
+            case HttpStatusCode.Accepted:
+                if (response.Headers.Location is { } location)
+                {
+                    await CancelUploadAsync(client, location.IsAbsoluteUri ? location : new Uri(client.BaseUri, location), scopes, cancellationToken).ConfigureAwait(false);
+                }
+
+                return (MountAnswer.Declined, status);
+            case HttpStatusCode.Created:
+                return (MountAnswer.ClaimedUnknownBlob, status);
+            default:
+                return (MountAnswer.Refused, status);
+        }
     }
 
     /// <summary>Opens an upload session in <paramref name="repository"/> and cancels it at once.</summary>

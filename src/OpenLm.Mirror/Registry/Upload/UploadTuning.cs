@@ -23,6 +23,7 @@ public sealed class UploadTuning
     private long _chunkBytes = DefaultChunkBytes;
     private long _minChunkBytes;
     private volatile bool _chunked;
+    private volatile bool _mountsDisabled;
     private long _largestAccepted;
 
     /// <summary>The tuning of <paramref name="client"/>'s registry.</summary>
@@ -30,6 +31,11 @@ public sealed class UploadTuning
 
     /// <summary>Whether blobs go as chunked PATCH uploads (after a 413, or because a chunk size was set).</summary>
     public bool Chunked => _chunked;
+
+    /// <summary>No cross-repository mount is offered to this registry (the probe found its mount answers refused or untrustworthy).</summary>
+    public bool MountsDisabled => _mountsDisabled;
+
+    public void DisableMounts() => _mountsDisabled = true;
 
     public long ChunkBytes => Math.Max(Interlocked.Read(ref _chunkBytes), MinChunkBytes);
 
