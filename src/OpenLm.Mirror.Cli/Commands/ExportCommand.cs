@@ -69,11 +69,15 @@ internal static class ExportCommand
 
             var registryOptions = inputs.WithMirrors(parse, registry.Build(parse, console, log));
             using var connector = new RegistryConnector(registryOptions);
+            var quiet = parse.GetValue(json);
             var lockFile = lockPath is not null
                 ? LockFile.Load(lockPath)
-                : await inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken).ConfigureAwait(false);
+                : await ProgressDisplay.RunAsync(console, OutputOptions.Progress(parse, console, quiet), observer =>
+                {
+                    RunObserver.PhaseStarted(observer, RunPhase.Resolve, 0, 0);
+                    return inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken);
+                }).ConfigureAwait(false);
             var cacheDir = parse.GetValue(cache) ?? Release.DefaultCacheDirectory();
-            var quiet = parse.GetValue(json);
             var outputPath = parse.GetValue(output)!;
             if (!parse.GetValue(force) && File.Exists(outputPath) && parts is null && (parse.GetValue(bases) ?? []).Length == 0)
             {

@@ -49,6 +49,7 @@ public sealed class InterruptTests(SharedRegistryFixture registry, InterruptFixt
         Assert.Contains($"interrupted ({name})", error, StringComparison.Ordinal);
         Assert.Contains("rerun the same command to resume", error, StringComparison.Ordinal);
         Assert.Empty(Directory.EnumerateFileSystemEntries(outDir));
+        Assert.Contains("write + fsync: ", error, StringComparison.Ordinal);
 
         // And the same command run again completes from the cache: nothing downloaded, a bundle that verifies
         var rerun = await MirrorCli.RunAsync([.. args[..^2], "--json"]);
@@ -85,6 +86,7 @@ public sealed class InterruptTests(SharedRegistryFixture registry, InterruptFixt
         Assert.Contains($"interrupted ({name})", error, StringComparison.Ordinal);
         Assert.Contains("rerun the same command to resume", error, StringComparison.Ordinal);
         Assert.Empty(Directory.EnumerateFileSystemEntries(spool));
+        Assert.Contains("verify + spool: ", error, StringComparison.Ordinal);
     }
 
     private static async Task WaitUntilAsync(Process process, Task<string> stderr, Func<bool> condition, string what)
