@@ -41,6 +41,11 @@ public static class CliApp
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(console);
         ArgumentNullException.ThrowIfNull(interrupt);
+        if (JsonLogWriter.Requested(args))
+        {
+            console = console.WithJsonLog();
+        }
+
         if (!JsonEnvelope.Requested(args))
         {
             return (await RunCoreAsync(args, console, interrupt).ConfigureAwait(false)).ExitCode;

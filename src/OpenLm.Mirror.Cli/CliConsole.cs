@@ -36,6 +36,18 @@ public sealed class CliConsole
         IsInteractive = IsInteractive,
     };
 
+    /// <summary>
+    /// This console with stderr as JSON log lines (<c>--log-format json</c>); not interactive, so progress is plain lines
+    /// (each one a JSON entry) rather than a live display.
+    /// </summary>
+    internal CliConsole WithJsonLog() => Error is JsonLogWriter ? this : new()
+    {
+        Out = Out,
+        Error = new JsonLogWriter(Error),
+        In = In,
+        IsInteractive = false,
+    };
+
     public static CliConsole System() => new()
     {
         Out = Console.Out,

@@ -145,7 +145,7 @@ internal sealed class ProgressDisplay : IRunObserver
         if (_plain is not null && (phase != RunPhase.Tag || images > 0))
         {
             var work = string.Join(", ", new[] { images > 0 ? $"{images} images" : null, bytes > 0 ? Format.Bytes(bytes) : null }.OfType<string>());
-            WriteLine(work.Length > 0 ? $"{PhaseName(phase)}: {work}" : $"{PhaseName(phase)}: started");
+            WriteLine(work.Length > 0 ? $"{PhaseName(phase)}: {work}" : $"{PhaseName(phase)}: started", Field("phase", PhaseName(phase)), Field("images", images), Field("bytes", bytes));
         }
     }
 
@@ -221,11 +221,13 @@ internal sealed class ProgressDisplay : IRunObserver
     public void ImageFinished(string image, CopyResult result)
     {
         string? line = null;
+        string? name = null;
         lock (_gate)
         {
             if (_rows.Remove(image, out var row))
             {
                 _active.Remove(row);
+                name = row.Name;
                 line = $"{VerbOf(_phase)} {row.Name} {result.Root.Digest} ({Format.Bytes(result.BytesCopied)} moved, {result.BlobsCopied} blobs copied, {result.BlobsSkipped} present, {result.BlobsMounted} mounted)";
             }
 
@@ -235,7 +237,7 @@ internal sealed class ProgressDisplay : IRunObserver
 
         if (_plain is not null && line is not null)
         {
-            WriteLine(line);
+            WriteLine(line, Field("phase", PhaseName(_phase)), Field("image", name), Field("digest", result.Root.Digest.ToString()), Field("bytesMoved", result.BytesCopied));
         }
     }
 
@@ -344,11 +346,27 @@ internal sealed class ProgressDisplay : IRunObserver
             return;
         }
 
-        WriteLine(TotalLine());
+        long done, total;
+        lock (_gate)
+        {
+            total = Math.Max(Math.Max(_bytesPlanned, _bytesSeen), _bytesDone);
+            done = Math.Clamp(_bytesDone, 0, total);
+        }
+
+        WriteLine(TotalLine(), Field("phase", PhaseName(_phase)), Field("imagesDone", _imagesDoneInPhase), Field("images", _imagesPlanned), Field("bytesDone", done), Field("bytes", total));
     }
 
-    private void WriteLine(string line)
+    private static KeyValuePair<string, object?> Field(string key, object? value) => new(key, value);
+
+    /// <summary>A plain line; with <c>--log-format json</c> an entry with the line's fields.</summary>
+    private void WriteLine(string line, params KeyValuePair<string, object?>[] fields)
     {
+        if (_plain is JsonLogWriter json)
+        {
+            json.WriteEntry("info", line, fields);
+            return;
+        }
+
         lock (_gate)
         {
             _plain!.WriteLine(line);
