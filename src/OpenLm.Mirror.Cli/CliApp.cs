@@ -109,8 +109,9 @@ public static class CliApp
         catch (Exception ex) when (ex is OperationCanceledException && interrupt.Signal is not null)
         {
             var exit = interrupt.ExitCode;
-            await console.Error.WriteLineAsync($"interrupted ({interrupt.Signal}): {Interrupt.KeptMessage}").ConfigureAwait(false);
-            return new RunOutcome(commandName, exit, new CommandProblem(ErrorKinds.Interrupted, "interrupted", $"interrupted by {interrupt.Signal}", Interrupt.KeptMessage));
+            var kept = Interrupt.Kept(console.KeptOnInterrupt);
+            await console.Error.WriteLineAsync($"interrupted ({interrupt.Signal}): {kept}").ConfigureAwait(false);
+            return new RunOutcome(commandName, exit, new CommandProblem(ErrorKinds.Interrupted, "interrupted", $"interrupted by {interrupt.Signal}", kept));
         }
         catch (Exception ex)
         {

@@ -78,6 +78,7 @@ internal static class ExportCommand
                     return inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken);
                 }).ConfigureAwait(false);
             var cacheDir = parse.GetValue(cache) ?? Release.DefaultCacheDirectory();
+            console.KeptOnInterrupt = $"every blob verified so far is kept in the cache {cacheDir}; no bundle was written";
             var outputPath = parse.GetValue(output)!;
             if (!parse.GetValue(force) && File.Exists(outputPath) && parts is null && (parse.GetValue(bases) ?? []).Length == 0)
             {

@@ -114,6 +114,7 @@ internal static class LoadCommand
             using var engine = await DockerEngine.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
             log.Info($"Docker engine {engine.Info.Version} at {engine.Info.Endpoint}: {engine.Info.Platform}, API {ApiVersionNegotiation.Format(engine.Info.ApiVersion)} (engine {engine.Info.EngineApiVersion}{(string.IsNullOrEmpty(engine.Info.MinApiVersion) ? string.Empty : ", min " + engine.Info.MinApiVersion)})");
 
+            console.KeptOnInterrupt = "images the engine had finished loading stay in it, nothing else was changed; the spool directory was removed";
             var clock = Stopwatch.StartNew();
             var bundleBytes = checkedHead.Manifest.Blobs?.TotalBytes ?? 0;
             var mode = OutputOptions.Progress(parse, console, parse.GetValue(json));

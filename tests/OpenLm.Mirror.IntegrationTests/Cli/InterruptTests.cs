@@ -50,6 +50,7 @@ public sealed class InterruptTests(SharedRegistryFixture registry, InterruptFixt
         Assert.Contains("rerun the same command to resume", error, StringComparison.Ordinal);
         Assert.Empty(Directory.EnumerateFileSystemEntries(outDir));
         Assert.Contains("write + fsync: ", error, StringComparison.Ordinal);
+        Assert.Contains($"every blob verified so far is kept in the cache {cache}; no bundle was written", error, StringComparison.Ordinal);
 
         // And the same command run again completes from the cache: nothing downloaded, a bundle that verifies
         var rerun = await MirrorCli.RunAsync([.. args[..^2], "--json"]);
@@ -87,6 +88,7 @@ public sealed class InterruptTests(SharedRegistryFixture registry, InterruptFixt
         Assert.Contains("rerun the same command to resume", error, StringComparison.Ordinal);
         Assert.Empty(Directory.EnumerateFileSystemEntries(spool));
         Assert.Contains("verify + spool: ", error, StringComparison.Ordinal);
+        Assert.Contains("the spool directory was removed", error, StringComparison.Ordinal);
     }
 
     private static async Task WaitUntilAsync(Process process, Task<string> stderr, Func<bool> condition, string what)
