@@ -8,6 +8,7 @@ using OpenLm.Mirror.Layout;
 using OpenLm.Mirror.Signing;
 using OpenLm.Mirror.TestKit;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace OpenLm.Mirror.IntegrationTests.Cli;
 
@@ -19,7 +20,7 @@ namespace OpenLm.Mirror.IntegrationTests.Cli;
 /// </summary>
 [Collection(RegistryCollection.Name)]
 [Trait("Category", "Integration")]
-public sealed class InterruptTests(SharedRegistryFixture registry, InterruptFixture fixture) : IClassFixture<InterruptFixture>
+public sealed class InterruptTests(SharedRegistryFixture registry, InterruptFixture fixture, ITestOutputHelper output) : IClassFixture<InterruptFixture>
 {
     private static readonly TimeSpan StopBudget = TimeSpan.FromSeconds(2);
 
@@ -41,6 +42,7 @@ public sealed class InterruptTests(SharedRegistryFixture registry, InterruptFixt
 
         // When the signal arrives mid-write
         var elapsed = await SignalAndWaitAsync(process, signal);
+        output.WriteLine($"SIG{signal}: stopped {elapsed.TotalMilliseconds:0} ms after the signal");
 
         // Then it stopped promptly, said what is kept and how to go on, and left neither the bundle nor a partial file
         var error = await stderr;
@@ -79,6 +81,7 @@ public sealed class InterruptTests(SharedRegistryFixture registry, InterruptFixt
 
         // When the signal arrives mid-spool
         var elapsed = await SignalAndWaitAsync(process, signal);
+        output.WriteLine($"SIG{signal}: stopped {elapsed.TotalMilliseconds:0} ms after the signal");
 
         // Then it stopped promptly with the message, and its spool directory is gone
         var error = await stderr;
