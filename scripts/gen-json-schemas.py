@@ -82,10 +82,10 @@ commands.append(command("copy", "What was copied, one entry per source image (th
 commands.append(command("resolve", "The lock written, with the lock document itself under `lock` (format: docs/bundle-format.md).", {
   "lockFile": S(), "images": I(), "charts": I(), "blobs": I(), "totalBytes": I(), "lock": {"type": "object"}},
   ["lockFile", "images", "charts", "blobs", "totalBytes", "lock"]))
-commands.append(command("export", "The bundle written and signed.", {
-  "bundle": S(), "bundleDigest": D, "signature": R("signature"), "platform": R("platform"), "images": I(), "charts": I(),
+commands.append(command("export", "The bundle written and signed (status written), or an existing bundle that already verified against the same lock and key, left as it was (status alreadyExported).", {
+  "status": {"enum": ["written", "alreadyExported"]}, "bundle": S(), "bundleDigest": D, "signature": R("signature"), "platform": R("platform"), "images": I(), "charts": I(),
   "blobs": blobStats, "fileBytes": I(), "bytesDownloaded": I(), "blobsDownloaded": I(), "blobsReused": I(), "pullSeconds": N(), "writeSeconds": N(), "delta": delta, "parts": arr(S())},
-  ["bundle", "bundleDigest", "signature", "platform", "images", "charts", "fileBytes", "bytesDownloaded", "blobsDownloaded", "blobsReused", "pullSeconds", "writeSeconds"]))
+  ["status", "bundle", "bundleDigest", "signature", "platform", "images", "charts", "fileBytes", "bytesDownloaded", "blobsDownloaded", "blobsReused", "pullSeconds", "writeSeconds"]))
 commands.append(command("keygen", "The key pair written.", {
   "privateKey": S(), "publicKey": S(), "keyId": S(), "encrypted": B()}, ["privateKey", "publicKey", "keyId", "encrypted"]))
 commands.append(command("verify", "The bundle verified offline (every blob read).", {

@@ -41,6 +41,11 @@ public static class CliApp
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(console);
         ArgumentNullException.ThrowIfNull(interrupt);
+        if (JsonLogWriter.Requested(args))
+        {
+            console = console.WithJsonLog();
+        }
+
         if (!JsonEnvelope.Requested(args))
         {
             return (await RunCoreAsync(args, console, interrupt).ConfigureAwait(false)).ExitCode;
@@ -104,8 +109,9 @@ public static class CliApp
         catch (Exception ex) when (ex is OperationCanceledException && interrupt.Signal is not null)
         {
             var exit = interrupt.ExitCode;
-            await console.Error.WriteLineAsync($"interrupted ({interrupt.Signal}): {Interrupt.KeptMessage}").ConfigureAwait(false);
-            return new RunOutcome(commandName, exit, new CommandProblem(ErrorKinds.Interrupted, "interrupted", $"interrupted by {interrupt.Signal}", Interrupt.KeptMessage));
+            var kept = Interrupt.Kept(console.KeptOnInterrupt);
+            await console.Error.WriteLineAsync($"interrupted ({interrupt.Signal}): {kept}").ConfigureAwait(false);
+            return new RunOutcome(commandName, exit, new CommandProblem(ErrorKinds.Interrupted, "interrupted", $"interrupted by {interrupt.Signal}", kept));
         }
         catch (Exception ex)
         {

@@ -20,6 +20,9 @@ public sealed class CliConsole
     /// </summary>
     internal CommandProblem? Problem { get; private set; }
 
+    /// <summary>What the running command keeps if it is interrupted now (e.g. "verified blobs are kept in the cache DIR"); null: the generic text.</summary>
+    internal string? KeptOnInterrupt { get; set; }
+
     /// <summary>Records why the command is about to return <paramref name="exitCode"/> and returns it.</summary>
     internal int Fail(int exitCode, string code, string message, string? hint = null)
     {
@@ -34,6 +37,18 @@ public sealed class CliConsole
         Error = Error,
         In = In,
         IsInteractive = IsInteractive,
+    };
+
+    /// <summary>
+    /// This console with stderr as JSON log lines (<c>--log-format json</c>); not interactive, so progress is plain lines
+    /// (each one a JSON entry) rather than a live display.
+    /// </summary>
+    internal CliConsole WithJsonLog() => Error is JsonLogWriter ? this : new()
+    {
+        Out = Out,
+        Error = new JsonLogWriter(Error),
+        In = In,
+        IsInteractive = false,
     };
 
     public static CliConsole System() => new()

@@ -161,6 +161,13 @@ internal static class OutputOptions
             DefaultValueFactory = _ => "auto",
             Recursive = true,
         }.AcceptOnlyFromAmong("auto", "tty", "plain", "none"),
+        new Option<string>(JsonLogWriter.FormatName)
+        {
+            HelpName = "text|json",
+            Description = "Log lines on stderr as text, or as one JSON object per line (time, level, message, and fields such as phase and image); json implies plain progress",
+            DefaultValueFactory = _ => "text",
+            Recursive = true,
+        }.AcceptOnlyFromAmong("text", "json"),
         new Option<bool>(QuietName, "-q") { Description = "Print errors only (no progress, no information lines)", Recursive = true },
         new Option<bool>(VerboseName, "-v") { Description = "Also print debug lines (requests, retries, decisions)", Recursive = true },
     ];
@@ -179,7 +186,10 @@ internal static class OutputOptions
 
     /// <summary>The progress mode for this run: --progress, with auto resolved and --quiet/--json applied.</summary>
     public static ProgressMode Progress(ParseResult parse, CliConsole console, bool json) =>
-        ProgressDisplay.Effective(Has(parse, ProgressName) ? RequestedProgress(parse) : ProgressMode.Auto, console.IsInteractive, Quiet(parse), json);
+        ProgressDisplay.Effective(Has(parse, ProgressName) ? RequestedProgress(parse) : ProgressMode.Auto, console.IsInteractive, Quiet(parse), json) is var mode
+        && mode == ProgressMode.Tty && console.Error is JsonLogWriter
+            ? ProgressMode.Plain // a live display cannot be JSON lines
+            : mode;
 
     /// <summary>The log of a command: --quiet keeps errors only, --verbose adds debug lines.</summary>
     public static ConsoleLog Log(ParseResult parse, CliConsole console) =>

@@ -11,6 +11,10 @@ public sealed class Interrupt : IDisposable
     /// <summary>What every interrupted command keeps (the cache, verified blobs) and how to go on.</summary>
     public const string KeptMessage = "verified downloads and pushed blobs are kept, temporary files were removed; rerun the same command to resume";
 
+    /// <summary>What an interrupted command keeps, in its own words when it said (<see cref="CliConsole.KeptOnInterrupt"/>).</summary>
+    public static string Kept(string? commandState) =>
+        commandState is null ? KeptMessage : $"{commandState}; temporary files were removed; rerun the same command to resume";
+
     private readonly CancellationTokenSource _source = new();
     private readonly List<PosixSignalRegistration> _registrations = [];
 

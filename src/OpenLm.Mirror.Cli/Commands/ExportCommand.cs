@@ -3,6 +3,7 @@ using System.Text.Json;
 using OpenLm.Mirror.Bundle;
 using OpenLm.Mirror.Cli.Output;
 using OpenLm.Mirror.Copy;
+using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Export;
 using OpenLm.Mirror.Registry;
@@ -68,11 +69,31 @@ internal static class ExportCommand
 
             var registryOptions = inputs.WithMirrors(parse, registry.Build(parse, console, log));
             using var connector = new RegistryConnector(registryOptions);
+            var quiet = parse.GetValue(json);
             var lockFile = lockPath is not null
                 ? LockFile.Load(lockPath)
-                : await inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken).ConfigureAwait(false);
+                : await ProgressDisplay.RunAsync(console, OutputOptions.Progress(parse, console, quiet), observer =>
+                {
+                    RunObserver.PhaseStarted(observer, RunPhase.Resolve, 0, 0);
+                    return inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken);
+                }).ConfigureAwait(false);
             var cacheDir = parse.GetValue(cache) ?? Release.DefaultCacheDirectory();
-            var quiet = parse.GetValue(json);
+            console.KeptOnInterrupt = $"every blob verified so far is kept in the cache {cacheDir}; no bundle was written";
+            var outputPath = parse.GetValue(output)!;
+            if (!parse.GetValue(force) && File.Exists(outputPath) && parts is null && (parse.GetValue(bases) ?? []).Length == 0)
+            {
+                // A rerun of a finished export (runbooks rerun) succeeds without rewriting; any other file needs --force.
+                log.Info($"{outputPath} exists: checking whether it already is this export");
+                var existing = await ExistingExport.CheckAsync(outputPath, lockFile, signingKey, cancellationToken).ConfigureAwait(false);
+                if (!existing.Matches)
+                {
+                    throw new InputException($"'{outputPath}' already exists and is not this export ({existing.Difference}); remove it or allow overwriting") { Remedy = Remedy.Overwrite, Subject = outputPath };
+                }
+
+                await PrintAlreadyExportedAsync(console.Out, outputPath, existing, quiet).ConfigureAwait(false);
+                return ExitCodes.Success;
+            }
+
             var result = await ProgressDisplay.RunAsync(console, OutputOptions.Progress(parse, console, quiet), async observer =>
             {
                 var exporter = new BundleExporter(connector, new CopyOptions { Concurrency = copy.GetConcurrency(parse), Observer = observer, Retry = new RetryPolicy(registryOptions.Retries, log) }, log);
@@ -107,6 +128,7 @@ internal static class ExportCommand
         {
             await o.WriteLineAsync(JsonSerializer.Serialize(new
             {
+                status = "written",
                 bundle = bundle.OutputPath,
                 bundleDigest = bundle.BundleDigest.ToString(),
                 signature = Vocabulary.Signed(keyId),
@@ -131,6 +153,38 @@ internal static class ExportCommand
             await o.WriteLineAsync(
                 $"{bundle.OutputPath}: {bundle.Manifest.Platform.Name} {bundle.Manifest.Platform.Version}, {bundle.Manifest.Images.Count} images, {bundle.Manifest.Charts.Count} charts, " +
                 $"{bundle.Manifest.Blobs?.Count} blobs, {Format.Bytes(bundle.FileBytes)}{DeltaNote(bundle.Manifest)}{(bundle.PartPaths.Count > 0 ? $" in {bundle.PartPaths.Count} parts" : string.Empty)}; downloaded {Format.Bytes(result.BytesDownloaded)} ({result.BlobsReused} blobs reused from the cache); signed by {keyId}").ConfigureAwait(false);
+        }
+    }
+
+    private static async Task PrintAlreadyExportedAsync(TextWriter o, string path, ExistingExport existing, bool json)
+    {
+        var head = existing.Head!;
+        var manifest = head.Manifest;
+        if (json)
+        {
+            await o.WriteLineAsync(JsonSerializer.Serialize(new
+            {
+                status = "alreadyExported",
+                bundle = path,
+                bundleDigest = head.BundleDigest.ToString(),
+                signature = Vocabulary.Signature(head.Signature, head.VerifiedKeyId),
+                platform = Vocabulary.Release(manifest.Platform),
+                images = manifest.Images.Count,
+                charts = manifest.Charts.Count,
+                blobs = manifest.Blobs,
+                fileBytes = existing.FileBytes,
+                bytesDownloaded = 0,
+                blobsDownloaded = 0,
+                blobsReused = 0,
+                pullSeconds = 0,
+                writeSeconds = 0,
+            }, Format.Json)).ConfigureAwait(false);
+        }
+        else
+        {
+            await o.WriteLineAsync(
+                $"{path}: already exported: {manifest.Platform.Name} {manifest.Platform.Version}, {manifest.Images.Count} images, {manifest.Charts.Count} charts, " +
+                $"{Format.Bytes(existing.FileBytes)}, verified and signed by {head.VerifiedKeyId}; nothing rewritten").ConfigureAwait(false);
         }
     }
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using OpenLm.Mirror.AirGap;
 using OpenLm.Mirror.Bundle;
+using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Cli.Output;
 using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.EngineLoad;
@@ -120,9 +121,17 @@ internal static class LoadCommand
             using var engine = await DockerEngine.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
             log.Info($"Docker engine {engine.Info.Version} at {engine.Info.Endpoint}: {engine.Info.Platform}, API {ApiVersionNegotiation.Format(engine.Info.ApiVersion)} (engine {engine.Info.EngineApiVersion}{(string.IsNullOrEmpty(engine.Info.MinApiVersion) ? string.Empty : ", min " + engine.Info.MinApiVersion)})");
 
+            console.KeptOnInterrupt = "images the engine had finished loading stay in it, nothing else was changed; the spool directory was removed";
             var clock = Stopwatch.StartNew();
-            var progress = new ReadProgressLog(log, checkedHead.Manifest.Blobs?.TotalBytes ?? 0);
-            var result = await DockerBundleLoader.LoadAsync(bundlePath, engine, options with { Key = verificationKey, ReadProgress = progress }, cancellationToken).ConfigureAwait(false);
+            var bundleBytes = checkedHead.Manifest.Blobs?.TotalBytes ?? 0;
+            var mode = OutputOptions.Progress(parse, console, parse.GetValue(json));
+            var result = await ProgressDisplay.RunAsync(console, mode, observer =>
+            {
+                // The display shows the spool's bytes; without one, a log line at every tenth of a large bundle.
+                RunObserver.PhaseStarted(observer, RunPhase.Spool, 0, bundleBytes);
+                var progress = RunObserver.PhaseBytes(observer, mode == ProgressMode.None ? new ReadProgressLog(log, bundleBytes) : null);
+                return DockerBundleLoader.LoadAsync(bundlePath, new ObservedEngine(engine, observer), options with { Key = verificationKey, ReadProgress = progress }, cancellationToken);
+            }).ConfigureAwait(false);
             clock.Stop();
 
             if (parse.GetValue(json))

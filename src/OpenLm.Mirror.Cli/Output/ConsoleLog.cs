@@ -21,6 +21,12 @@ internal sealed class ConsoleLog(TextWriter error, bool verbose) : IRemedyLog
             return;
         }
 
+        if (error is JsonLogWriter json)
+        {
+            json.WriteEntry(level switch { LogLevel.Error => "error", LogLevel.Warning => "warning", LogLevel.Debug => "debug", _ => "info" }, message);
+            return;
+        }
+
         var prefix = level switch
         {
             LogLevel.Warning => "warning: ",

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Oci;
@@ -39,7 +38,8 @@ internal sealed class ProgressDisplay : IRunObserver
     private readonly List<Row> _active = [];
     private readonly Dictionary<string, Row> _rows = new(StringComparer.Ordinal);
     private readonly TextWriter? _plain;
-    private readonly Stopwatch _phaseClock = Stopwatch.StartNew();
+    private readonly TimeProvider _time;
+    private long _phaseStart;
     private RunPhase? _phase;
     private int _imagesPlanned;
     private int _imagesDone;
@@ -49,7 +49,13 @@ internal sealed class ProgressDisplay : IRunObserver
     private long _bytesDone;
 
     /// <param name="plain">Where plain-mode lines go; null for the live display (rendered with <see cref="Frame"/>).</param>
-    public ProgressDisplay(TextWriter? plain) => _plain = plain;
+    /// <param name="time">The clock of rates and ETAs (tests pass a manual one for exact frames).</param>
+    public ProgressDisplay(TextWriter? plain, TimeProvider? time = null)
+    {
+        _plain = plain;
+        _time = time ?? TimeProvider.System;
+        _phaseStart = _time.GetTimestamp();
+    }
 
     /// <summary>The mode of <c>--progress</c> as given, after auto, <c>--quiet</c> and <c>--json</c> are applied.</summary>
     public static ProgressMode Effective(ProgressMode requested, bool interactive, bool quiet, bool json) => requested switch
@@ -61,14 +67,14 @@ internal sealed class ProgressDisplay : IRunObserver
     };
 
     /// <summary>Runs <paramref name="work"/> with progress shown in <paramref name="mode"/> (already <see cref="Effective"/>).</summary>
-    public static async Task<T> RunAsync<T>(CliConsole console, ProgressMode mode, Func<ICopyObserver, Task<T>> work, IAnsiConsole? terminal = null)
+    public static async Task<T> RunAsync<T>(CliConsole console, ProgressMode mode, Func<ICopyObserver, Task<T>> work, IAnsiConsole? terminal = null, TimeProvider? time = null)
     {
         switch (mode)
         {
             case ProgressMode.None:
                 return await work(NullCopyObserver.Instance).ConfigureAwait(false);
             case ProgressMode.Plain:
-                var plain = new ProgressDisplay(console.Error);
+                var plain = new ProgressDisplay(console.Error, time);
                 using (var timer = new Timer(_ => plain.WriteTotalLine(), null, PlainInterval, PlainInterval))
                 {
                     var result = await work(plain).ConfigureAwait(false);
@@ -77,7 +83,7 @@ internal sealed class ProgressDisplay : IRunObserver
                 }
 
             default:
-                var live = new ProgressDisplay(null);
+                var live = new ProgressDisplay(null, time);
                 var ansi = terminal ?? Terminal(console);
                 T? value = default;
                 await ansi.Live(live.Render(ansi.Profile.Width))
@@ -133,12 +139,13 @@ internal sealed class ProgressDisplay : IRunObserver
             _bytesPlanned = bytes;
             _bytesDone = 0;
             _bytesSeen = 0;
-            _phaseClock.Restart();
+            _phaseStart = _time.GetTimestamp();
         }
 
         if (_plain is not null && (phase != RunPhase.Tag || images > 0))
         {
-            WriteLine($"{PhaseName(phase)}: {(images > 0 ? $"{images} images, " : string.Empty)}{Format.Bytes(bytes)}");
+            var work = string.Join(", ", new[] { images > 0 ? $"{images} images" : null, bytes > 0 ? Format.Bytes(bytes) : null }.OfType<string>());
+            WriteLine(work.Length > 0 ? $"{PhaseName(phase)}: {work}" : $"{PhaseName(phase)}: started", Field("phase", PhaseName(phase)), Field("images", images), Field("bytes", bytes));
         }
     }
 
@@ -154,7 +161,7 @@ internal sealed class ProgressDisplay : IRunObserver
     {
         lock (_gate)
         {
-            var row = new Row(ShortName(image));
+            var row = new Row(ShortName(image), _time.GetTimestamp());
             _rows[image] = row;
             _active.Add(row);
         }
@@ -214,11 +221,13 @@ internal sealed class ProgressDisplay : IRunObserver
     public void ImageFinished(string image, CopyResult result)
     {
         string? line = null;
+        string? name = null;
         lock (_gate)
         {
             if (_rows.Remove(image, out var row))
             {
                 _active.Remove(row);
+                name = row.Name;
                 line = $"{VerbOf(_phase)} {row.Name} {result.Root.Digest} ({Format.Bytes(result.BytesCopied)} moved, {result.BlobsCopied} blobs copied, {result.BlobsSkipped} present, {result.BlobsMounted} mounted)";
             }
 
@@ -228,7 +237,7 @@ internal sealed class ProgressDisplay : IRunObserver
 
         if (_plain is not null && line is not null)
         {
-            WriteLine(line);
+            WriteLine(line, Field("phase", PhaseName(_phase)), Field("image", name), Field("digest", result.Root.Digest.ToString()), Field("bytesMoved", result.BytesCopied));
         }
     }
 
@@ -262,21 +271,27 @@ internal sealed class ProgressDisplay : IRunObserver
     {
         lock (_gate)
         {
-            var elapsed = _phaseClock.Elapsed;
+            var elapsed = _time.GetElapsedTime(_phaseStart);
             var total = Math.Max(Math.Max(_bytesPlanned, _bytesSeen), _bytesDone);
             var done = Math.Clamp(_bytesDone, 0, total);
             var images = _imagesPlanned > 0 ? $"{_imagesDoneInPhase}/{_imagesPlanned} images | " : _phase is null or RunPhase.Copy && (_imagesDone > 0 || _active.Count > 0) ? $"{_imagesDone} images | " : string.Empty;
+            if (total <= 0)
+            {
+                // A phase of requests, not bytes (resolve, check): how far and how long.
+                return string.Create(CultureInfo.InvariantCulture, $"{PhaseName(_phase)} {images}{elapsed.TotalSeconds:0}s");
+            }
+
             var rate = elapsed.TotalSeconds > 0.5 ? done / elapsed.TotalSeconds : 0;
             var eta = rate > 0 && total > done ? $" | ETA {Eta(TimeSpan.FromSeconds((total - done) / rate))}" : string.Empty;
             return $"{PhaseName(_phase)} {images}{Format.Bytes(done)}/{Format.Bytes(total)} {Percent(done, total)} | {(rate > 0 ? Format.Bytes((long)rate) + "/s" : "-")}{eta}";
         }
     }
 
-    private static string RowLine(Row row, int width)
+    private string RowLine(Row row, int width)
     {
         var total = Math.Max(row.Total, row.Done);
         var done = Math.Max(0, row.Done);
-        var elapsed = row.Clock.Elapsed.TotalSeconds;
+        var elapsed = _time.GetElapsedTime(row.Started).TotalSeconds;
         var rate = elapsed > 0.5 ? Format.Bytes((long)(row.Moved / elapsed)) + "/s" : "-";
         var figures = $"{Percent(done, total),4} {Format.Bytes(done)}/{Format.Bytes(total)} {rate}";
         var bar = width >= 70 ? Bar(done, total, 10) + " " : string.Empty;
@@ -303,6 +318,10 @@ internal sealed class ProgressDisplay : IRunObserver
         RunPhase.Write => "write + fsync",
         RunPhase.Push => "push",
         RunPhase.Tag => "tag",
+        RunPhase.Resolve => "resolve",
+        RunPhase.Check => "check",
+        RunPhase.Spool => "verify + spool",
+        RunPhase.Import => "import",
         _ => "copy",
     };
 
@@ -310,6 +329,7 @@ internal sealed class ProgressDisplay : IRunObserver
     {
         RunPhase.Pull => "pulled",
         RunPhase.Push => "pushed",
+        RunPhase.Import => "loaded",
         _ => "copied",
     };
 
@@ -326,22 +346,39 @@ internal sealed class ProgressDisplay : IRunObserver
             return;
         }
 
-        WriteLine(TotalLine());
+        long done, total;
+        lock (_gate)
+        {
+            total = Math.Max(Math.Max(_bytesPlanned, _bytesSeen), _bytesDone);
+            done = Math.Clamp(_bytesDone, 0, total);
+        }
+
+        WriteLine(TotalLine(), Field("phase", PhaseName(_phase)), Field("imagesDone", _imagesDoneInPhase), Field("images", _imagesPlanned), Field("bytesDone", done), Field("bytes", total));
     }
 
-    private void WriteLine(string line)
+    private static KeyValuePair<string, object?> Field(string key, object? value) => new(key, value);
+
+    /// <summary>A plain line; with <c>--log-format json</c> an entry with the line's fields.</summary>
+    private void WriteLine(string line, params KeyValuePair<string, object?>[] fields)
     {
+        if (_plain is JsonLogWriter json)
+        {
+            json.WriteEntry("info", line, fields);
+            return;
+        }
+
         lock (_gate)
         {
             _plain!.WriteLine(line);
         }
     }
 
-    private sealed class Row(string name)
+    private sealed class Row(string name, long started)
     {
         public string Name { get; } = name;
 
-        public Stopwatch Clock { get; } = Stopwatch.StartNew();
+        /// <summary>The <see cref="TimeProvider"/> timestamp the image started at.</summary>
+        public long Started { get; } = started;
 
         public long Total { get; set; }
 

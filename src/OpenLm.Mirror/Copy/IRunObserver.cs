@@ -17,6 +17,18 @@ public enum RunPhase
 
     /// <summary>Images copied between registries and layouts (copy).</summary>
     Copy,
+
+    /// <summary>Tags resolved to digests before anything is pulled (export from a platform manifest).</summary>
+    Resolve,
+
+    /// <summary>The target registry checked before anything is pushed (import: the delta's base, a precheck).</summary>
+    Check,
+
+    /// <summary>The bundle verified as it streams and the selected images' blobs spooled to a temporary directory (load).</summary>
+    Spool,
+
+    /// <summary>The spooled images streamed into the container engine (load).</summary>
+    Import,
 }
 
 /// <summary>

@@ -44,6 +44,11 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             var mapper = TargetNameMapper.Create(request.Target, request.Maps, bundle.Head.Manifest.Source, request.MaxPathComponents);
             var plan = new ImportPlan(bundle, mapper, registries);
             var counts = new ImportCounts(plan, progress, request.Observer);
+            if (bundle.IsDelta || request.Precheck is not null)
+            {
+                RunObserver.PhaseStarted(request.Observer, RunPhase.Check, plan.Images.Count, 0);
+            }
+
             if (bundle.IsDelta)
             {
                 await CheckBaseAsync(request, plan, cancellationToken).ConfigureAwait(false);

@@ -248,6 +248,7 @@ Options:
   --json                            Print a JSON report on stdout
   -?, -h, --help                    Show help and usage information
   --progress <auto|tty|plain|none>  Progress on stderr: a live display on a terminal (tty), one line per image and a total every few seconds (plain), or none [default: auto]
+  --log-format <text|json>          Log lines on stderr as text, or as one JSON object per line (time, level, message, and fields such as phase and image); json implies plain progress [default: text]
   -q, --quiet                       Print errors only (no progress, no information lines)
   -v, --verbose                     Also print debug lines (requests, retries, decisions)
 """;
