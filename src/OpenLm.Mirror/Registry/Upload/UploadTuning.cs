@@ -24,6 +24,7 @@ public sealed class UploadTuning
     private long _minChunkBytes;
     private volatile bool _chunked;
     private long _largestAccepted;
+    private volatile int _singlePost = (int)SinglePostSupport.Off;
 
     /// <summary>The tuning of <paramref name="client"/>'s registry.</summary>
     public static UploadTuning For(RegistryClient client) => PerRegistry.GetValue(client, _ => new UploadTuning());
@@ -60,6 +61,32 @@ public sealed class UploadTuning
         }
     }
 
+    /// <summary>While a single-request upload is on trial, only blobs up to this size try it (a refusal may cost one such body).</summary>
+    public const long SinglePostTrialBytes = 1L << 20;
+
+    /// <summary>Whether blobs go as one <c>POST …/uploads/?digest=</c> (see <see cref="SinglePostSupport"/>).</summary>
+    public SinglePostSupport SinglePost => (SinglePostSupport)_singlePost;
+
+    /// <summary>Lets blobs try the single-request upload (the registry is of a kind known to take it): on trial until one is accepted.</summary>
+    public void TrySinglePost()
+    {
+        Interlocked.CompareExchange(ref _singlePost, (int)SinglePostSupport.Trial, (int)SinglePostSupport.Off);
+    }
+
+    /// <summary>Whether a blob of <paramref name="bytes"/> goes by single POST: never once chunked; on trial only when small.</summary>
+    public bool ShouldPostMonolithic(long bytes) => !Chunked && SinglePost switch
+    {
+        SinglePostSupport.Supported => true,
+        SinglePostSupport.Trial => bytes <= SinglePostTrialBytes,
+        _ => false,
+    };
+
+    /// <summary>A single-request upload was answered 201: every blob may use it.</summary>
+    public void SinglePostAccepted() => Interlocked.CompareExchange(ref _singlePost, (int)SinglePostSupport.Supported, (int)SinglePostSupport.Trial);
+
+    /// <summary>The registry answered a single-request upload with a session (202): POST + PUT for the rest of the run.</summary>
+    public void SinglePostRefused() => _singlePost = (int)SinglePostSupport.Refused;
+
     /// <summary>A monolithic PUT was refused as too large: chunked from now on.</summary>
     public void MonolithicTooLarge() => _chunked = true;
 
@@ -85,4 +112,20 @@ public sealed class UploadTuning
         while (Interlocked.CompareExchange(ref _chunkBytes, next, seen) != seen);
         return true;
     }
+}
+
+/// <summary>How far a registry is trusted with single-request (POST with <c>?digest=</c>) uploads.</summary>
+public enum SinglePostSupport
+{
+    /// <summary>Not tried: a session (POST, then PUT or PATCHes) per blob.</summary>
+    Off,
+
+    /// <summary>Small blobs try it; the first 201 makes it <see cref="Supported"/>, a 202 <see cref="Refused"/>.</summary>
+    Trial,
+
+    /// <summary>Every blob goes in one request.</summary>
+    Supported,
+
+    /// <summary>The registry answered with a session instead: not tried again this run.</summary>
+    Refused,
 }
