@@ -183,8 +183,8 @@ public sealed partial class RemoteRepository : ITarget, IMountable, IManifestFet
         }
 
         var context = $"push {DisplayName}@{expected.Digest}";
-        if (UploadTuning.For(_client) is { } tuning && tuning.ShouldPostMonolithic(expected.Size)
-            && await TryPostMonolithicAsync(expected, content, tuning, context, cancellationToken).ConfigureAwait(false))
+        if (UploadTuning.For(_client) is { } tuning && tuning.ShouldPostMonolithic(expected.Size, out var trial)
+            && await TryPostMonolithicAsync(expected, content, tuning, trial, context, cancellationToken).ConfigureAwait(false))
         {
             return;
         }

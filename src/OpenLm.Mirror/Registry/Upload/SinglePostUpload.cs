@@ -18,8 +18,27 @@ namespace OpenLm.Mirror.Registry;
 /// </summary>
 public sealed partial class RemoteRepository
 {
-    /// <summary>Pushes <paramref name="expected"/> by single POST; false (nothing read from <paramref name="content"/>) when the caller should use a session.</summary>
-    private async Task<bool> TryPostMonolithicAsync(Descriptor expected, Stream content, UploadTuning tuning, string context, CancellationToken cancellationToken)
+    /// <summary>
+    /// Pushes <paramref name="expected"/> by single POST; false (nothing read from <paramref name="content"/>) when the
+    /// caller should use a session. A <paramref name="trial"/> asks 100-continue whatever the size, so a registry that
+    /// answers 202 without reading the body never gets it and the same stream goes to the session it opened.
+    /// </summary>
+    private async Task<bool> TryPostMonolithicAsync(Descriptor expected, Stream content, UploadTuning tuning, bool trial, string context, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await PostMonolithicAsync(expected, content, tuning, trial, context, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (trial)
+            {
+                tuning.EndTrial();
+            }
+        }
+    }
+
+    private async Task<bool> PostMonolithicAsync(Descriptor expected, Stream content, UploadTuning tuning, bool trial, string context, CancellationToken cancellationToken)
     {
         var untrusted = VerifyingStream.Ensure(content, expected, context);
         await using (untrusted.ConfigureAwait(false))
@@ -31,7 +50,7 @@ public sealed partial class RemoteRepository
                 _client.ApiUri($"v2/{RepositoryName}/blobs/uploads/{query}"),
                 _pushScope,
                 cancellationToken,
-                configure: tuning.ShouldExpectContinue(expected.Size) ? r => r.Headers.ExpectContinue = true : null,
+                configure: trial || tuning.ShouldExpectContinue(expected.Size) ? r => r.Headers.ExpectContinue = true : null,
                 content: () =>
                 {
                     var streamed = new StreamContent(body, 1 << 20);

@@ -25,6 +25,7 @@ public sealed class UploadTuning
     private volatile bool _chunked;
     private long _largestAccepted;
     private volatile int _singlePost = (int)SinglePostSupport.Off;
+    private int _trialInFlight;
 
     /// <summary>The tuning of <paramref name="client"/>'s registry.</summary>
     public static UploadTuning For(RegistryClient client) => PerRegistry.GetValue(client, _ => new UploadTuning());
@@ -73,19 +74,48 @@ public sealed class UploadTuning
         Interlocked.CompareExchange(ref _singlePost, (int)SinglePostSupport.Trial, (int)SinglePostSupport.Off);
     }
 
-    /// <summary>Whether a blob of <paramref name="bytes"/> goes by single POST: never once chunked; on trial only when small.</summary>
-    public bool ShouldPostMonolithic(long bytes) => !Chunked && SinglePost switch
+    /// <summary>
+    /// Whether a blob of <paramref name="bytes"/> goes by single POST: never once chunked; while on trial only one small
+    /// blob at a time (so a registry that does not take it costs one round trip, not one per upload slot). A true answer
+    /// with <paramref name="trial"/> set must be followed by <see cref="SinglePostAccepted"/>, <see cref="SinglePostRefused"/>
+    /// or <see cref="EndTrial"/>.
+    /// </summary>
+    public bool ShouldPostMonolithic(long bytes, out bool trial)
     {
-        SinglePostSupport.Supported => true,
-        SinglePostSupport.Trial => bytes <= SinglePostTrialBytes,
-        _ => false,
-    };
+        trial = false;
+        if (Chunked)
+        {
+            return false;
+        }
+
+        switch (SinglePost)
+        {
+            case SinglePostSupport.Supported:
+                return true;
+            case SinglePostSupport.Trial when bytes <= SinglePostTrialBytes && Interlocked.CompareExchange(ref _trialInFlight, 1, 0) == 0:
+                trial = true;
+                return true;
+            default:
+                return false;
+        }
+    }
 
     /// <summary>A single-request upload was answered 201: every blob may use it.</summary>
-    public void SinglePostAccepted() => Interlocked.CompareExchange(ref _singlePost, (int)SinglePostSupport.Supported, (int)SinglePostSupport.Trial);
+    public void SinglePostAccepted()
+    {
+        Interlocked.CompareExchange(ref _singlePost, (int)SinglePostSupport.Supported, (int)SinglePostSupport.Trial);
+        EndTrial();
+    }
 
     /// <summary>The registry answered a single-request upload with a session (202): POST + PUT for the rest of the run.</summary>
-    public void SinglePostRefused() => _singlePost = (int)SinglePostSupport.Refused;
+    public void SinglePostRefused()
+    {
+        _singlePost = (int)SinglePostSupport.Refused;
+        EndTrial();
+    }
+
+    /// <summary>The trial upload ended without a verdict (an error): the next small blob may try.</summary>
+    public void EndTrial() => Volatile.Write(ref _trialInFlight, 0);
 
     /// <summary>A monolithic PUT was refused as too large: chunked from now on.</summary>
     public void MonolithicTooLarge() => _chunked = true;
