@@ -62,8 +62,8 @@ public sealed class UploadTuning
         }
     }
 
-    /// <summary>While a single-request upload is on trial, only blobs up to this size try it (a refusal may cost one such body).</summary>
-    public const long SinglePostTrialBytes = 1L << 20;
+    /// <summary>The single-request trial takes a blob up to this size: it is read into memory first, so a refusal re-sends it from there.</summary>
+    public const long SinglePostTrialBytes = 64L << 10;
 
     /// <summary>Whether blobs go as one <c>POST …/uploads/?digest=</c> (see <see cref="SinglePostSupport"/>).</summary>
     public SinglePostSupport SinglePost => (SinglePostSupport)_singlePost;
