@@ -15,6 +15,7 @@ internal static class Program
         Usage:
           OpenLm.Mirror.TestKit seed   --registry HOST:PORT [options] [--user U --password P] [--concurrency N]
           OpenLm.Mirror.TestKit layout --out DIR [options]
+          OpenLm.Mirror.TestKit delay-proxy --listen 127.0.0.1:PORT --to 127.0.0.1:PORT --rtt 20ms
 
         Options:
           --profile small|synthetic   small: 8 images, every kind, ~5 MB (default)
@@ -30,10 +31,19 @@ internal static class Program
           -h, --help                  this text
 
         The registry is spoken to over plain HTTP unless given as https://HOST:PORT.
+
+        delay-proxy forwards TCP on loopback, delaying each direction by half of --rtt and each new
+        connection by --rtt (a registry that far away). PORT 0 picks a free port; the first stdout
+        line is "listening HOST:PORT". Runs until stopped (SIGTERM / Ctrl+C).
         """;
 
     internal static async Task<int> Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "delay-proxy")
+        {
+            return await DelayProxyCommand.RunAsync(args.AsSpan(1).ToArray()).ConfigureAwait(false);
+        }
+
         Options options;
         SamplePlatform spec;
         try
@@ -139,7 +149,7 @@ internal static class Program
         public static Options Parse(IReadOnlyList<string> args)
         {
             var o = new Options();
-            if (args.Count == 0) throw new UsageException("missing command (seed or layout).");
+            if (args.Count == 0) throw new UsageException("missing command (seed, layout or delay-proxy).");
             if (args[0] is "-h" or "--help" or "help")
             {
                 o.Help = true;
@@ -148,7 +158,7 @@ internal static class Program
             o.Command = args[0] switch
             {
                 "seed" or "layout" => args[0],
-                _ => throw new UsageException($"unknown command '{args[0]}' (expected seed or layout)."),
+                _ => throw new UsageException($"unknown command '{args[0]}' (expected seed, layout or delay-proxy)."),
             };
 
             string? profile = null;

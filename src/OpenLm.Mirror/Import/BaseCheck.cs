@@ -62,8 +62,11 @@ internal static class BaseCheck
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, concurrency), CancellationToken = cancellationToken },
             async (need, ct) =>
             {
-                var repository = plan.Targets[need.Key.Repository];
-                var present = await plan.Retry.ExecuteAsync(c => new ValueTask<bool>(repository.ExistsAsync(need.Value.Descriptor, c)), ct).ConfigureAwait(false);
+                var repository = plan.Repositories[need.Key.Repository];
+                var present = await plan.Retry.ExecuteAsync(c => new ValueTask<bool>(repository.AskAsync(need.Value.Descriptor, c)), ct).ConfigureAwait(false);
+
+                // The copy that follows asks about the same blobs: it takes this answer instead of a second HEAD.
+                repository.Hint(need.Key.Digest, present);
                 if (!present)
                 {
                     var omitted = bundle.Omitted[need.Key.Digest];

@@ -67,21 +67,54 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 throw new TargetNotReadyException(mapper.Target.Host, precheck.Problems);
             }
 
+            // Images whose tag already names the bundle's manifest (read by the pre-check) are stored whole: a re-import
+            // asks nothing more about them and leaves their tags alone.
+            var tags = new Dictionary<string, TagOutcome>(StringComparer.Ordinal);
+            var current = precheck?.Tags ?? new Dictionary<(string Repository, string Tag), Digest>();
+            var toCopy = new List<(Descriptor Source, Reference Target)>();
+            foreach (var image in plan.Images)
+            {
+                if (image.Target.Tag is { } tag && current.TryGetValue((image.Target.Repository, tag), out var now) && now == image.Source.Digest)
+                {
+                    var name = $"{plan.Targets[image.Target.Name].DisplayName}:{tag}";
+                    tags[name] = TagOutcome.Unchanged;
+                    counts.AlreadyStored(name, image.Source);
+                }
+                else
+                {
+                    toCopy.Add(image);
+                }
+            }
+
             RunObserver.PhaseStarted(request.Observer, RunPhase.Push, plan.Images.Count, plan.Blobs.Values.Sum(b => b.Size));
-            var passes = await CopyAsync(request, plan, counts, cancellationToken).ConfigureAwait(false);
+            var passes = 1;
+            if (toCopy.Count > 0)
+            {
+                var known = await ExistencePass.RunAsync(plan, toCopy, request.LookupConcurrency, cancellationToken).ConfigureAwait(false);
+                log.Debug($"existence pass: {known.Asked} HEADs, {known.ImagesPresent} of {toCopy.Count} images already stored, {known.Present} of the asked present");
+                passes = await CopyAsync(request, toCopy, plan, counts, cancellationToken).ConfigureAwait(false);
+            }
+
             RunObserver.PhaseStarted(request.Observer, RunPhase.Tag, plan.Images.Count, 0);
 
-            // Every image is stored and every fetched blob verified: only now do tags appear or move.
-            var tags = new Dictionary<string, TagOutcome>(StringComparer.Ordinal);
-            foreach (var target in plan.Targets.Values)
-            {
-                foreach (var committed in await target.CommitAsync(request.ParallelImages, cancellationToken).ConfigureAwait(false))
+            // Every image is stored and every fetched blob verified: only now do tags appear or move, every repository's at once.
+            var committed = new ConcurrentBag<(StagedTarget Target, CommittedTag Tag)>();
+            await Parallel.ForEachAsync(
+                plan.Targets.Values.Where(t => t.Staged.Count > 0),
+                new ParallelOptions { MaxDegreeOfParallelism = request.LookupConcurrency, CancellationToken = cancellationToken },
+                async (target, ct) =>
                 {
-                    tags[$"{target.DisplayName}:{committed.Tag}"] = committed.Outcome;
-                    if (committed.Outcome == TagOutcome.Moved)
+                    foreach (var tag in await target.CommitAsync(request.ParallelImages, ct).ConfigureAwait(false))
                     {
-                        log.Warn($"{target.DisplayName}:{committed.Tag}: tag moved from {committed.Previous} to {committed.Descriptor.Digest}");
+                        committed.Add((target, tag));
                     }
+                }).ConfigureAwait(false);
+            foreach (var (target, tag) in committed.OrderBy(c => c.Target.DisplayName, StringComparer.Ordinal).ThenBy(c => c.Tag.Tag, StringComparer.Ordinal))
+            {
+                tags[$"{target.DisplayName}:{tag.Tag}"] = tag.Outcome;
+                if (tag.Outcome == TagOutcome.Moved)
+                {
+                    log.Warn($"{target.DisplayName}:{tag.Tag}: tag moved from {tag.Previous} to {tag.Descriptor.Digest}");
                 }
             }
 
@@ -92,7 +125,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
     /// <summary>A delta is imported only onto its base: every omitted blob is asked for first, and any missing stops the import before a push.</summary>
     private async Task CheckBaseAsync(ImportRequest request, ImportPlan plan, CancellationToken cancellationToken)
     {
-        var check = await BaseCheck.RunAsync(plan, request.Concurrency, cancellationToken).ConfigureAwait(false);
+        var check = await BaseCheck.RunAsync(plan, request.LookupConcurrency, cancellationToken).ConfigureAwait(false);
         if (!check.Complete)
         {
             throw new IncompleteTargetException(check.Describe(request.BundlePath, plan.Mapper.Target.ToString())) { Subject = plan.Mapper.Target.ToString() };
@@ -102,7 +135,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
     }
 
     /// <summary>Copies every image, pass after pass while uploads fail for transient reasons; returns the number of passes.</summary>
-    private async Task<int> CopyAsync(ImportRequest request, ImportPlan plan, ImportCounts counts, CancellationToken cancellationToken)
+    private async Task<int> CopyAsync(ImportRequest request, IReadOnlyList<(Descriptor Source, Reference Target)> images, ImportPlan plan, ImportCounts counts, CancellationToken cancellationToken)
     {
         for (var pass = 1; ; pass++)
         {
@@ -110,7 +143,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             try
             {
                 await Parallel.ForEachAsync(
-                    plan.Images,
+                    images,
                     new ParallelOptions { MaxDegreeOfParallelism = request.ParallelImages, CancellationToken = cancellationToken },
                     async (image, ct) => await copier.CopyAsync(plan.Bundle, image.Source.RefName!, plan.Targets[image.Target.Name], image.Target.Tag, ct).ConfigureAwait(false))
                     .ConfigureAwait(false);
@@ -144,8 +177,9 @@ internal sealed class ImportPlan
 
         // Every target repository lives on the one target registry, whose client owns the retry policy.
         Retry = registries.Client(mapper.Target.Host).Retry;
-        Targets = Images.GroupBy(i => i.Target.Name, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => StagedTarget.Wrap(registries.Repository(g.First().Target), Retry), StringComparer.Ordinal);
+        Repositories = Images.GroupBy(i => i.Target.Name, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => new HintedRepository(registries.Repository(g.First().Target)), StringComparer.Ordinal);
+        Targets = Repositories.ToDictionary(r => r.Key, r => StagedTarget.Wrap(r.Value, Retry), StringComparer.Ordinal);
         Blobs = Images.SelectMany(i => ImageGraph.Reachable(i.Source, bundle.Documents).Values)
             .Where(d => !bundle.Documents.ContainsKey(d.Digest))
             .GroupBy(d => d.Digest)
@@ -160,6 +194,9 @@ internal sealed class ImportPlan
 
     /// <summary>Staged target per repository name.</summary>
     public IReadOnlyDictionary<string, StagedTarget> Targets { get; }
+
+    /// <summary>The repository under each staged target, holding what the existence pass and the base check found.</summary>
+    public IReadOnlyDictionary<string, HintedRepository> Repositories { get; }
 
     public RetryPolicy Retry { get; }
 
@@ -218,6 +255,14 @@ internal sealed class ImportCounts : ICopyObserver
     }
 
     public void ImageFinished(string image, CopyResult result) => _observer.ImageFinished(image, result);
+
+    /// <summary>An image found whole in its repository (its tag names its manifest): reported as copied with nothing moved.</summary>
+    public void AlreadyStored(string image, Descriptor root)
+    {
+        ImageStarted(image);
+        ManifestFinished(image, root, BlobOutcome.Skipped);
+        ImageFinished(image, new CopyResult { Source = root.RefName ?? root.Digest.ToString(), Destination = image, Root = root, SourceRoot = root, PlatformsKept = [], Manifests = 1 });
+    }
 
     public ImportResult Result(ImportRequest request, ImportPlan plan, IReadOnlyDictionary<string, TagOutcome>? tags, int passes)
     {

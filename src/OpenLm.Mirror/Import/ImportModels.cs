@@ -35,7 +35,13 @@ public sealed record ImportRequest
     public TimeSpan PassDelay { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Images copied at once (blob transfers stay bounded by <see cref="Concurrency"/> over all of them).</summary>
-    public int ParallelImages { get; init; } = 4;
+    public int ParallelImages { get; init; } = 8;
+
+    /// <summary>
+    /// HEAD requests in flight for the existence pass, the base check and the tag commit: small, so many at once hide
+    /// the round trip to a distant registry (the connection pool holds 64 per registry).
+    /// </summary>
+    public int LookupConcurrency { get; init; } = 32;
 
     /// <summary>Told of every image, blob and byte pushed (an <see cref="IRunObserver"/> also of the push and tag phases).</summary>
     public ICopyObserver? Observer { get; init; }

@@ -84,7 +84,8 @@ public sealed record PrecheckOptions
     /// <summary>Most path components a target repository may have; null takes the registry kind's limit (if any).</summary>
     public int? MaxPathComponents { get; init; }
 
-    public int Concurrency { get; init; } = 8;
+    /// <summary>Registry requests in flight while reading tags and probing repositories (each is small; many hide the round trip).</summary>
+    public int Concurrency { get; init; } = 32;
 
     /// <summary>Upload blobs in chunks of this many bytes from the start (at least 256 KiB; never below the registry's minimum); null: monolithic until a 413.</summary>
     public long? ChunkBytes { get; init; }
@@ -94,7 +95,11 @@ public sealed record PrecheckOptions
 }
 
 /// <summary>What the pre-check found: the probe, tags already in place, and the problems (empty when the import may start).</summary>
-public sealed record PrecheckResult(ProbeReport Probe, IReadOnlyList<string> Findings, IReadOnlyList<TargetProblem> Problems);
+public sealed record PrecheckResult(ProbeReport Probe, IReadOnlyList<string> Findings, IReadOnlyList<TargetProblem> Problems)
+{
+    /// <summary>What each of the bundle's tags named in the target when the pre-check read it (absent: not there or not readable).</summary>
+    public IReadOnlyDictionary<(string Repository, string Tag), Digest> Tags { get; init; } = new Dictionary<(string Repository, string Tag), Digest>();
+}
 
 /// <summary>
 /// Nothing is pushed until the target is known to accept the whole bundle: the probe asks every target repository
@@ -127,6 +132,12 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         if (!probe.MountsUsable)
         {
             tuning.DisableMounts();
+        }
+
+        if (probe.Kind == RegistryKind.Distribution)
+        {
+            // CNCF Distribution takes a blob in one POST (…/uploads/?digest=): one round trip per blob instead of two.
+            tuning.TrySinglePost();
         }
 
         if (options.ChunkBytes is { } chunk)
@@ -203,7 +214,7 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         }
 
         problems.AddRange(CheckTags(client.Host, images, current, ready, immutable, probe.Kind, region, ecrAddress?.RegistryId, findings));
-        return new PrecheckResult(probe, [.. probe.Findings(), .. findings], problems.OrderBy(p => p.Repository, StringComparer.Ordinal).ThenBy(p => p.Tag, StringComparer.Ordinal).ToList());
+        return new PrecheckResult(probe, [.. probe.Findings(), .. findings], problems.OrderBy(p => p.Repository, StringComparer.Ordinal).ThenBy(p => p.Tag, StringComparer.Ordinal).ToList()) { Tags = current };
     }
 
     /// <summary>

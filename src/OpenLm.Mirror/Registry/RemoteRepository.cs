@@ -10,7 +10,7 @@ using OpenLm.Mirror.Registry.Upload;
 namespace OpenLm.Mirror.Registry;
 
 /// <summary>One repository on a registry, speaking the OCI Distribution API.</summary>
-public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
+public sealed partial class RemoteRepository : ITarget, IMountable, IManifestFetchable
 {
     private readonly RegistryClient _client;
     private readonly string[] _pullScope;
@@ -183,6 +183,12 @@ public sealed class RemoteRepository : ITarget, IMountable, IManifestFetchable
         }
 
         var context = $"push {DisplayName}@{expected.Digest}";
+        if (UploadTuning.For(_client) is { } tuning && tuning.ShouldPostMonolithic(expected.Size, out var trial)
+            && await TryPostMonolithicAsync(expected, content, tuning, trial, context, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
         var location = await StartUploadAsync(null, expected, cancellationToken).ConfigureAwait(false)
             ?? throw new OperationException($"{context}: the registry did not start an upload session");
         await CompleteUploadAsync(location, expected, content, context, cancellationToken).ConfigureAwait(false);

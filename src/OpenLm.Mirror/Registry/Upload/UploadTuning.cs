@@ -25,6 +25,8 @@ public sealed class UploadTuning
     private volatile bool _chunked;
     private volatile bool _mountsDisabled;
     private long _largestAccepted;
+    private volatile int _singlePost = (int)SinglePostSupport.Off;
+    private int _trialInFlight;
 
     /// <summary>The tuning of <paramref name="client"/>'s registry.</summary>
     public static UploadTuning For(RegistryClient client) => PerRegistry.GetValue(client, _ => new UploadTuning());
@@ -66,6 +68,61 @@ public sealed class UploadTuning
         }
     }
 
+    /// <summary>The single-request trial takes a blob up to this size: it is read into memory first, so a refusal re-sends it from there.</summary>
+    public const long SinglePostTrialBytes = 64L << 10;
+
+    /// <summary>Whether blobs go as one <c>POST …/uploads/?digest=</c> (see <see cref="SinglePostSupport"/>).</summary>
+    public SinglePostSupport SinglePost => (SinglePostSupport)_singlePost;
+
+    /// <summary>Lets blobs try the single-request upload (the registry is of a kind known to take it): on trial until one is accepted.</summary>
+    public void TrySinglePost()
+    {
+        Interlocked.CompareExchange(ref _singlePost, (int)SinglePostSupport.Trial, (int)SinglePostSupport.Off);
+    }
+
+    /// <summary>
+    /// Whether a blob of <paramref name="bytes"/> goes by single POST: never once chunked; while on trial only one small
+    /// blob at a time (so a registry that does not take it costs one round trip, not one per upload slot). A true answer
+    /// with <paramref name="trial"/> set must be followed by <see cref="SinglePostAccepted"/>, <see cref="SinglePostRefused"/>
+    /// or <see cref="EndTrial"/>.
+    /// </summary>
+    public bool ShouldPostMonolithic(long bytes, out bool trial)
+    {
+        trial = false;
+        if (Chunked)
+        {
+            return false;
+        }
+
+        switch (SinglePost)
+        {
+            case SinglePostSupport.Supported:
+                return true;
+            case SinglePostSupport.Trial when bytes <= SinglePostTrialBytes && Interlocked.CompareExchange(ref _trialInFlight, 1, 0) == 0:
+                trial = true;
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>A single-request upload was answered 201: every blob may use it.</summary>
+    public void SinglePostAccepted()
+    {
+        Interlocked.CompareExchange(ref _singlePost, (int)SinglePostSupport.Supported, (int)SinglePostSupport.Trial);
+        EndTrial();
+    }
+
+    /// <summary>The registry answered a single-request upload with a session (202): POST + PUT for the rest of the run.</summary>
+    public void SinglePostRefused()
+    {
+        _singlePost = (int)SinglePostSupport.Refused;
+        EndTrial();
+    }
+
+    /// <summary>The trial upload ended without a verdict (an error): the next small blob may try.</summary>
+    public void EndTrial() => Volatile.Write(ref _trialInFlight, 0);
+
     /// <summary>A monolithic PUT was refused as too large: chunked from now on.</summary>
     public void MonolithicTooLarge() => _chunked = true;
 
@@ -91,4 +148,20 @@ public sealed class UploadTuning
         while (Interlocked.CompareExchange(ref _chunkBytes, next, seen) != seen);
         return true;
     }
+}
+
+/// <summary>How far a registry is trusted with single-request (POST with <c>?digest=</c>) uploads.</summary>
+public enum SinglePostSupport
+{
+    /// <summary>Not tried: a session (POST, then PUT or PATCHes) per blob.</summary>
+    Off,
+
+    /// <summary>Small blobs try it; the first 201 makes it <see cref="Supported"/>, a 202 <see cref="Refused"/>.</summary>
+    Trial,
+
+    /// <summary>Every blob goes in one request.</summary>
+    Supported,
+
+    /// <summary>The registry answered with a session instead: not tried again this run.</summary>
+    Refused,
 }

@@ -1,0 +1,165 @@
+using OpenLm.Mirror.Copy;
+using OpenLm.Mirror.Import;
+using OpenLm.Mirror.Tests.Core;
+using OpenLm.Mirror.Tests.Import;
+using OpenLm.Mirror.Tests.Support;
+using Xunit;
+
+namespace OpenLm.Mirror.Tests.ImportLatency;
+
+/// <summary>
+/// The round trips an import costs, which decide its time against a registry that is not on loopback: one batched
+/// existence pass before any upload, no question asked twice, a re-import that asks only for its tags, and the
+/// single-request upload tried once and dropped on a registry that answers it with a session.
+/// </summary>
+public sealed class ImportRoundTripTests(SignedSampleBundleFixture fixture) : IClassFixture<SignedSampleBundleFixture>, IAsyncLifetime
+{
+    private ImportHarness _harness = null!;
+
+    private SampleBundle Bundle => fixture.Bundle;
+
+    public Task InitializeAsync()
+    {
+        _harness = new ImportHarness();
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await _harness.DisposeAsync();
+
+    /// <summary>
+    /// Makes the fake registry take <c>POST …/blobs/uploads/?digest=</c> with the blob as its body (201, verified), as
+    /// CNCF Distribution does; returns the digests so stored.
+    /// </summary>
+    private System.Collections.Concurrent.ConcurrentBag<string> AcceptSinglePost()
+    {
+        var stored = new System.Collections.Concurrent.ConcurrentBag<string>();
+        _harness.Registry.Intercept = async context =>
+        {
+            var path = context.Request.Url!.AbsolutePath;
+            var digest = context.Request.QueryString["digest"];
+            if (context.Request.HttpMethod != "POST" || digest is null || !path.EndsWith("/blobs/uploads/", StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            using var body = new MemoryStream();
+            await context.Request.InputStream.CopyToAsync(body);
+            if (FakeRegistry.Sha256(body.ToArray()) != digest)
+            {
+                await Reply.StatusAsync(context, 400);
+                return true;
+            }
+
+            var name = path["/v2/".Length..^"/blobs/uploads/".Length];
+            _harness.Registry.Repo(name).Blobs[digest] = body.ToArray();
+            stored.Add(digest);
+            await Reply.StatusAsync(context, 201, new Dictionary<string, string> { ["Docker-Content-Digest"] = digest, ["Location"] = $"/v2/{name}/blobs/{digest}" });
+            return true;
+        };
+        return stored;
+    }
+
+    /// <summary>As the CLI asks: with the pre-check (tags read, target probed).</summary>
+    private ImportRequest Request() => _harness.Request(Bundle) with { Precheck = new PrecheckOptions() };
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_EmptyTarget_EveryHeadBeforeTheFirstUploadAndOneRequestPerBlob()
+    {
+        // Given an empty registry that takes a blob in one POST ?digest= (as CNCF Distribution does)
+        var singlePosts = AcceptSinglePost();
+
+        // When the bundle is imported the way the CLI does it
+        var result = await _harness.ImportAsync(Request());
+
+        // Then every image is stored under its tag
+        foreach (var image in Bundle.Images)
+        {
+            Assert.Equal(image.Digest, _harness.Stored(ImportNames.TargetRepository(image, chartsMapped: false))!.Tags[image.Tag]);
+        }
+
+        Assert.Equal(Bundle.UniqueBlobs.Count, result.BlobsUploaded);
+        Assert.Empty(_harness.Log.Warnings);
+
+        // And each uploaded blob went exactly once: in one request once the trial (one blob of at most 64 KiB) was
+        // answered 201, as POST + PUT if its upload began before that
+        var sessions = _harness.Registry.BlobUploads().Select(r => r.UploadedDigest()).ToList();
+        Assert.Equal(Bundle.UniqueBlobs.Order(StringComparer.Ordinal), singlePosts.Concat(sessions).Order(StringComparer.Ordinal));
+        Assert.True(singlePosts.Count >= 2, $"{singlePosts.Count} single-request uploads of {Bundle.UniqueBlobs.Count} blobs: the trial's success was not used");
+        Assert.Equal(result.BlobsMounted, _harness.Registry.MountRequests().Count());
+
+        // And the registry was asked about blobs and manifests in one pass before any blob moved, never twice about one
+        var requests = _harness.Registry.Requests.ToList();
+        var heads = requests.Select((r, i) => (r, i)).Where(x => x.r.Method == "HEAD" && (x.r.IsBlobPath() || RegistryTraffic.ManifestReference(x.r)?.StartsWith("sha256:", StringComparison.Ordinal) == true)).ToList();
+        var firstUpload = requests.FindIndex(r => r.Method == "POST" && r.Query.Contains("digest=", StringComparison.Ordinal));
+        Assert.NotEmpty(heads);
+        Assert.True(firstUpload > heads.Max(h => h.i), $"a HEAD came after the first upload (request {firstUpload}): the copier asked inside its upload slots");
+        Assert.Empty(heads.GroupBy(h => h.r.Path).Where(g => g.Count() > 1).Select(g => g.Key));
+    }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_RegistryAnswersSinglePostWithSession_TriedOnceThenSessionsAndAllStored()
+    {
+        // Given a registry detected as Distribution that answers POST …/uploads/?digest= with a session (the spec's fallback)
+        // When the bundle is imported
+        var result = await _harness.ImportAsync(Request());
+
+        // Then exactly one blob tried the single request; it and every other blob went through sessions, byte-identical
+        Assert.Single(_harness.Registry.Requests, r => r.Method == "POST" && r.Query.Contains("digest=", StringComparison.Ordinal));
+        Assert.Equal(Bundle.UniqueBlobs.Order(StringComparer.Ordinal), _harness.Registry.BlobUploads().Select(r => r.UploadedDigest()).Distinct().Order(StringComparer.Ordinal));
+        Assert.Equal(Bundle.UniqueBlobs.Count, result.BlobsUploaded);
+
+        // And the trial's blob (its body read and ignored by the registry) went into the session its POST opened: no
+        // retry, no warning, no extra session
+        Assert.Empty(_harness.Log.Warnings);
+        var probeSessions = _harness.Registry.Requests.Count(r => r.Method == "DELETE");
+        Assert.Equal(Bundle.UniqueBlobs.Count - 1, _harness.Registry.Requests.Count(r => r.Method == "POST" && r.Query.Length == 0) - probeSessions);
+    }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_Reimport_AsksOnlyForTagsAndWritesNothing()
+    {
+        // Given a registry the bundle was imported into
+        await _harness.ImportAsync(Request());
+        _harness.Registry.Server.ClearRequests();
+
+        // When it is imported again
+        var result = await _harness.ImportAsync(Request());
+
+        // Then every tag is unchanged, nothing is written, and no manifest by digest or blob was asked about
+        Assert.All(result.Images, i => Assert.Equal(TagOutcome.Unchanged, i.Tag));
+        Assert.Equal(0, result.BlobsUploaded);
+        Assert.Equal(Bundle.UniqueBlobs.Count, result.BlobsPresent);
+        Assert.Empty(_harness.Registry.Writes());
+        Assert.DoesNotContain(_harness.Registry.Requests, r => r.IsBlobPath());
+        Assert.DoesNotContain(_harness.Registry.Requests, r => RegistryTraffic.ManifestReference(r)?.StartsWith("sha256:", StringComparison.Ordinal) == true);
+        Assert.Equal(Bundle.Images.Count, _harness.Registry.Requests.Count(r => r.IsManifestPath()));
+    }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_OneTagMovedAway_OnlyThatImageIsAskedAboutAndItsTagMovesBack()
+    {
+        // Given an imported bundle whose first image's tag was then pointed at another image's manifest
+        await _harness.ImportAsync(Request());
+        var moved = Bundle.Images[0];
+        var other = Bundle.Images.First(i => i.Digest != moved.Digest && i.MediaType == moved.MediaType);
+        var repository = _harness.Registry.Repo(ImportNames.TargetRepository(moved, chartsMapped: false));
+        var otherBytes = Bundle.Platform.ReadBlob(other.Digest);
+        foreach (var digest in other.BlobDigests)
+        {
+            repository.Blobs[digest] = Bundle.Platform.ReadBlob(digest);
+        }
+
+        repository.AddManifest(moved.Tag, otherBytes, other.MediaType);
+        _harness.Registry.Server.ClearRequests();
+
+        // When it is imported again
+        var result = await _harness.ImportAsync(Request());
+
+        // Then that tag moves back (warned) and every other stays; only that image's root was asked about by digest
+        Assert.Equal(moved.Digest, repository.Tags[moved.Tag]);
+        Assert.Equal(TagOutcome.Moved, Assert.Single(result.Images, i => i.Tag != TagOutcome.Unchanged).Tag);
+        Assert.Contains(_harness.Log.Warnings, w => w.Contains("tag moved", StringComparison.Ordinal));
+        var rootChecks = _harness.Registry.Requests.Where(r => r.Method == "HEAD" && RegistryTraffic.ManifestReference(r) is { } reference && reference.StartsWith("sha256:", StringComparison.Ordinal)).ToList();
+        Assert.Equal(moved.Digest, Assert.Single(rootChecks).Path.Split('/')[^1]);
+    }
+}
