@@ -240,7 +240,7 @@ public sealed class ChartDownloader : IDisposable
         }
         catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException or System.Net.Sockets.SocketException)
         {
-            throw new OperationException($"Helm repository {source.BaseUri.AbsoluteUri} is unreachable: {RetryPolicy.Describe(ex)}", ex);
+            throw new OperationException($"Helm repository {source.Display} is unreachable: {ex.Message}", ex);
         }
 
         if (response.IsSuccessStatusCode)
@@ -253,13 +253,13 @@ public sealed class ChartDownloader : IDisposable
         var what = $"GET {RegistryException.StripQuery(uri)} answered {(int)status} {status}";
         throw status switch
         {
-            HttpStatusCode.NotFound when uri == source.IndexUri => new NotFoundException($"Helm repository {source.BaseUri.AbsoluteUri} has no index.yaml ({what}): check the repository URL"),
-            HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => new OperationException($"Helm repository {source.BaseUri.AbsoluteUri} refused access ({what}): store credentials for {uri.Authority}")
+            HttpStatusCode.NotFound when uri == source.IndexUri => new NotFoundException($"Helm repository {source.Display} has no index.yaml ({what}): check the repository URL"),
+            HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => new OperationException($"Helm repository {source.Display} refused access ({what}): store credentials for {uri.Authority}")
             {
                 Remedy = Remedy.Credentials,
                 Subject = uri.Authority,
             },
-            _ => new OperationException($"Helm repository {source.BaseUri.AbsoluteUri}: {what}"),
+            _ => new OperationException($"Helm repository {source.Display}: {what}"),
         };
     }
 

@@ -72,6 +72,9 @@ public sealed record HelmRepositoryChartSource(Uri Repository, string Name, stri
 
     public Uri IndexUri => new(BaseUri, "index.yaml");
 
+    /// <summary>The repository URL for messages, without the trailing slash.</summary>
+    public string Display => Repository.AbsoluteUri.TrimEnd('/');
+
     /// <summary>Parses a repository URL: absolute http or https, no query or fragment.</summary>
     public static bool TryParseRepository(string text, [NotNullWhen(true)] out Uri? repository, out string error)
     {
@@ -99,5 +102,5 @@ public sealed record HelmRepositoryChartSource(Uri Repository, string Name, stri
         return true;
     }
 
-    public override string ToString() => $"{Repository.AbsoluteUri.TrimEnd('/')} {Name} {Version}";
+    public override string ToString() => $"{Display} {Name} {Version}";
 }
