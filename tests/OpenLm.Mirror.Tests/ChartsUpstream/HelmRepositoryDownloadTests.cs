@@ -112,6 +112,20 @@ public sealed class HelmRepositoryDownloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ChartDownloader_TwoChartsOfOneRepository_ReadTheIndexOnce()
+    {
+        using var connector = Connector();
+        using var downloads = new ChartDownloader(connector, NullMirrorLog.Instance);
+
+        var first = await downloads.DownloadAsync(Source(), null, CancellationToken.None);
+        var second = await downloads.DownloadAsync(Source(), first.Digest, CancellationToken.None);
+
+        Assert.NotEqual(first.ArchivePath, second.ArchivePath);
+        Assert.Single(_server.Requests, r => r.Path == "/stable/index.yaml");
+        Assert.Equal(2, _server.Requests.Count(r => r.Path.EndsWith(".tgz", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task ChartDownloader_IndexDigestMismatch_IsAnIntegrityErrorAndKeepsNoFile()
     {
         // Given an index whose digest does not match the archive it points to

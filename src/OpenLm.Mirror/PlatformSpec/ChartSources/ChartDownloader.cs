@@ -25,6 +25,7 @@ public sealed class ChartDownloader : IDisposable
     private readonly RegistryConnector _registries;
     private readonly IMirrorLog _log;
     private readonly string _directory;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task<HelmRepositoryIndex>> _indexes = new(StringComparer.Ordinal);
     private int _count;
 
     public ChartDownloader(RegistryConnector registries, IMirrorLog log)
@@ -135,7 +136,8 @@ public sealed class ChartDownloader : IDisposable
 
     private async Task<Digest> DownloadFromRepositoryAsync(HelmRepositoryChartSource source, string target, CancellationToken cancellationToken)
     {
-        var index = await ReadIndexAsync(source, cancellationToken).ConfigureAwait(false);
+        // Several charts of one repository read its index once per run.
+        var index = await _indexes.GetOrAdd(source.IndexUri.AbsoluteUri, _ => ReadIndexAsync(source, cancellationToken)).ConfigureAwait(false);
         var entry = index.Select(source.Name, source.Version);
         var url = HelmRepositoryIndex.ResolveUrl(source.BaseUri, entry.Urls[0]);
         var partial = target + ".partial";
