@@ -24,6 +24,7 @@ public sealed class HelmRepositoryDownloadTests : IAsyncLifetime
     private byte[] _chart = [];
     private string _indexDigest = string.Empty;
     private string? _requiredAuthorization;
+    private int _archiveCutsLeft;
     private LoopbackServer _server = null!;
 
     private Uri Repository => new(_server.BaseAddress, "stable/");
@@ -73,6 +74,16 @@ public sealed class HelmRepositoryDownloadTests : IAsyncLifetime
                 await Reply.BytesAsync(context, 200, Encoding.UTF8.GetBytes(IndexYaml()), "application/x-yaml");
                 break;
             case var p when p == $"/stable/packages/{TestChartBuilder.UmbrellaName}-{TestChartBuilder.UmbrellaVersion}.tgz":
+                if (Interlocked.Decrement(ref _archiveCutsLeft) >= 0)
+                {
+                    // Headers and half the body, then the connection drops.
+                    context.Response.ContentLength64 = _chart.Length;
+                    await context.Response.OutputStream.WriteAsync(_chart.AsMemory(0, _chart.Length / 2));
+                    await context.Response.OutputStream.FlushAsync();
+                    Reply.Reset(context);
+                    break;
+                }
+
                 await Reply.BytesAsync(context, 200, _chart, "application/gzip");
                 break;
             default:
@@ -123,6 +134,22 @@ public sealed class HelmRepositoryDownloadTests : IAsyncLifetime
         Assert.NotEqual(first.ArchivePath, second.ArchivePath);
         Assert.Single(_server.Requests, r => r.Path == "/stable/index.yaml");
         Assert.Equal(2, _server.Requests.Count(r => r.Path.EndsWith(".tgz", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task ChartDownloader_BodyCutShort_IsFetchedAgainAndVerified()
+    {
+        // Given a repository whose first answer for the archive breaks off halfway
+        _archiveCutsLeft = 1;
+        using var connector = Connector();
+        var log = new Support.RecordingLog();
+        using var downloads = new ChartDownloader(connector, log);
+
+        var chart = await downloads.DownloadAsync(Source(), null, CancellationToken.None);
+
+        Assert.Equal(_chart, await File.ReadAllBytesAsync(chart.ArchivePath));
+        Assert.Equal(2, _server.Requests.Count(r => r.Path.EndsWith(".tgz", StringComparison.Ordinal)));
+        Assert.Contains(log.Warnings, w => w.Contains("retry 1/1", StringComparison.Ordinal));
     }
 
     [Fact]
