@@ -138,15 +138,11 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             }).ConfigureAwait(false);
 
         var charts = new List<(LockedChart Locked, HelmChartArtifact Artifact)>();
+        using var chartDownloads = new PlatformSpec.ChartSources.ChartDownloader(registries, log);
         foreach (var chart in lockFile.Charts)
         {
-            using var archive = await ChartArchive.EnsureArchiveAsync(chart.Path, cancellationToken).ConfigureAwait(false);
-            var current = await PlatformResolver.DescribeChartAsync(chart.Path, archive, cancellationToken).ConfigureAwait(false);
-            if (current.Digest != chart.Digest)
-            {
-                throw new IntegrityException($"chart '{chart.Path}' changed since it was locked: sha256 is now {current.Digest}, the lock says {chart.Digest}");
-            }
-
+            // Local charts are re-read, remote ones downloaded again; either way a sha256 other than the lock's is refused.
+            using var archive = await LockedCharts.OpenAsync(chart, chartDownloads, cancellationToken).ConfigureAwait(false);
             charts.Add((chart, await HelmChartPacker.PackAsync(cache, archive.Path, lockFile.Source, cancellationToken).ConfigureAwait(false)));
         }
 

@@ -99,6 +99,11 @@ public sealed record LockFile
             }
         }
 
+        for (var i = 0; i < lockFile.Charts.Count; i++)
+        {
+            problems.AddRange(lockFile.Charts[i].Problems(i));
+        }
+
         var duplicates = lockFile.Images.GroupBy(i => i.Reference).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
         if (duplicates.Count > 0)
         {
@@ -114,7 +119,7 @@ public sealed record LockFile
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         return lockFile with
         {
-            Charts = lockFile.Charts.Select(c => c with { Path = Path.GetFullPath(Path.Combine(directory, c.Path)) }).ToList(),
+            Charts = lockFile.Charts.Select(c => c.Path is null ? c : c with { Path = Path.GetFullPath(Path.Combine(directory, c.Path)) }).ToList(),
         };
     }
 
@@ -123,7 +128,7 @@ public sealed record LockFile
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var portable = this with
         {
-            Charts = Charts.Select(c => c with { Path = Path.GetRelativePath(directory, c.Path).Replace('\\', '/') }).ToList(),
+            Charts = Charts.Select(c => c.Path is null ? c : c with { Path = Path.GetRelativePath(directory, c.Path).Replace('\\', '/') }).ToList(),
         };
         Content.AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(portable, Json));
     }
@@ -161,11 +166,21 @@ public sealed record LockedBlob(string Digest, long Size);
 
 public sealed record LockedPlatform(string Platform, string Digest, string MediaType, long Size);
 
-/// <summary>A Helm chart shipped with the release, pinned by the sha256 of its archive.</summary>
+/// <summary>
+/// A Helm chart shipped with the release, pinned by the sha256 of its archive and by its source: exactly one of
+/// <see cref="Path"/> (a local chart), <see cref="Ref"/> (<c>oci://…</c>) or <see cref="Repo"/> (a Helm repository, with
+/// <see cref="Name"/> and <see cref="Version"/> selecting the entry of its index).
+/// </summary>
 public sealed record LockedChart
 {
-    /// <summary>The chart path: relative to the lock file when saved, absolute once loaded.</summary>
-    public required string Path { get; init; }
+    /// <summary>A local chart's path: relative to the lock file when saved, absolute once loaded. Null for a chart from a registry or repository.</summary>
+    public string? Path { get; init; }
+
+    /// <summary>The OCI reference the chart was pulled from (<c>oci://host/path/chart:tag</c>).</summary>
+    public string? Ref { get; init; }
+
+    /// <summary>The Helm repository URL the chart was downloaded from (its <c>index.yaml</c> lists <see cref="Name"/> at <see cref="Version"/>).</summary>
+    public string? Repo { get; init; }
 
     public required string Name { get; init; }
 
@@ -173,4 +188,37 @@ public sealed record LockedChart
 
     /// <summary>sha256 of the packaged chart archive; export refuses a chart that changed since resolve.</summary>
     public required string Digest { get; init; }
+
+    /// <summary>Where the chart comes from, as the manifest named it.</summary>
+    public PlatformSpec.ChartSources.ChartSource Source() =>
+        Ref is not null && PlatformSpec.ChartSources.OciChartSource.TryParse(Ref, out var oci, out _) ? oci
+        : Repo is not null && PlatformSpec.ChartSources.HelmRepositoryChartSource.TryParseRepository(Repo, out var repo, out _) ? new PlatformSpec.ChartSources.HelmRepositoryChartSource(repo, Name, Version)
+        : Path is not null ? new PlatformSpec.ChartSources.LocalChartSource(Path, Path)
+        : throw new InvalidOperationException($"chart {Name} {Version} has no valid source");
+
+    /// <summary>The problems of one chart entry of a lock file (checked on load, so export never meets them).</summary>
+    internal IEnumerable<string> Problems(int index)
+    {
+        var field = FormattableString.Invariant($"charts[{index}]");
+        var sources = new[] { Path, Ref, Repo }.Count(s => s is not null);
+        if (sources != 1)
+        {
+            yield return $"{field}: needs exactly one of path, ref or repo (has {sources})";
+        }
+
+        if (Ref is not null && !PlatformSpec.ChartSources.OciChartSource.TryParse(Ref, out _, out var refError))
+        {
+            yield return $"{field}.ref: {refError}";
+        }
+
+        if (Repo is not null && !PlatformSpec.ChartSources.HelmRepositoryChartSource.TryParseRepository(Repo, out _, out var repoError))
+        {
+            yield return $"{field}.repo: {repoError}";
+        }
+
+        if (!Oci.Digest.TryParse(Digest, out var digest, out var digestError) || digest.Algorithm != "sha256")
+        {
+            yield return $"{field}.digest: {(digestError.Length > 0 ? digestError : $"'{Digest}' is not a sha256 digest")}";
+        }
+    }
 }

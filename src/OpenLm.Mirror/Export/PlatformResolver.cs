@@ -19,6 +19,9 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
     /// <summary>How many images are resolved at once (the per-registry rate limit still applies).</summary>
     public int Parallelism { get; init; } = 4;
 
+    /// <summary>The manifest's charts already pinned (<see cref="LockedCharts.PinAsync"/>); when null its local charts are pinned here.</summary>
+    public IReadOnlyList<LockedChart>? Charts { get; init; }
+
     /// <summary>How many extra rounds re-try the images whose resolution failed transiently (bounded by the run's time budget).</summary>
     public int RetryRounds { get; init; } = 3;
 
@@ -89,10 +92,10 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
             };
         }
 
-        var charts = new List<LockedChart>();
-        foreach (var chart in manifest.Charts)
+        var charts = Charts?.ToList() ?? [];
+        foreach (var chart in Charts is null ? manifest.Charts : [])
         {
-            charts.Add(await LockChartAsync(chart.FullPath, cancellationToken).ConfigureAwait(false));
+            charts.Add(await LockChartAsync(chart.FullPath ?? throw new InvalidOperationException($"chart {chart.Source} must be pinned by LockedCharts.PinAsync"), cancellationToken).ConfigureAwait(false));
         }
 
         return new LockFile

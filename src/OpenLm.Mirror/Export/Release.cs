@@ -38,7 +38,10 @@ public static class Release
             log.Info($"pulling {mirror.Source} images through the mirror {mirror.Location}");
         }
 
-        var scans = PlatformImageList.ScanCharts(manifest, new ChartScanOptions { SkipInvalid = request.SkipInvalid });
+        // Charts from a registry or repository are downloaded once: scanned from, and pinned by, the same bytes.
+        using var downloads = new PlatformSpec.ChartSources.ChartDownloader(connector, log);
+        var downloaded = await LockedCharts.DownloadAsync(manifest, downloads, cancellationToken).ConfigureAwait(false);
+        var scans = PlatformImageList.ScanCharts(manifest, new ChartScanOptions { SkipInvalid = request.SkipInvalid }, c => downloaded.GetValueOrDefault(c.Index)?.ArchivePath);
         foreach (var invalid in scans.SelectMany(scan => scan.Invalid))
         {
             log.Warn($"skipped invalid image reference in chart {invalid.ChartName} ({invalid.File}:{invalid.Line}, {invalid.ValuesPath}): {invalid.Error}");
@@ -47,7 +50,8 @@ public static class Release
         var images = PlatformImageList.Build(manifest, scans);
         var platforms = request.Platforms ?? manifest.Platforms;
         log.Info($"resolving {images.Count} images of {manifest.Name} {manifest.Version}{(platforms.Count > 0 ? $" for {string.Join(", ", platforms)}" : string.Empty)}");
-        return await new PlatformResolver(connector, log).ResolveAsync(manifest, images, platforms, cancellationToken).ConfigureAwait(false);
+        var charts = await LockedCharts.PinAsync(manifest, downloaded, cancellationToken).ConfigureAwait(false);
+        return await new PlatformResolver(connector, log) { Charts = charts }.ResolveAsync(manifest, images, platforms, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Where an export keeps its cache by default: <c>$XDG_CACHE_HOME/openlm-mirror/export</c>, else under <c>~/.cache</c>.</summary>

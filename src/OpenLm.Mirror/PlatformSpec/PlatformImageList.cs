@@ -86,10 +86,26 @@ public static class PlatformImageList
         return Build(manifest, ScanCharts(manifest, options));
     }
 
-    /// <summary>Scans every chart the manifest lists, in manifest order.</summary>
-    public static IReadOnlyList<ChartScanResult> ScanCharts(PlatformManifest manifest, ChartScanOptions? options = null)
+    /// <summary>
+    /// Scans every chart the manifest lists, in manifest order. Charts from a registry or repository are read from the
+    /// archive <paramref name="downloaded"/> gives for them (see <see cref="ChartSources.ChartDownloader"/>).
+    /// </summary>
+    public static IReadOnlyList<ChartScanResult> ScanCharts(PlatformManifest manifest, ChartScanOptions? options = null, Func<ManifestChart, string?>? downloaded = null)
     {
         ArgumentNullException.ThrowIfNull(manifest);
-        return manifest.Charts.Select(c => ChartScanner.Scan(c.FullPath, options)).ToList();
+        options ??= ChartScanOptions.Default;
+        return manifest.Charts.Select(c => c.FullPath is { } path ? ChartScanner.Scan(path, options) : ScanDownloaded(c, downloaded?.Invoke(c), options)).ToList();
+    }
+
+    private static ChartScanResult ScanDownloaded(ManifestChart chart, string? archive, ChartScanOptions options)
+    {
+        if (archive is null)
+        {
+            throw new InvalidOperationException($"chart {chart.Source} must be downloaded before it is scanned");
+        }
+
+        // Messages name the chart by its source, not by the temporary file it was downloaded to.
+        using var stream = new FileStream(archive, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, FileOptions.SequentialScan);
+        return ChartScanner.ScanArchive(stream, chart.Source.ToString(), options, out _);
     }
 }

@@ -24,14 +24,17 @@ public sealed record ManifestImage
     public required int Line { get; init; }
 }
 
-/// <summary>A chart listed in the platform manifest.</summary>
+/// <summary>A chart listed in the platform manifest: a local <c>path</c>, an OCI <c>ref</c> or a Helm repository's <c>repo</c> + <c>name</c> + <c>version</c>.</summary>
 public sealed record ManifestChart
 {
-    /// <summary>The path as written in the manifest.</summary>
-    public required string Path { get; init; }
+    /// <summary>Where the chart comes from.</summary>
+    public required ChartSources.ChartSource Source { get; init; }
 
-    /// <summary>Absolute path (relative paths are resolved against the manifest's directory).</summary>
-    public required string FullPath { get; init; }
+    /// <summary>The path as written in the manifest; null for a chart from a registry or repository.</summary>
+    public string? Path => (Source as ChartSources.LocalChartSource)?.Path;
+
+    /// <summary>Absolute path (relative paths are resolved against the manifest's directory); null for a chart from a registry or repository.</summary>
+    public string? FullPath => (Source as ChartSources.LocalChartSource)?.FullPath;
 
     public required int Index { get; init; }
 
@@ -50,7 +53,7 @@ public sealed class PlatformManifest
 
     private static readonly string[] TopLevelKeys = ["apiVersion", "kind", "name", "version", "source", "platforms", "images", "charts", "registryMirrors"];
     private static readonly string[] ImageKeys = ["name", "ref", "tag", "digest", "values"];
-    private static readonly string[] ChartKeys = ["path"];
+    private static readonly string[] ChartKeys = ["path", "ref", "repo", "name", "version"];
 
     private PlatformManifest(string fileName, string baseDirectory, string name, string version, string source, IReadOnlyList<Oci.Platform> platforms, IReadOnlyList<ManifestImage> images, IReadOnlyList<ManifestChart> charts, Registry.RegistryMirrors mirrors)
     {
@@ -503,7 +506,7 @@ public sealed class PlatformManifest
 
             if (node is not YSequence sequence)
             {
-                Add(node, "charts", $"expected a sequence of {{path: ...}} mappings, got a {node.KindName}");
+                Add(node, "charts", $"expected a sequence of {{path: ...}}, {{ref: oci://...}} or {{repo: https://..., name: ..., version: ...}} mappings, got a {node.KindName}");
                 return result;
             }
 
@@ -513,49 +516,127 @@ public sealed class PlatformManifest
                 var field = FormattableString.Invariant($"charts[{i}]");
                 if (sequence.Items[i] is not YMapping item)
                 {
-                    Add(sequence.Items[i], field, $"expected a mapping with 'path', got a {sequence.Items[i].KindName}");
+                    Add(sequence.Items[i], field, $"expected a mapping with 'path', 'ref' or 'repo', got a {sequence.Items[i].KindName}");
                     continue;
                 }
 
                 CheckKeys(item, field, ChartKeys);
-                var path = RequiredString(item, field, "path");
-                if (path is null)
+                var source = ReadChartSource(item, field);
+                if (source is null)
                 {
                     continue;
                 }
 
-                var pathNode = item.Get("path")!;
-                var full = System.IO.Path.GetFullPath(System.IO.Path.Combine(baseDirectory, path));
-                if (Directory.Exists(full))
+                var key = source is ChartSources.LocalChartSource local ? local.FullPath : source.ToString();
+                if (seen.TryGetValue(key, out var firstLine))
                 {
-                    if (!File.Exists(System.IO.Path.Combine(full, "Chart.yaml")))
-                    {
-                        Add(pathNode, $"{field}.path", $"'{path}' is a directory without Chart.yaml");
-                        continue;
-                    }
-                }
-                else if (!File.Exists(full))
-                {
-                    Add(pathNode, $"{field}.path", $"chart '{path}' does not exist (resolved to {full})");
-                    continue;
-                }
-                else if (!full.EndsWith(".tgz", StringComparison.OrdinalIgnoreCase) && !full.EndsWith(".tar.gz", StringComparison.OrdinalIgnoreCase))
-                {
-                    Add(pathNode, $"{field}.path", $"'{path}' is neither a chart directory nor a .tgz chart archive");
+                    Add(item, field, FormattableString.Invariant($"duplicate chart '{source}' (already listed at line {firstLine})"));
                     continue;
                 }
 
-                if (seen.TryGetValue(full, out var firstLine))
-                {
-                    Add(pathNode, $"{field}.path", FormattableString.Invariant($"duplicate chart '{path}' (already listed at line {firstLine})"));
-                    continue;
-                }
-
-                seen[full] = item.Line;
-                result.Add(new ManifestChart { Path = path, FullPath = full, Index = i, Line = item.Line });
+                seen[key] = item.Line;
+                result.Add(new ManifestChart { Source = source, Index = i, Line = item.Line });
             }
 
             return result;
+        }
+
+        private ChartSources.ChartSource? ReadChartSource(YMapping item, string field)
+        {
+            var given = new[] { "path", "ref", "repo" }.Where(item.ContainsKey).ToList();
+            if (given.Count != 1)
+            {
+                Add(item, field, given.Count == 0
+                    ? "needs 'path' (a local chart), 'ref' (oci://host/path/chart:version) or 'repo' (a Helm repository URL, with 'name' and 'version')"
+                    : $"has both {string.Join(" and ", given.Select(g => $"'{g}'"))}; use exactly one");
+                return null;
+            }
+
+            if (given[0] != "repo" && (item.ContainsKey("name") || item.ContainsKey("version")))
+            {
+                Add(item.Get("name") ?? item.Get("version")!, field, $"'name' and 'version' go with 'repo'; with '{given[0]}' {(given[0] == "ref" ? "write the version as the tag (oci://host/path/chart:version)" : "the chart's own Chart.yaml names it")}");
+                return null;
+            }
+
+            switch (given[0])
+            {
+                case "ref":
+                {
+                    var text = RequiredString(item, field, "ref");
+                    if (text is null)
+                    {
+                        return null;
+                    }
+
+                    if (!ChartSources.OciChartSource.TryParse(text, out var oci, out var error))
+                    {
+                        Add(item.Get("ref")!, $"{field}.ref", error);
+                        return null;
+                    }
+
+                    return oci;
+                }
+
+                case "repo":
+                {
+                    var text = RequiredString(item, field, "repo");
+                    var name = RequiredString(item, field, "name");
+                    var version = RequiredString(item, field, "version");
+                    if (text is null || name is null || version is null)
+                    {
+                        return null;
+                    }
+
+                    if (!ChartSources.HelmRepositoryChartSource.TryParseRepository(text, out var repository, out var error))
+                    {
+                        Add(item.Get("repo")!, $"{field}.repo", error);
+                        return null;
+                    }
+
+                    if (name.Contains('/', StringComparison.Ordinal) || name.Any(char.IsWhiteSpace))
+                    {
+                        Add(item.Get("name")!, $"{field}.name", $"'{name}' is not a chart name (the name as index.yaml lists it, e.g. openlm)");
+                        return null;
+                    }
+
+                    return new ChartSources.HelmRepositoryChartSource(repository, name, version);
+                }
+
+                default:
+                    return ReadLocalChart(item, field);
+            }
+        }
+
+        private ChartSources.LocalChartSource? ReadLocalChart(YMapping item, string field)
+        {
+            var path = RequiredString(item, field, "path");
+            if (path is null)
+            {
+                return null;
+            }
+
+            var pathNode = item.Get("path")!;
+            var full = System.IO.Path.GetFullPath(System.IO.Path.Combine(baseDirectory, path));
+            if (Directory.Exists(full))
+            {
+                if (!File.Exists(System.IO.Path.Combine(full, "Chart.yaml")))
+                {
+                    Add(pathNode, $"{field}.path", $"'{path}' is a directory without Chart.yaml");
+                    return null;
+                }
+            }
+            else if (!File.Exists(full))
+            {
+                Add(pathNode, $"{field}.path", $"chart '{path}' does not exist (resolved to {full})");
+                return null;
+            }
+            else if (!full.EndsWith(".tgz", StringComparison.OrdinalIgnoreCase) && !full.EndsWith(".tar.gz", StringComparison.OrdinalIgnoreCase))
+            {
+                Add(pathNode, $"{field}.path", $"'{path}' is neither a chart directory nor a .tgz chart archive");
+                return null;
+            }
+
+            return new ChartSources.LocalChartSource(path, full);
         }
 
         private void CheckKeys(YMapping mapping, string field, string[] allowed)
