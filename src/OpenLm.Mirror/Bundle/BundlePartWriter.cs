@@ -75,13 +75,7 @@ internal sealed class BundlePartWriter : Stream, IFileRangeTarget
             await file.FlushAsync(ct).ConfigureAwait(false);
             var at = file.Position;
             var from = sourceOffset;
-            await Task.Run(
-                () =>
-                {
-                    FileRangeCopy.Copy(source, from, file.SafeFileHandle, at, n, progress);
-                    FileRangeCopy.StartWriteback(file.SafeFileHandle, at, n);
-                },
-                ct).ConfigureAwait(false);
+            await Task.Run(() => FileRangeCopy.Copy(source, from, file.SafeFileHandle, at, n, progress), ct).ConfigureAwait(false);
             file.Position = at + n;
             sourceOffset += n;
             length -= n;

@@ -17,13 +17,7 @@ internal sealed class FileStreamRangeTarget(FileStream file) : IFileRangeTarget
     {
         await file.FlushAsync(ct).ConfigureAwait(false);
         var at = file.Position;
-        await Task.Run(
-            () =>
-            {
-                FileRangeCopy.Copy(source, sourceOffset, file.SafeFileHandle, at, length, progress);
-                FileRangeCopy.StartWriteback(file.SafeFileHandle, at, length);
-            },
-            ct).ConfigureAwait(false);
+        await Task.Run(() => FileRangeCopy.Copy(source, sourceOffset, file.SafeFileHandle, at, length, progress), ct).ConfigureAwait(false);
         file.Position = at + length;
     }
 }

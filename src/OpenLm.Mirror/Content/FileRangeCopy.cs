@@ -159,41 +159,6 @@ public static class FileRangeCopy
         }
     }
 
-    /// <summary>
-    /// Asks the kernel to start writing a just-written range of <paramref name="file"/> to disk now (Linux
-    /// <c>sync_file_range</c> with <c>SYNC_FILE_RANGE_WRITE</c>: it does not wait), so a final fsync finds little left and
-    /// the disk works while the writer goes on. Durability still comes from that fsync; elsewhere, or on any error, nothing.
-    /// </summary>
-    public static void StartWriteback(SafeFileHandle file, long offset, long length)
-    {
-        ArgumentNullException.ThrowIfNull(file);
-        if (s_writebackUnavailable || length <= 0)
-        {
-            return;
-        }
-
-        try
-        {
-            _ = SyncFileRange(file, offset, length, SyncFileRangeWrite);
-        }
-        catch (EntryPointNotFoundException)
-        {
-            s_writebackUnavailable = true;
-        }
-        catch (DllNotFoundException)
-        {
-            s_writebackUnavailable = true;
-        }
-    }
-
-    private const uint SyncFileRangeWrite = 2;
-
-    private static volatile bool s_writebackUnavailable = !OperatingSystem.IsLinux();
-
-    [DllImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int SyncFileRange(SafeFileHandle fd, long offset, long nbytes, uint flags);
-
     [DllImport("libc", EntryPoint = "copy_file_range", SetLastError = true)]
     [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     private static extern nint CopyFileRange(SafeFileHandle fdIn, ref long offIn, SafeFileHandle fdOut, ref long offOut, nuint length, uint flags);
