@@ -42,10 +42,6 @@ BUNDLE_BYTES=$(stat -c %s "$WORK/bundle.tar")
 # Every blob of the lock GET from the source registry in parallel (4 at a time) to /dev/null; sha256 of the exported
 # bundle from the page cache; a write of the same number of bytes to this disk with fsync.
 echo "== export floor: parallel GET to /dev/null, sha256, disk write"
-py 'import json,sys
-lock=json.load(open(sys.argv[1]))
-for b in lock["blobs"]:
-    print(b["digest"])' "$WORK/lock.json" > "$WORK/blob-digests.txt"
 sync; start=$(date +%s.%N)
 # The blob URLs per repository come from the manifests (Distribution serves a blob only through a repository
 # that links it); fetching those small documents is part of this floor, as it is part of an export.
