@@ -39,6 +39,7 @@ fresh_cache; timed split "$MIRROR" export --plain-http --lock "$WORK/lock-next.j
 DELTA_BYTES=$(stat -c %s "$WORK/next-delta.tar")
 FULL_BYTES=$(stat -c %s "$WORK/next-full.tar")
 
+if [[ -z ${BENCH_ONLY:-} ]]; then
 start_registry "$WORK/reg-up-full" UP_FULL
 start_registry "$WORK/reg-up-delta" UP_DELTA
 "$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$UP_DELTA/openlm" --plain-http >/dev/null || { echo "bench: import of N failed" >&2; exit 1; }
@@ -47,6 +48,7 @@ timed import_full "$MIRROR" import "$WORK/next-full.tar" --key "$WORK/bench.pub"
 timed import_delta "$MIRROR" import "$WORK/next-delta.tar" --key "$WORK/bench.pub" --to "$UP_DELTA/openlm" --plain-http
 start_registry "$WORK/reg-up-empty" UP_EMPTY
 timed import_fresh "$MIRROR" import "$WORK/next-full.tar" --key "$WORK/bench.pub" --to "$UP_EMPTY/openlm" --plain-http
+fi
 
 echo
 echo "== upgrade results (${MB} MiB platform, 4 of 16 images new: $((NEW_BYTES / 1048576)) MiB of new unique bytes)"
@@ -56,6 +58,9 @@ printf '%-52s %12s %10s\n' "delta bundle / full bundle" "$(py "print(f'{$DELTA_B
 printf '%-52s %12s %10s\n' "full export of N+1, warm cache (s)" "$T_full" "$((M_full / 1024))"
 printf '%-52s %12s %10s\n' "delta export of N+1 over N's lock (s)" "$T_delta" "$((M_delta / 1024))"
 printf '%-52s %12s %10s\n' "full export in 64 MiB parts (s), overhead" "$T_split $(py "print(f'{($T_split / $T_full - 1) * 100:+.1f}%')")" "$((M_split / 1024))"
+printf '%-52s %12s %10s\n' "delta export / full export" "$(py "print(f'{$T_delta / $T_full:.2f}')")" "-"
+if [[ -z ${BENCH_ONLY:-} ]]; then
 printf '%-52s %12s %10s\n' "import of the full N+1 into an empty registry (s)" "$T_import_fresh" "$((M_import_fresh / 1024))"
 printf '%-52s %12s %10s\n' "import of the full N+1 over N (s)" "$T_import_full" "$((M_import_full / 1024))"
 printf '%-52s %12s %10s\n' "base check + import of the delta over N (s)" "$T_import_delta" "$((M_import_delta / 1024))"
+fi

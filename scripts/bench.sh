@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: openlm-mirror against skopeo on the same synthetic platform, same run.
 # Prints wall times, the ratio and peak RSS. Size with BENCH_MB (default 1024) and BENCH_IMAGES (16).
+# BENCH_ONLY=export keeps only the export-side rows (skopeo to dir: as the reference, export, split, delta) while
+# iterating on the export path; the default runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -9,6 +11,8 @@ source scripts/lib/registry-process.sh
 MB=${BENCH_MB:-1024}
 IMAGES=${BENCH_IMAGES:-16}
 WORK=${BENCH_WORK:-$ROOT/.work/bench}
+ONLY=${BENCH_ONLY:-}
+[[ -z $ONLY || $ONLY == export ]] || { echo "bench: BENCH_ONLY must be empty or 'export', not '$ONLY'" >&2; exit 2; }
 
 for tool in docker-registry skopeo curl python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench: missing $tool (run scripts/install-deps.sh)" >&2; exit 1; }
@@ -71,6 +75,7 @@ run_once() {
 printf '%s\n' "${REFS[@]/#/$SRC/}" > "$WORK/images.txt"
 echo "== registry -> layout"
 run_all skopeo_dir skopeo copy -q --all --preserve-digests --src-tls-verify=false "docker://$SRC/{}" "dir:$WORK/skopeo-dir/{n}"
+if [[ -z $ONLY ]]; then
 run_all ours_layout_each "$MIRROR" copy --plain-http "$SRC/{}" "oci:$WORK/ours-layout-each"
 run_once ours_layout "$MIRROR" copy --plain-http --images-from "$WORK/images.txt" "oci:$WORK/ours-layout"
 echo "== registry -> registry"
@@ -89,13 +94,14 @@ row "registry->registry, one run" "$T_ours_registry" "$T_skopeo_registry" "$M_ou
 row "registry->registry, one process per image" "$T_ours_registry_each" "$T_skopeo_registry" "$M_ours_registry_each"
 echo "skopeo peak RSS (MiB): dir $((M_skopeo_dir / 1024)), registry $((M_skopeo_registry / 1024))"
 echo "on disk: ours layout $(du -sm "$WORK/ours-layout" | cut -f1) MiB (every blob once), skopeo dir: $(du -sm "$WORK/skopeo-dir" | cut -f1) MiB"
+fi
 if [[ -x scripts/bench-bundle.sh ]]; then
-  SRC="$SRC" WORK="$WORK" MIRROR="$MIRROR" PLATFORM_JSON="$WORK/platform.json" T_skopeo_dir="$T_skopeo_dir" bash scripts/bench-bundle.sh
+  BENCH_ONLY="$ONLY" SRC="$SRC" WORK="$WORK" MIRROR="$MIRROR" PLATFORM_JSON="$WORK/platform.json" T_skopeo_dir="$T_skopeo_dir" bash scripts/bench-bundle.sh
 fi
 if [[ -x scripts/bench-upgrade.sh && -f "$WORK/lock.json" && -d "$WORK/export-cache" ]]; then
-  SRC="$SRC" WORK="$WORK" MIRROR="$MIRROR" MB="$MB" bash scripts/bench-upgrade.sh
+  BENCH_ONLY="$ONLY" SRC="$SRC" WORK="$WORK" MIRROR="$MIRROR" MB="$MB" bash scripts/bench-upgrade.sh
 fi
-if [[ -x scripts/bench-serve.sh && -f "$WORK/bundle.tar" ]]; then
+if [[ -z $ONLY && -x scripts/bench-serve.sh && -f "$WORK/bundle.tar" ]]; then
   echo
   echo "== serve: the export's bundle to ${BENCH_CLIENTS:-8} parallel clients"
   BUNDLE="$WORK/bundle.tar" BUNDLE_KEY="$WORK/bench.pub" MIRROR="$MIRROR" bash scripts/bench-serve.sh

@@ -1,23 +1,30 @@
+using System.Buffers;
 using System.Security.Cryptography;
+using Microsoft.Win32.SafeHandles;
+using OpenLm.Mirror.Content;
 using OpenLm.Mirror.Errors;
 
 namespace OpenLm.Mirror.Bundle;
 
 /// <summary>
 /// The write side of split parts: a write-only stream that lays the bundle's bytes into <c>NAME.001.partial-…</c>,
-/// <c>NAME.002.partial-…</c>, … at the sizes of a precomputed table, hashing each part as it goes (part 1 from the body
-/// offset on), and renames them all only when complete.
+/// <c>NAME.002.partial-…</c>, … at the sizes of a precomputed table, and renames them all only when complete. Blob
+/// data can also arrive as file ranges (<see cref="CopyFromFile"/>: in-kernel, no user-space copy). Each finished part
+/// is hashed (part 1 from the body offset on) and flushed to disk by a background task while the next part is written:
+/// it reads the part back from the page cache, so hashing overlaps the writing instead of following it.
 /// </summary>
-internal sealed class BundlePartWriter : Stream
+internal sealed class BundlePartWriter : Stream, IFileRangeTarget
 {
+    private const int HashBufferSize = 1 << 20;
+
     private readonly string _baseName;
     private readonly IReadOnlyList<BundlePart> _layout;
     private readonly long _bodyOffset;
     private readonly string _suffix = $".partial-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
     private readonly List<string> _temps = [];
-    private readonly List<string> _hashes = [];
+    private readonly List<Task<string>> _hashes = [];
     private FileStream? _file;
-    private IncrementalHash? _hash;
+    private Task _previous = Task.CompletedTask;
     private int _part;
     private long _position;
 
@@ -42,15 +49,38 @@ internal sealed class BundlePartWriter : Stream
         set => throw new NotSupportedException();
     }
 
-    /// <summary>The table with the hashes of the parts written; only once every byte of the layout arrived.</summary>
-    public IReadOnlyList<BundlePart> Completed()
+    /// <summary>The table with the hashes of the parts written; only once every byte of the layout arrived (waits for the hashing).</summary>
+    public async Task<IReadOnlyList<BundlePart>> CompletedAsync()
     {
         if (_part != _layout.Count || _file is not null)
         {
             throw new InvalidOperationException($"split writer finished at byte {_position} in part {_part} of {_layout.Count}");
         }
 
-        return _layout.Select((p, i) => p with { Sha256 = _hashes[i] }).ToList();
+        var hashes = await Task.WhenAll(_hashes).ConfigureAwait(false);
+        return _layout.Select((p, i) => p with { Sha256 = hashes[i] }).ToList();
+    }
+
+    /// <summary>
+    /// Appends <paramref name="length"/> bytes of <paramref name="source"/> from <paramref name="sourceOffset"/>, split
+    /// across parts where a part ends, each piece copied file to file (see <see cref="FileRangeCopy"/>).
+    /// </summary>
+    public async Task CopyFromFileAsync(SafeFileHandle source, long sourceOffset, long length, Action<long>? progress, CancellationToken ct)
+    {
+        while (length > 0)
+        {
+            ct.ThrowIfCancellationRequested();
+            var n = Take(length);
+            var file = _file!;
+            await file.FlushAsync(ct).ConfigureAwait(false);
+            var at = file.Position;
+            var from = sourceOffset;
+            await Task.Run(() => FileRangeCopy.Copy(source, from, file.SafeFileHandle, at, n, progress), ct).ConfigureAwait(false);
+            file.Position = at + n;
+            sourceOffset += n;
+            length -= n;
+            Advance(n);
+        }
     }
 
     /// <summary>Overwrites the head region of part 1 (its bytes before the body offset, which its hash does not cover).</summary>
@@ -61,6 +91,8 @@ internal sealed class BundlePartWriter : Stream
             throw new InvalidOperationException($"the signed head is {head.Length} bytes, the part table reserved {_bodyOffset}");
         }
 
+        // Part 1's background task is done with the file first (it holds it open while hashing and flushing).
+        await Task.WhenAll(_hashes).ConfigureAwait(false);
         var file = new FileStream(_temps[0], FileMode.Open, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
         await using (file.ConfigureAwait(false))
         {
@@ -98,9 +130,8 @@ internal sealed class BundlePartWriter : Stream
     {
         while (buffer.Length > 0)
         {
-            var n = Take(buffer.Length);
+            var n = (int)Take(buffer.Length);
             _file!.Write(buffer[..n]);
-            Hash(buffer[..n]);
             buffer = buffer[n..];
             Advance(n);
         }
@@ -113,9 +144,8 @@ internal sealed class BundlePartWriter : Stream
     {
         while (buffer.Length > 0)
         {
-            var n = Take(buffer.Length);
+            var n = (int)Take(buffer.Length);
             await _file!.WriteAsync(buffer[..n], cancellationToken).ConfigureAwait(false);
-            Hash(buffer.Span[..n]);
             buffer = buffer[n..];
             Advance(n);
         }
@@ -138,7 +168,17 @@ internal sealed class BundlePartWriter : Stream
         {
             _file?.Dispose();
             _file = null;
-            _hash?.Dispose();
+
+            // Background tasks still reading a part (a failed write) finish before their files go.
+            try
+            {
+                Task.WhenAll(_hashes).Wait();
+            }
+            catch (AggregateException)
+            {
+                // The write already failed or the parts are being discarded: their hashing errors do not matter.
+            }
+
             foreach (var temp in _temps)
             {
                 try
@@ -155,7 +195,7 @@ internal sealed class BundlePartWriter : Stream
     }
 
     /// <summary>How many of <paramref name="wanted"/> bytes fit in the current part; opens the next part when needed.</summary>
-    private int Take(int wanted)
+    private long Take(long wanted)
     {
         if (_file is null)
         {
@@ -167,7 +207,7 @@ internal sealed class BundlePartWriter : Stream
             var temp = BundlePartSet.PartPath(_baseName, _part + 1) + _suffix;
             try
             {
-                _file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                _file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous);
             }
             catch (IOException ex)
             {
@@ -175,33 +215,65 @@ internal sealed class BundlePartWriter : Stream
             }
 
             _temps.Add(temp);
-            _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         }
 
         var part = _layout[_part];
-        return (int)Math.Min(wanted, part.Offset + part.Size - _position);
+        return Math.Min(wanted, part.Offset + part.Size - _position);
     }
 
-    private void Hash(ReadOnlySpan<byte> written)
-    {
-        // Part 1's hash starts at the body: the head before it is rewritten once the hashes are known.
-        var skip = (int)Math.Clamp(_bodyOffset - _position, 0, written.Length);
-        _hash!.AppendData(written[skip..]);
-    }
-
-    private void Advance(int n)
+    private void Advance(long n)
     {
         _position += n;
         var part = _layout[_part];
         if (_position == part.Offset + part.Size)
         {
-            _file!.Flush(flushToDisk: true);
-            _file.Dispose();
+            var file = _file!;
             _file = null;
-            _hashes.Add("sha256:" + Convert.ToHexStringLower(_hash!.GetHashAndReset()));
-            _hash.Dispose();
-            _hash = null;
+            file.Flush();
+
+            // Part 1's hash starts at the body: the head before it is rewritten once the hashes are known. One part is
+            // hashed at a time (one buffer), in order, while the writer goes on with the next.
+            var from = _part == 0 ? _bodyOffset : 0;
+            var previous = _previous;
+            var hashing = Task.Run(async () =>
+            {
+                await previous.ConfigureAwait(false);
+                return HashAndClose(file, from, part.Size);
+            });
+            _hashes.Add(hashing);
+            _previous = hashing;
             _part++;
+        }
+    }
+
+    /// <summary>sha256 of the part's bytes from <paramref name="from"/> to <paramref name="length"/>, then fsync and close.</summary>
+    private static string HashAndClose(FileStream file, long from, long length)
+    {
+        using (file)
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var buffer = ArrayPool<byte>.Shared.Rent(HashBufferSize);
+            try
+            {
+                for (var at = from; at < length;)
+                {
+                    var n = RandomAccess.Read(file.SafeFileHandle, buffer.AsSpan(0, (int)Math.Min(HashBufferSize, length - at)), at);
+                    if (n == 0)
+                    {
+                        throw new IOException($"part file '{file.Name}' ended at {at} of its {length} bytes while it was hashed");
+                    }
+
+                    hash.AppendData(buffer, 0, n);
+                    at += n;
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            file.Flush(flushToDisk: true);
+            return "sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset());
         }
     }
 }

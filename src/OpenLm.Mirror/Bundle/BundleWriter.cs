@@ -91,6 +91,7 @@ public static class BundleWriter
         }
 
         var completed = await CompleteManifestAsync(layout, graph, manifest, indexBytes, key, options, omitted, cancellationToken).ConfigureAwait(false);
+        // Uncompressed, every config and layer entry's data starts on a 4 KiB boundary (see TarHeaders.AlignedRegularFile).
         var body = new BundleBody(layout, graph, indexBytes, blobs, mtime);
         if (options.SplitSize is not null)
         {
@@ -98,8 +99,9 @@ public static class BundleWriter
         }
 
         var manifestBytes = BundleFormat.SerializeManifest(completed);
-        var head = Head(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes)));
-        var tarBytes = head.Sum(h => TarHeaders.EntryLength(h.Name, h.Bytes.Length)) + body.Length;
+        var signatureBytes = BundleFormat.EncodeSignature(key.Sign(manifestBytes));
+        var headBytes = HeadLength(manifestBytes.Length);
+        var tarBytes = headBytes + body.LengthAt(headBytes);
 
         var temp = $"{output}.partial-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
         try
@@ -111,11 +113,8 @@ public static class BundleWriter
                 var zstd = options.Compression == BundleCompression.Zstd ? new SeekableZstdWriter(file, options.ZstdLevel) : null;
                 try
                 {
-                    var sink = new TarSink(zstd is null ? file : zstd, zstd, mtime, bytesWritten);
-                    foreach (var (name, bytes) in head)
-                    {
-                        await sink.WriteBytesAsync(name, bytes, cancellationToken).ConfigureAwait(false);
-                    }
+                    var sink = new TarSink(zstd is null ? file : zstd, zstd, mtime, bytesWritten) { Files = zstd is null ? new FileStreamRangeTarget(file) : null };
+                    await sink.WriteHeadAsync(manifestBytes, signatureBytes, cancellationToken).ConfigureAwait(false);
 
                     await body.WriteAsync(sink, cancellationToken).ConfigureAwait(false);
                     if (sink.Written != tarBytes)
@@ -182,15 +181,17 @@ public static class BundleWriter
         ArgumentNullException.ThrowIfNull(key);
         var output = Path.GetFullPath(outputPath);
         var head = source.Head;
-        var bodyOffset = HeadLength(head.ManifestBytes.Length);
         var tar = source.OpenTar();
         await using (tar.ConfigureAwait(false))
         {
-            tar.Seek(bodyOffset, SeekOrigin.Begin);
-            var header = new byte[TarHeaders.BlockSize];
-            await tar.ReadExactlyAsync(header, cancellationToken).ConfigureAwait(false);
-            var name = System.Text.Encoding.ASCII.GetString(header, 0, 100).TrimEnd('\0');
-            if (name != BundleFormat.IndexEntry)
+            // A bundle written with a padded head, or one from before the padding.
+            var bodyOffset = HeadLength(head.ManifestBytes.Length);
+            if (!await StartsWithIndexEntryAsync(tar, bodyOffset, cancellationToken).ConfigureAwait(false))
+            {
+                bodyOffset = UnpaddedHeadLength(head.ManifestBytes.Length);
+            }
+
+            if (!await StartsWithIndexEntryAsync(tar, bodyOffset, cancellationToken).ConfigureAwait(false))
             {
                 throw new InputException($"{source.DisplayName}: the tar was rewritten by another tool (no '{BundleFormat.IndexEntry}' header right after the signature entry); export the release again to write it in parts");
             }
@@ -217,10 +218,7 @@ public static class BundleWriter
                 await using (file.ConfigureAwait(false))
                 {
                     var sink = new TarSink(file, null, body.Mtime, bytesWritten);
-                    foreach (var (entry, bytes) in Head(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes))))
-                    {
-                        await sink.WriteBytesAsync(entry, bytes, cancellationToken).ConfigureAwait(false);
-                    }
+                    await sink.WriteHeadAsync(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes)), cancellationToken).ConfigureAwait(false);
 
                     await body.WriteAsync(sink, cancellationToken).ConfigureAwait(false);
                     await file.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -238,6 +236,19 @@ public static class BundleWriter
         }
     }
 
+    private static async Task<bool> StartsWithIndexEntryAsync(Stream tar, long offset, CancellationToken ct)
+    {
+        if (offset + TarHeaders.BlockSize > tar.Length)
+        {
+            return false;
+        }
+
+        tar.Seek(offset, SeekOrigin.Begin);
+        var header = new byte[TarHeaders.BlockSize];
+        await tar.ReadExactlyAsync(header, ct).ConfigureAwait(false);
+        return System.Text.Encoding.ASCII.GetString(header, 0, 100).TrimEnd('\0') == BundleFormat.IndexEntry;
+    }
+
     /// <summary>The body of an existing, verified bundle, copied unchanged.</summary>
     private sealed class CopiedBody(Stream tar, long length, long indexEntryLength, long mtime) : IBundleBody
     {
@@ -245,21 +256,33 @@ public static class BundleWriter
 
         public long IndexEntryLength => indexEntryLength;
 
-        public long Length => length;
+        // Copied byte for byte after a head that also ends on a 4 KiB boundary: aligned data stays aligned (a body from a
+        // bundle written before heads were padded stays valid tar, its data as unaligned as it was).
+        public long LengthAt(long start) => length;
 
         public Task WriteAsync(TarSink sink, CancellationToken ct) => sink.WriteRawAsync(tar, length, ct);
     }
 
-    /// <summary>The three head entries before <c>index.json</c>.</summary>
-    private static (string Name, byte[] Bytes)[] Head(byte[] manifestBytes, byte[] signatureBytes) =>
-    [
-        (BundleFormat.OciLayoutEntry, System.Text.Encoding.ASCII.GetBytes(BundleFormat.OciLayoutContent)),
-        (BundleFormat.ManifestEntry, manifestBytes),
-        (BundleFormat.SignatureEntry, signatureBytes),
-    ];
+    /// <summary>Where the signature entry's data starts, past a 4 KiB boundary: its one block then ends the head on one.</summary>
+    private const int SignatureResidue = TarHeaders.DataAlignment - TarHeaders.BlockSize;
 
-    /// <summary>Length of the head entries for a manifest of <paramref name="manifestLength"/> bytes (a signature entry is always one block of data).</summary>
-    private static long HeadLength(int manifestLength) =>
+    /// <summary>Configs and layers of at least this size get aligned data; smaller ones are not worth up to 4 KiB of padding.</summary>
+    internal const long AlignmentThreshold = 1 << 20;
+
+    /// <summary>
+    /// Length of the head entries for a manifest of <paramref name="manifestLength"/> bytes (a signature entry is always
+    /// one block of data). The signature entry is padded (a pax comment) so the head ends on a 4 KiB boundary: the body,
+    /// and so every aligned blob in it, then has the same bytes whatever the head holds (a part table or not).
+    /// </summary>
+    private static long HeadLength(int manifestLength)
+    {
+        var beforeSignature = TarHeaders.EntryLength(BundleFormat.OciLayoutEntry, BundleFormat.OciLayoutContent.Length)
+            + TarHeaders.EntryLength(BundleFormat.ManifestEntry, manifestLength);
+        return beforeSignature + TarHeaders.AlignedEntryLength(beforeSignature, TarHeaders.BlockSize, SignatureResidue);
+    }
+
+    /// <summary>The head as bundles written before the 4 KiB alignment have it (no padding): where such a bundle's body starts.</summary>
+    private static long UnpaddedHeadLength(int manifestLength) =>
         TarHeaders.EntryLength(BundleFormat.OciLayoutEntry, BundleFormat.OciLayoutContent.Length)
         + TarHeaders.EntryLength(BundleFormat.ManifestEntry, manifestLength)
         + TarHeaders.EntryLength(BundleFormat.SignatureEntry, TarHeaders.BlockSize);
@@ -298,7 +321,7 @@ public static class BundleWriter
         BundleManifest planned;
         for (var round = 0; ; round++)
         {
-            planned = Planned(headLength + body.Length, headLength);
+            planned = Planned(headLength + body.LengthAt(headLength), headLength);
             var next = HeadLength(BundleFormat.SerializeManifest(planned).Length);
             if (next == headLength)
             {
@@ -330,22 +353,16 @@ public static class BundleWriter
         try
         {
             using var parts = new BundlePartWriter(output, table.Files, headLength);
-            var sink = new TarSink(parts, null, body.Mtime, bytesWritten);
+            var sink = new TarSink(parts, null, body.Mtime, bytesWritten) { Files = parts };
             var provisional = BundleFormat.SerializeManifest(planned);
-            foreach (var (name, bytes) in Head(provisional, BundleFormat.EncodeSignature(key.Sign(provisional))))
-            {
-                await sink.WriteBytesAsync(name, bytes, ct).ConfigureAwait(false);
-            }
+            await sink.WriteHeadAsync(provisional, BundleFormat.EncodeSignature(key.Sign(provisional)), ct).ConfigureAwait(false);
 
             await body.WriteAsync(sink, ct).ConfigureAwait(false);
-            var final = planned with { Parts = table with { Files = parts.Completed() } };
+            var final = planned with { Parts = table with { Files = await parts.CompletedAsync().ConfigureAwait(false) } };
             var manifestBytes = BundleFormat.SerializeManifest(final);
             var headBytes = new MemoryStream();
             var headSink = new TarSink(headBytes, null, body.Mtime, null);
-            foreach (var (name, bytes) in Head(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes))))
-            {
-                await headSink.WriteBytesAsync(name, bytes, ct).ConfigureAwait(false);
-            }
+            await headSink.WriteHeadAsync(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes)), ct).ConfigureAwait(false);
 
             await parts.RewriteHeadAsync(headBytes.ToArray(), ct).ConfigureAwait(false);
             var files = parts.Commit(options.Overwrite);
@@ -372,22 +389,35 @@ public static class BundleWriter
 
         long IndexEntryLength { get; }
 
-        long Length { get; }
+        /// <summary>Bytes of the body when it starts at tar offset <paramref name="start"/> (aligned entries depend on where they fall).</summary>
+        long LengthAt(long start);
 
         Task WriteAsync(TarSink sink, CancellationToken ct);
     }
 
-    /// <summary>Everything after the signature entry: index.json, manifests parents first, configs and layers, the end-of-archive marker.</summary>
+    /// <summary>
+    /// Everything after the signature entry: index.json, manifests parents first, configs and layers, the end-of-archive
+    /// marker. Config and layer data of <see cref="AlignmentThreshold"/> bytes or more start on <see cref="TarHeaders.DataAlignment"/>
+    /// boundaries (the body itself starts on one). Where the sink takes file ranges, each config and layer goes from the cache's file to the bundle in the
+    /// kernel: a blob this layout instance verified as it pulled it is not hashed again; any other (kept from an earlier
+    /// run) is hashed from its file while it is copied, and a mismatch fails the write before anything is committed.
+    /// </summary>
     private sealed class BundleBody(OciLayoutStore layout, BundleGraph graph, byte[] indexBytes, IReadOnlyList<Descriptor> blobs, long mtime) : IBundleBody
     {
         public long Mtime => mtime;
 
         public long IndexEntryLength => TarHeaders.EntryLength(BundleFormat.IndexEntry, indexBytes.Length);
 
-        public long Length => IndexEntryLength
-            + graph.Manifests.Sum(m => TarHeaders.EntryLength(BlobName(m.Descriptor.Digest), m.Descriptor.Size))
-            + blobs.Sum(b => TarHeaders.EntryLength(BlobName(b.Digest), b.Size))
-            + TarHeaders.EndOfArchive.Length;
+        public long LengthAt(long start)
+        {
+            var offset = start + IndexEntryLength + graph.Manifests.Sum(m => TarHeaders.EntryLength(BlobName(m.Descriptor.Digest), m.Descriptor.Size));
+            foreach (var blob in blobs)
+            {
+                offset += Aligned(blob) ? TarHeaders.AlignedEntryLength(offset, blob.Size) : TarHeaders.EntryLength(BlobName(blob.Digest), blob.Size);
+            }
+
+            return offset + TarHeaders.EndOfArchive.Length - start;
+        }
 
         public async Task WriteAsync(TarSink sink, CancellationToken ct)
         {
@@ -399,14 +429,72 @@ public static class BundleWriter
 
             foreach (var blob in blobs)
             {
+                if (sink.Files is not null)
+                {
+                    using var file = layout.OpenBlobFile(blob);
+                    var check = layout.VerifiedByThisInstance(blob) ? null : Task.Run(() => VerifyFile(file, blob, layout.DisplayName), ct);
+                    try
+                    {
+                        await sink.CopyFileAsync(BlobName(blob.Digest), blob, file, Aligned(blob), layout.DisplayName, ct).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        if (check is not null)
+                        {
+                            await check.ConfigureAwait(false);
+                        }
+                    }
+
+                    continue;
+                }
+
                 var source = await layout.FetchAsync(blob, ct).ConfigureAwait(false);
                 await using (source.ConfigureAwait(false))
                 {
-                    await sink.WriteStreamAsync(BlobName(blob.Digest), blob, source, layout.DisplayName, ct).ConfigureAwait(false);
+                    await sink.WriteStreamAsync(BlobName(blob.Digest), blob, source, layout.DisplayName, Aligned(blob), ct).ConfigureAwait(false);
                 }
             }
 
             await sink.FinishAsync(ct).ConfigureAwait(false);
+        }
+
+        private static bool Aligned(Descriptor blob) => blob.Size >= AlignmentThreshold;
+
+        /// <summary>Hashes a stored blob's file (size and digest) as the verifying stream would, reading it positionally.</summary>
+        private static void VerifyFile(Microsoft.Win32.SafeHandles.SafeFileHandle file, Descriptor blob, string sourceName)
+        {
+            var length = RandomAccess.GetLength(file);
+            if (length != blob.Size)
+            {
+                throw new IntegrityException($"{sourceName}: blob {blob.Digest} is {length} bytes, but {blob.Size} are declared");
+            }
+
+            using var hash = IncrementalHash.CreateHash(blob.Digest.HashAlgorithm);
+            var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
+            try
+            {
+                for (long at = 0; at < length;)
+                {
+                    var n = RandomAccess.Read(file, buffer.AsSpan(0, (int)Math.Min(CopyBufferSize, length - at)), at);
+                    if (n == 0)
+                    {
+                        throw new IntegrityException($"{sourceName}: blob {blob.Digest} ended after {at} of {blob.Size} bytes");
+                    }
+
+                    hash.AppendData(buffer, 0, n);
+                    at += n;
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (actual != blob.Digest.Hex)
+            {
+                throw new IntegrityException($"{sourceName} blob {blob.Digest}: digest mismatch: expected {blob.Digest}, content hashes to {blob.Digest.Algorithm}:{actual} (the stored file is damaged: delete it and export again)");
+            }
         }
     }
 
@@ -584,6 +672,26 @@ public static class BundleWriter
 
         public long Written { get; private set; }
 
+        /// <summary>The output, when blob data can be copied into it from files (uncompressed only).</summary>
+        public IFileRangeTarget? Files { get; init; }
+
+        /// <summary>The three head entries before <c>index.json</c>; the signature entry is padded so the head ends on a 4 KiB boundary.</summary>
+        public async Task WriteHeadAsync(byte[] manifestBytes, byte[] signatureBytes, CancellationToken ct)
+        {
+            await WriteBytesAsync(BundleFormat.OciLayoutEntry, System.Text.Encoding.ASCII.GetBytes(BundleFormat.OciLayoutContent), ct).ConfigureAwait(false);
+            await WriteBytesAsync(BundleFormat.ManifestEntry, manifestBytes, ct).ConfigureAwait(false);
+            if (signatureBytes.Length is 0 or > TarHeaders.BlockSize)
+            {
+                throw new InvalidOperationException($"a bundle signature fits one {TarHeaders.BlockSize}-byte block; this one is {signatureBytes.Length} bytes");
+            }
+
+            await StartEntryAsync(ct).ConfigureAwait(false);
+            await WriteAsync(TarHeaders.AlignedRegularFile(BundleFormat.SignatureEntry, signatureBytes.Length, mtime, Written, SignatureResidue), ct).ConfigureAwait(false);
+            await WriteAsync(signatureBytes, ct).ConfigureAwait(false);
+            await PadAsync(signatureBytes.Length, ct).ConfigureAwait(false);
+            progress?.Report(Written);
+        }
+
         public async Task WriteBytesAsync(string name, byte[] bytes, CancellationToken ct)
         {
             await StartEntryAsync(ct).ConfigureAwait(false);
@@ -593,10 +701,10 @@ public static class BundleWriter
             progress?.Report(Written);
         }
 
-        public async Task WriteStreamAsync(string name, Descriptor descriptor, Stream source, string sourceName, CancellationToken ct)
+        public async Task WriteStreamAsync(string name, Descriptor descriptor, Stream source, string sourceName, bool aligned, CancellationToken ct)
         {
             await StartEntryAsync(ct).ConfigureAwait(false);
-            await WriteAsync(TarHeaders.RegularFile(name, descriptor.Size, mtime), ct).ConfigureAwait(false);
+            await WriteAsync(Header(name, descriptor.Size, aligned), ct).ConfigureAwait(false);
             var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
             try
             {
@@ -624,6 +732,39 @@ public static class BundleWriter
             finally
             {
                 ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            await PadAsync(descriptor.Size, ct).ConfigureAwait(false);
+            progress?.Report(Written);
+        }
+
+        /// <summary>One entry whose data is <paramref name="source"/>'s whole file, copied by <see cref="Files"/>.</summary>
+        public async Task CopyFileAsync(string name, Descriptor descriptor, Microsoft.Win32.SafeHandles.SafeFileHandle source, bool aligned, string sourceName, CancellationToken ct)
+        {
+            var files = Files ?? throw new InvalidOperationException("this bundle output takes no file ranges");
+            await WriteAsync(Header(name, descriptor.Size, aligned), ct).ConfigureAwait(false);
+            var start = Written;
+            try
+            {
+                await files.CopyFromFileAsync(
+                    source,
+                    0,
+                    descriptor.Size,
+                    n =>
+                    {
+                        Written += n;
+                        progress?.Report(Written);
+                    },
+                    ct).ConfigureAwait(false);
+            }
+            catch (EndOfStreamException ex)
+            {
+                throw new IntegrityException($"{sourceName}: blob {descriptor.Digest} is shorter than its declared {descriptor.Size} bytes", ex);
+            }
+
+            if (Written != start + descriptor.Size)
+            {
+                throw new InvalidOperationException($"copied {Written - start} bytes of blob {descriptor.Digest}, expected {descriptor.Size}");
             }
 
             await PadAsync(descriptor.Size, ct).ConfigureAwait(false);
@@ -663,6 +804,10 @@ public static class BundleWriter
                 ArrayPool<byte>.Shared.Return(buffer);
             }
         }
+
+        /// <summary>The header(s) of an entry starting at the current offset.</summary>
+        private byte[] Header(string name, long size, bool aligned) =>
+            aligned ? TarHeaders.AlignedRegularFile(name, size, mtime, Written) : TarHeaders.RegularFile(name, size, mtime);
 
         private ValueTask StartEntryAsync(CancellationToken ct) => frames?.EndFrameAsync(ct) ?? ValueTask.CompletedTask;
 

@@ -6,7 +6,9 @@ namespace OpenLm.Mirror.Bundle;
 /// <summary>
 /// Writes the POSIX tar headers of a bundle byte for byte. Every entry is a plain ustar header (which a pax
 /// reader reads as is); an entry of 8 GiB or more gets one preceding pax <c>x</c> header carrying only
-/// <c>size</c>. Nothing in a header depends on the machine, the user or the clock.
+/// <c>size</c>. An aligned entry (<see cref="AlignedRegularFile"/>) gets one preceding pax <c>x</c> header whose
+/// <c>comment</c> record is sized so the entry's data starts on a <see cref="DataAlignment"/> boundary (plus
+/// <c>size</c> when needed). Nothing in a header depends on the machine, the user or the clock.
 /// </summary>
 internal static class TarHeaders
 {
@@ -27,14 +29,109 @@ internal static class TarHeaders
 
     public static int HeaderLength(long size) => size > MaxUstarSize ? 3 * BlockSize : BlockSize;
 
-    /// <summary>The header block(s) of a regular file (mode 0644, uid/gid 0, empty user and group names).</summary>
-    public static byte[] RegularFile(string name, long size, long mtime)
+    /// <summary>
+    /// Where an aligned entry's data starts: a multiple of this, the block size of the file systems a bundle is written
+    /// on, so its blobs can be cloned (reflink) or copied in-kernel from the cache's files.
+    /// </summary>
+    public const int DataAlignment = 4096;
+
+    /// <summary>The comment value's fixed start; the rest of the record is filler that only sets its length.</summary>
+    public const string AlignmentComment = "openlm-mirror: pads the next entry's data to a 4096-byte boundary";
+
+    /// <summary>
+    /// Length of the header block(s) of an aligned entry whose first header starts at <paramref name="offset"/>: its
+    /// data then starts at an offset that is <paramref name="residue"/> past a <see cref="DataAlignment"/> boundary
+    /// (0: on the boundary).
+    /// </summary>
+    public static int AlignedHeaderLength(long offset, long size, int residue = 0)
+    {
+        if (residue is < 0 or >= DataAlignment || residue % BlockSize != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(residue), $"{residue} is not a block offset inside {DataAlignment} bytes");
+        }
+
+        if (offset % BlockSize != 0)
+        {
+            throw new ArgumentException($"a tar header starts on a {BlockSize}-byte block, not at {offset}", nameof(offset));
+        }
+
+        // Without padding: a plain header (or the 3-block pax size form) already ending on a boundary needs nothing.
+        if ((offset + HeaderLength(size)) % DataAlignment == residue)
+        {
+            return HeaderLength(size);
+        }
+
+        // x header + pax records (whole blocks) + ustar header; the records need one block at least (two with a size).
+        var minimumRecords = size > MaxUstarSize ? 2 : 1;
+        var length = (2 + minimumRecords) * BlockSize;
+        while ((offset + length) % DataAlignment != residue)
+        {
+            length += BlockSize;
+        }
+
+        return length;
+    }
+
+    /// <summary>Bytes an aligned entry occupies when its first header starts at <paramref name="offset"/>.</summary>
+    public static long AlignedEntryLength(long offset, long size, int residue = 0) => AlignedHeaderLength(offset, size, residue) + size + Padding(size);
+
+    /// <summary>
+    /// The header block(s) of a regular file whose first header starts at <paramref name="offset"/>, such that its data
+    /// starts on a <see cref="DataAlignment"/> boundary. A plain reader sees a pax header it may ignore (<c>comment</c>).
+    /// </summary>
+    public static byte[] AlignedRegularFile(string name, long size, long mtime, long offset, int residue = 0)
+    {
+        var length = AlignedHeaderLength(offset, size, residue);
+        if (length == HeaderLength(size))
+        {
+            return RegularFile(name, size, mtime);
+        }
+
+        CheckName(name);
+        var sizeRecord = size > MaxUstarSize ? PaxRecord("size", size.ToString(CultureInfo.InvariantCulture)) : [];
+        var recordsLength = length - (2 * BlockSize);
+        var comment = PaddedRecord("comment", AlignmentComment, recordsLength - sizeRecord.Length);
+        var result = new byte[length];
+        FillUstar(result.AsSpan(0, BlockSize), PaxName(name), recordsLength, mtime, (byte)'x');
+        sizeRecord.CopyTo(result.AsSpan(BlockSize));
+        comment.CopyTo(result.AsSpan(BlockSize + sizeRecord.Length));
+        FillUstar(result.AsSpan(length - BlockSize, BlockSize), name, size > MaxUstarSize ? 0 : size, mtime, (byte)'0');
+        return result;
+    }
+
+    /// <summary>A pax record of exactly <paramref name="length"/> bytes: <paramref name="value"/> followed by spaces.</summary>
+    private static byte[] PaddedRecord(string key, string value, int length)
+    {
+        var digits = length.ToString(CultureInfo.InvariantCulture).Length;
+        var fill = length - digits - key.Length - value.Length - 3; // "<len> key=value<fill>\n"
+        if (fill < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(length), $"a {key} record cannot be as short as {length} bytes");
+        }
+
+        var record = Encoding.ASCII.GetBytes($"{length} {key}={value}{new string(' ', fill)}\n");
+        if (record.Length != length)
+        {
+            throw new InvalidOperationException($"pax record is {record.Length} bytes, not {length}");
+        }
+
+        return record;
+    }
+
+    private static string PaxName(string name) => ("PaxHeaders.0/" + name)[..Math.Min(NameLength, 13 + name.Length)];
+
+    private static void CheckName(string name)
     {
         if (Encoding.ASCII.GetByteCount(name) != name.Length || name.Length > NameLength || name.Length == 0)
         {
             throw new ArgumentException($"tar entry name '{name}' must be 1 to {NameLength} ASCII characters", nameof(name));
         }
+    }
 
+    /// <summary>The header block(s) of a regular file (mode 0644, uid/gid 0, empty user and group names).</summary>
+    public static byte[] RegularFile(string name, long size, long mtime)
+    {
+        CheckName(name);
         ArgumentOutOfRangeException.ThrowIfNegative(size);
         ArgumentOutOfRangeException.ThrowIfNegative(mtime);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(mtime, BundleFormat.MaxTarTime);
@@ -48,9 +145,8 @@ internal static class TarHeaders
 
         // pax extended header with the size record; the ustar size field then holds 0.
         var record = PaxRecord("size", size.ToString(CultureInfo.InvariantCulture));
-        var paxName = ("PaxHeaders.0/" + name)[..Math.Min(NameLength, 13 + name.Length)];
         var result = new byte[3 * BlockSize];
-        FillUstar(result.AsSpan(0, BlockSize), paxName, record.Length, mtime, (byte)'x');
+        FillUstar(result.AsSpan(0, BlockSize), PaxName(name), record.Length, mtime, (byte)'x');
         record.CopyTo(result.AsSpan(BlockSize));
         FillUstar(result.AsSpan(2 * BlockSize, BlockSize), name, 0, mtime, (byte)'0');
         return result;

@@ -20,6 +20,9 @@ public sealed class OciLayoutStore : ITarget
     private static readonly JsonSerializerOptions IndexJson = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, TypeInfoResolver = MirrorJsonContext.Resolver };
     private readonly SemaphoreSlim _indexLock = new(1, 1);
 
+    /// <summary>Blobs this instance hashed and committed itself (not ones it found already stored): size and file time at the commit.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Digest, (long Size, DateTime Written)> _verifiedHere = new();
+
     private OciLayoutStore(string root)
     {
         Root = root;
@@ -72,6 +75,39 @@ public sealed class OciLayoutStore : ITarget
     {
         var info = new FileInfo(BlobPath(descriptor.Digest));
         return Task.FromResult(info.Exists && info.Length == descriptor.Size);
+    }
+
+    /// <summary>
+    /// True when this instance itself verified <paramref name="descriptor"/>'s content (hashed while it was pushed)
+    /// and committed it, and the stored file still has the size and modification time it had then: such a blob can be
+    /// copied on (into a bundle) without hashing it again. A blob found already stored (from an earlier run) or rewritten
+    /// since is not: hash it when reading it (<see cref="FetchAsync"/> does).
+    /// </summary>
+    public bool VerifiedByThisInstance(Descriptor descriptor)
+    {
+        if (!_verifiedHere.TryGetValue(descriptor.Digest, out var committed) || committed.Size != descriptor.Size)
+        {
+            return false;
+        }
+
+        var info = new FileInfo(BlobPath(descriptor.Digest));
+        return info.Exists && info.Length == committed.Size && info.LastWriteTimeUtc == committed.Written;
+    }
+
+    private void RecordVerified(Descriptor expected, string path) =>
+        _verifiedHere[expected.Digest] = (expected.Size, File.GetLastWriteTimeUtc(path));
+
+    /// <summary>Opens a stored blob's file for reading as is (no verification: see <see cref="VerifiedByThisInstance"/>).</summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle OpenBlobFile(Descriptor descriptor)
+    {
+        try
+        {
+            return File.OpenHandle(BlobPath(descriptor.Digest), FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new OperationException($"{DisplayName}: blob {descriptor.Digest} is missing", ex);
+        }
     }
 
     public Task<Stream> FetchAsync(Descriptor descriptor, CancellationToken cancellationToken = default)
@@ -128,6 +164,7 @@ public sealed class OciLayoutStore : ITarget
             try
             {
                 File.Move(temp, final, overwrite: false);
+                RecordVerified(expected, final);
             }
             catch (IOException) when (File.Exists(final))
             {
@@ -136,6 +173,7 @@ public sealed class OciLayoutStore : ITarget
                 if (new FileInfo(final).Length != expected.Size)
                 {
                     File.Move(temp, final, overwrite: true);
+                    RecordVerified(expected, final);
                 }
             }
         }

@@ -455,10 +455,20 @@ public sealed class SeekableZstdTests : IDisposable
         long at = 0;
         while (tar.AsSpan((int)at, 512).ContainsAnyExcept((byte)0))
         {
-            var size = Convert.ToInt64(Encoding.ASCII.GetString(tar, (int)at + 124, 11), 8);
-            var length = 512 + size + ((512 - (size % 512)) % 512);
-            extents.Add((at, length));
-            at += length;
+            // A pax 'x' header (the alignment padding) belongs to the entry it precedes: one frame starts at it.
+            var start = at;
+            while (true)
+            {
+                var size = Convert.ToInt64(Encoding.ASCII.GetString(tar, (int)at + 124, 11), 8);
+                var pax = tar[(int)at + 156] == (byte)'x';
+                at += 512 + size + ((512 - (size % 512)) % 512);
+                if (!pax)
+                {
+                    break;
+                }
+            }
+
+            extents.Add((start, at - start));
         }
 
         extents.Add((at, tar.Length - at));
