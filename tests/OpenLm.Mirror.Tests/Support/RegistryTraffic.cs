@@ -17,9 +17,20 @@ internal static class RegistryTraffic
     public static string UploadedDigest(this SeenRequest request) =>
         System.Web.HttpUtility.ParseQueryString(request.Query)["digest"] ?? string.Empty;
 
-    /// <summary>POSTs asking for a cross-repository mount.</summary>
+    /// <summary>The digest the capability probe asks to mount: one no repository has (all zeros).</summary>
+    private const string ProbeMountDigest = "sha256%3A0000000000000000000000000000000000000000000000000000000000000000";
+
+    /// <summary>POSTs asking for a cross-repository mount of a bundle blob (the probe's mount question excluded).</summary>
     public static IEnumerable<SeenRequest> MountRequests(this FakeRegistry registry) =>
-        registry.Requests.Where(r => r.Method == "POST" && r.Query.Contains("mount=", StringComparison.Ordinal));
+        registry.Requests.Where(r => r.Method == "POST" && r.Query.Contains("mount=", StringComparison.Ordinal) && !IsProbeMount(r));
+
+    /// <summary>The capability probe's mount of a blob nothing has (answered 202 with a session it cancels).</summary>
+    public static IEnumerable<SeenRequest> ProbeMountRequests(this FakeRegistry registry) =>
+        registry.Requests.Where(r => r.Method == "POST" && IsProbeMount(r));
+
+    private static bool IsProbeMount(SeenRequest request) =>
+        request.Query.Contains("mount=" + ProbeMountDigest, StringComparison.OrdinalIgnoreCase)
+        || request.Query.Contains("mount=sha256:0000000000000000000000000000000000000000000000000000000000000000", StringComparison.Ordinal);
 
     /// <summary>Manifest PUTs by tag (not by digest): what makes an image visible under a name.</summary>
     public static IEnumerable<SeenRequest> TagPuts(this FakeRegistry registry) =>
