@@ -36,8 +36,19 @@ public sealed class FaultProxyOptions
 
     public int Seed { get; set; } = 20261202;
 
+    /// <summary>
+    /// Repositories (e.g. <c>fault/app03</c>) whose blob requests are always answered <see cref="PermanentFailStatus"/>:
+    /// a registry that cannot serve some images at all, however often it is asked. Change only between runs.
+    /// </summary>
+    public ISet<string> FailBlobsOfRepositories { get; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>The status of <see cref="FailBlobsOfRepositories"/>' answers (503 UNAVAILABLE by default).</summary>
+    public int PermanentFailStatus { get; set; } = StatusCodes.Status503ServiceUnavailable;
+
     public void Clear()
     {
+        FailBlobsOfRepositories.Clear();
+        PermanentFailStatus = StatusCodes.Status503ServiceUnavailable;
         FailStatus = null;
         FailProbability = 0;
         RetryAfterSeconds = null;
@@ -63,6 +74,9 @@ public sealed class FaultProxy : IAsyncDisposable
     private int _failed;
     private int _expired;
     private int _resets;
+    private int _permanent;
+    private int _expiredTokenRequests;
+    private int _expiredWithoutToken;
 
     public FaultProxy(Uri upstream, FaultProxyOptions? options = null)
     {
@@ -92,6 +106,15 @@ public sealed class FaultProxy : IAsyncDisposable
 
     public int Resets => Volatile.Read(ref _resets);
 
+    /// <summary>Of <see cref="ExpiredTokens"/>, the token requests refused.</summary>
+    public int ExpiredTokenRequests => Volatile.Read(ref _expiredTokenRequests);
+
+    /// <summary>Of <see cref="ExpiredTokens"/>, requests that carried no token yet (a repository's first request).</summary>
+    public int ExpiredWithoutToken => Volatile.Read(ref _expiredWithoutToken);
+
+    /// <summary>Answers to <see cref="FaultProxyOptions.FailBlobsOfRepositories"/>' blob requests.</summary>
+    public int PermanentFailures => Volatile.Read(ref _permanent);
+
     private LoopbackHttpServer Server => _server ?? throw new InvalidOperationException("Call StartAsync first.");
 
     public async Task StartAsync(CancellationToken cancellationToken = default) =>
@@ -107,6 +130,9 @@ public sealed class FaultProxy : IAsyncDisposable
             _failed = 0;
             _expired = 0;
             _resets = 0;
+            _permanent = 0;
+            _expiredTokenRequests = 0;
+            _expiredWithoutToken = 0;
         }
     }
 
@@ -156,6 +182,7 @@ public sealed class FaultProxy : IAsyncDisposable
             Interlocked.Increment(ref _expired);
             if (isToken)
             {
+                Interlocked.Increment(ref _expiredTokenRequests);
                 await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status401Unauthorized, "DENIED", "Your authorization token has expired").ConfigureAwait(false);
                 return;
             }
@@ -166,19 +193,32 @@ public sealed class FaultProxy : IAsyncDisposable
                 return;
             }
 
+            if (!bearer)
+            {
+                Interlocked.Increment(ref _expiredWithoutToken);
+            }
+
             // The upstream answers a request without a token with its 401 challenge, as it would an expired token.
             stripAuthorization = true;
         }
 
-        if (options.FailStatus is { } status && Draw(options.Seed, "fail", key, occurrence) < options.FailProbability)
+        var permanent = options.FailBlobsOfRepositories.Count > 0 && IsBlobOf(options.FailBlobsOfRepositories, context.Request.Path.Value);
+        if (permanent || (options.FailStatus is not null && Draw(options.Seed, "fail", key, occurrence) < options.FailProbability))
         {
-            Interlocked.Increment(ref _failed);
-            if (options.RetryAfterSeconds is { } after)
+            var status = permanent ? options.PermanentFailStatus : options.FailStatus!.Value;
+            _ = permanent ? Interlocked.Increment(ref _permanent) : Interlocked.Increment(ref _failed);
+            if (!permanent && options.RetryAfterSeconds is { } after)
             {
                 context.Response.Headers.RetryAfter = after.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
 
-            var code = status == StatusCodes.Status429TooManyRequests ? "TOOMANYREQUESTS" : "UNAVAILABLE";
+            var code = status switch
+            {
+                StatusCodes.Status429TooManyRequests => "TOOMANYREQUESTS",
+                StatusCodes.Status403Forbidden => "DENIED",
+                StatusCodes.Status404NotFound => "BLOB_UNKNOWN",
+                _ => "UNAVAILABLE",
+            };
             await HttpForwarding.WriteRegistryErrorAsync(context, status, code, status == 429 ? "Rate exceeded" : "service unavailable").ConfigureAwait(false);
             return;
         }
@@ -222,6 +262,13 @@ public sealed class FaultProxy : IAsyncDisposable
         }
 
         await HttpForwarding.CopyBodyAsync(body, context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether <paramref name="path"/> is <c>/v2/REPO/blobs/…</c> for one of <paramref name="repositories"/>.</summary>
+    private static bool IsBlobOf(ISet<string> repositories, string? path)
+    {
+        var at = path?.IndexOf("/blobs/", StringComparison.Ordinal) ?? -1;
+        return at > 4 && path!.StartsWith("/v2/", StringComparison.Ordinal) && repositories.Contains(path[4..at]);
     }
 
     /// <summary>A uniform draw in [0, 1) fixed by the seed, the kind of fault, the request and its occurrence.</summary>
