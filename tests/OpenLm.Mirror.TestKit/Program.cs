@@ -15,6 +15,7 @@ internal static class Program
         Usage:
           OpenLm.Mirror.TestKit seed   --registry HOST:PORT [options] [--user U --password P] [--concurrency N]
           OpenLm.Mirror.TestKit layout --out DIR [options]
+          OpenLm.Mirror.TestKit fault-proxy --upstream http://HOST:PORT [faults]   (see fault-proxy --help)
 
         Options:
           --profile small|synthetic   small: 8 images, every kind, ~5 MB (default)
@@ -34,6 +35,11 @@ internal static class Program
 
     internal static async Task<int> Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "fault-proxy")
+        {
+            return await FaultProxyCommand.RunAsync(args[1..]).ConfigureAwait(false);
+        }
+
         Options options;
         SamplePlatform spec;
         try
