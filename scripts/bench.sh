@@ -100,3 +100,4 @@ if [[ -x scripts/bench-serve.sh && -f "$WORK/bundle.tar" ]]; then
   echo "== serve: the export's bundle to ${BENCH_CLIENTS:-8} parallel clients"
   BUNDLE="$WORK/bundle.tar" BUNDLE_KEY="$WORK/bench.pub" MIRROR="$MIRROR" bash scripts/bench-serve.sh
 fi
+if [[ -x scripts/bench-faults.sh ]]; then WORK="$WORK" MIRROR="$MIRROR" TESTKIT="$WORK/testkit/OpenLm.Mirror.TestKit" bash scripts/bench-faults.sh; fi
