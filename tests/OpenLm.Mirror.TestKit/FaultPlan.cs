@@ -23,9 +23,10 @@ public sealed class FaultProxyOptions
     public int? RetryAfterSeconds { get; set; }
 
     /// <summary>
-    /// Every Nth request (all requests counted: token requests and a repository's first, token-less request included)
-    /// behaves as if the token had just expired: a token request gets 401, a request with a bearer token gets ECR's
-    /// <c>400 DENIED "Your Authorization Token is invalid."</c> or a 401 challenge (alternately); 0 disables.
+    /// Every Nth request of each kind behaves as if the token had just expired; 0 disables. Kinds are counted apart so
+    /// each is hit whatever the interleaving: a token request gets 401; a request without a token (a repository's first)
+    /// gets ECR's <c>400 DENIED "Your Authorization Token is invalid."</c> instead of its challenge; a request with a
+    /// bearer token gets that 400 DENIED or a 401 challenge (alternately).
     /// </summary>
     public int ExpireTokenEveryNth { get; set; }
 
@@ -89,6 +90,7 @@ public sealed class FaultPlan(FaultProxyOptions options)
     private int _permanent;
     private int _expiredTokenRequests;
     private int _expiredWithoutToken;
+    private readonly int[] _perKind = new int[3];
 
     public FaultProxyOptions Options { get; } = options;
 
@@ -116,6 +118,7 @@ public sealed class FaultPlan(FaultProxyOptions options)
         {
             _seen.Clear();
             _requests = _failed = _expired = _resets = _permanent = _expiredTokenRequests = _expiredWithoutToken = 0;
+            Array.Clear(_perKind);
         }
     }
 
@@ -135,7 +138,14 @@ public sealed class FaultPlan(FaultProxyOptions options)
     {
         var options = Options;
         var stripAuthorization = false;
-        if (options.ExpireTokenEveryNth > 0 && ticket.Number % options.ExpireTokenEveryNth == 0)
+        var every = options.ExpireTokenEveryNth;
+        int number;
+        lock (_gate)
+        {
+            number = ++_perKind[isTokenRequest ? 0 : hasBearer ? 1 : 2];
+        }
+
+        if (every > 0 && number % every == 0)
         {
             Interlocked.Increment(ref _expired);
             if (isTokenRequest)
@@ -144,16 +154,18 @@ public sealed class FaultPlan(FaultProxyOptions options)
                 return new FaultDecision.Refuse(401, "DENIED", "Your authorization token has expired", null);
             }
 
-            if (hasBearer && ticket.Number / options.ExpireTokenEveryNth % 2 == 0)
+            if (!hasBearer)
+            {
+                Interlocked.Increment(ref _expiredWithoutToken);
+                return new FaultDecision.Refuse(400, "DENIED", "Your Authorization Token is invalid.", null);
+            }
+
+            if (number / every % 2 == 0)
             {
                 return new FaultDecision.Refuse(400, "DENIED", "Your Authorization Token is invalid.", null);
             }
 
-            if (!hasBearer)
-            {
-                Interlocked.Increment(ref _expiredWithoutToken);
-            }
-
+            // The upstream answers the request without its token with a 401 challenge, as it would an expired token.
             stripAuthorization = true;
         }
 
