@@ -16,6 +16,7 @@ internal static class Program
           OpenLm.Mirror.TestKit seed   --registry HOST:PORT [options] [--user U --password P] [--concurrency N]
           OpenLm.Mirror.TestKit layout --out DIR [options]
           OpenLm.Mirror.TestKit delay-proxy --listen 127.0.0.1:PORT --to 127.0.0.1:PORT --rtt 20ms
+          OpenLm.Mirror.TestKit fault-proxy --upstream http://HOST:PORT [faults]   (see fault-proxy --help)
 
         Options:
           --profile small|synthetic   small: 8 images, every kind, ~5 MB (default)
@@ -42,6 +43,11 @@ internal static class Program
         if (args.Length > 0 && args[0] == "delay-proxy")
         {
             return await DelayProxyCommand.RunAsync(args.AsSpan(1).ToArray()).ConfigureAwait(false);
+        }
+
+        if (args.Length > 0 && args[0] == "fault-proxy")
+        {
+            return await FaultProxyCommand.RunAsync(args[1..]).ConfigureAwait(false);
         }
 
         Options options;

@@ -100,9 +100,11 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             lockFile.Images.Count(i => !File.Exists(cache.BlobPath(Digest.Parse(i.Digest)))),
             missing.Sum(b => b.Size));
         var results = new CopyResult?[lockFile.Images.Count];
-        await Parallel.ForEachAsync(
-            Enumerable.Range(0, lockFile.Images.Count),
-            new ParallelOptions { MaxDegreeOfParallelism = request.ParallelImages, CancellationToken = cancellationToken },
+        // Keep going, then decide: every image is pulled (failed ones again at the end) before the export fails listing
+        // each image that could not be pulled; the bundle is only written when all of them are in the cache.
+        await new KeepGoing(registries, log) { Parallelism = request.ParallelImages }.RunAsync(
+            lockFile.Images.Select(i => i.Reference).ToList(),
+            KeepGoing.Verb.Pull,
             async (i, ct) =>
             {
                 var image = lockFile.Images[i];
@@ -135,7 +137,8 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
 
                 roots[i] = result.Root.WithRefName(image.Reference);
                 results[i] = result;
-            }).ConfigureAwait(false);
+            },
+            cancellationToken).ConfigureAwait(false);
 
         var charts = new List<(LockedChart Locked, HelmChartArtifact Artifact)>();
         using var chartDownloads = new PlatformSpec.ChartSources.ChartDownloader(registries, log);

@@ -35,62 +35,21 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
     {
         var locked = new ConcurrentDictionary<int, LockedImage>();
         var blobs = new ConcurrentDictionary<Digest, long>();
-        var failures = new ConcurrentDictionary<int, (MirrorException Error, bool Transient)>();
-        IReadOnlyList<int> pending = Enumerable.Range(0, images.Count).ToList();
-        for (var round = 0; pending.Count > 0; round++)
-        {
-            failures.Clear();
-            await Parallel.ForEachAsync(
-                pending,
-                new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken },
-                async (i, ct) =>
+        await new KeepGoing(registries, log) { Parallelism = Parallelism, RetryRounds = RetryRounds }.RunAsync(
+            images.Select(i => i.Reference.ToString()).ToList(),
+            KeepGoing.Verb.Resolve,
+            async (i, ct) =>
+            {
+                var (image, needed) = await ResolveImageAsync(images[i], platforms, ct).ConfigureAwait(false);
+                locked[i] = image;
+                foreach (var blob in needed)
                 {
-                    try
-                    {
-                        var (image, needed) = await ResolveImageAsync(images[i], platforms, ct).ConfigureAwait(false);
-                        locked[i] = image;
-                        foreach (var blob in needed)
-                        {
-                            blobs[blob.Digest] = blob.Size;
-                        }
+                    blobs[blob.Digest] = blob.Size;
+                }
 
-                        log.Info($"resolved {images[i].Reference} -> {image.Digest}");
-                    }
-                    catch (MirrorException ex)
-                    {
-                        failures[i] = (ex, RetryPolicy.IsTransient(ex, ct));
-                    }
-                    catch (Exception ex) when (RetryPolicy.IsTransient(ex, ct))
-                    {
-                        failures[i] = (new OperationException($"{images[i].Reference}: {ex.Message}", ex), true);
-                    }
-                }).ConfigureAwait(false);
-
-            var retriable = failures.Where(f => f.Value.Transient).Select(f => f.Key).Order().ToList();
-            var delay = RetryPolicy.Backoff(round + 1, registries.Options.RetryBaseDelay * 4, null);
-            if (retriable.Count == 0 || round >= RetryRounds || !registries.Budget.Allows(delay))
-            {
-                break;
-            }
-
-            log.Warn($"{retriable.Count} of {images.Count} images failed to resolve; trying them again in {delay.TotalSeconds:0.0}s (round {round + 1}/{RetryRounds})");
-            await Task.Delay(delay, registries.Options.Time, cancellationToken).ConfigureAwait(false);
-            pending = retriable;
-        }
-
-        if (!failures.IsEmpty)
-        {
-            var ordered = failures.OrderBy(f => f.Key).ToList();
-            var kind = ordered.Select(f => f.Value.Error.Kind).Max();
-            var budget = registries.Budget.Exhausted ? $" (the run's time budget of {registries.Budget.Timeout} is spent)" : string.Empty;
-            // One cause for every image (e.g. a proxy refusing its credentials): its advice holds for the whole run.
-            var advice = ordered.Select(f => Advice(f.Value.Error)).Distinct().ToList();
-            throw new MirrorException(kind, $"{ordered.Count} of {images.Count} images could not be resolved{budget}:\n  " + string.Join("\n  ", ordered.Select(f => Describe(images[f.Key], f.Value.Error))))
-            {
-                Remedy = advice.Count == 1 ? advice[0].Remedy : Remedy.None,
-                Subject = advice.Count == 1 ? advice[0].Subject : null,
-            };
-        }
+                log.Info($"resolved {images[i].Reference} -> {image.Digest}");
+            },
+            cancellationToken).ConfigureAwait(false);
 
         var charts = Charts?.ToList() ?? [];
         foreach (var chart in Charts is null ? manifest.Charts : [])
@@ -123,43 +82,6 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
         await using var stream = File.OpenRead(archive.Path);
         var digest = await Digest.Sha256Async(stream, cancellationToken).ConfigureAwait(false);
         return new LockedChart { Path = Path.GetFullPath(path), Name = metadata.Name, Version = metadata.Version, Digest = digest.ToString() };
-    }
-
-    /// <summary>One line per unresolved image: the reference, the registry's error codes (when it sent any) and the message.</summary>
-    private static (Remedy Remedy, string? Subject) Advice(Exception error)
-    {
-        for (Exception? e = error; e is not null; e = e.InnerException)
-        {
-            if (e is MirrorException { Remedy: not Remedy.None } advised)
-            {
-                return (advised.Remedy, advised.Subject);
-            }
-        }
-
-        return (Remedy.None, null);
-    }
-
-    private static string Describe(PlannedImage image, MirrorException error)
-    {
-        var registry = FindRegistryError(error);
-        var codes = registry is null ? null
-            : registry.Errors.Count > 0 ? string.Join(",", registry.Errors.Select(e => e.Code).Distinct(StringComparer.Ordinal))
-            : $"HTTP {(int)registry.StatusCode}";
-        var message = error.Message.Contains(image.Reference.ToString(), StringComparison.Ordinal) ? error.Message : $"{image.Reference}: {error.Message}";
-        return codes is null ? message : $"[{codes}] {message}";
-    }
-
-    private static RegistryException? FindRegistryError(Exception? error)
-    {
-        for (var e = error; e is not null; e = e.InnerException)
-        {
-            if (e is RegistryException registry)
-            {
-                return registry;
-            }
-        }
-
-        return null;
     }
 
     private async Task<(LockedImage, IReadOnlyList<Descriptor>)> ResolveImageAsync(PlannedImage image, IReadOnlyList<Platform> platforms, CancellationToken cancellationToken)

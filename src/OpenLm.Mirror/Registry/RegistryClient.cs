@@ -536,7 +536,8 @@ public sealed class RegistryClient
     /// <summary>ECR answers an expired bearer token with 400 DENIED "Your Authorization Token is invalid." instead of 401.</summary>
     private static async Task<bool> IsExpiredTokenResponseAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
-        if (response.StatusCode != HttpStatusCode.BadRequest || response.RequestMessage?.Headers.Authorization?.Scheme != "Bearer")
+        // ECR answers a repository's first request (no token yet) this way too, not only a request with a stale token.
+        if (response.StatusCode != HttpStatusCode.BadRequest || response.RequestMessage?.Headers.Authorization is { Scheme: not "Bearer" })
         {
             return false;
         }

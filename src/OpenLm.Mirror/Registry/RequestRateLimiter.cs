@@ -2,8 +2,9 @@ namespace OpenLm.Mirror.Registry;
 
 /// <summary>
 /// Spaces requests to one registry, adapting to what it tolerates (AIMD): the rate starts at the ceiling; a 429 without
-/// <c>Retry-After</c> halves it (at most once per second, so one burst of refusals counts once); every request that is
-/// not refused adds back a small step until the ceiling is reached again. Each caller reserves the next free slot and
+/// <c>Retry-After</c> halves it (at most once per second and once per <see cref="DecreaseEvidence"/> answers, so one
+/// burst of refusals counts once); every request that is not refused adds back a small step until the ceiling is
+/// reached again. Each caller reserves the next free slot and
 /// waits until it comes. A limiter without a ceiling lets everything through until the registry first throttles; it
 /// then starts from half the rate it was actually seeing.
 /// </summary>
@@ -11,6 +12,14 @@ public sealed class RequestRateLimiter
 {
     /// <summary>The slowest the limiter goes (one request every 20 s).</summary>
     public const double MinimumRate = 0.05;
+
+    /// <summary>
+    /// How many answers must come back after a halving before the next one. Without it, refusals that do not depend on
+    /// the rate (a front end answering 429 to half the requests, whatever their pace) halved the rate on every refusal
+    /// once requests were more than a second apart, and starved the run at a request every 10 s. With it, half the
+    /// answers refused still lets the rate grow (16 acceptances at +5 % outweigh one halving).
+    /// </summary>
+    public const int DecreaseEvidence = 32;
 
     private const int WindowSize = 32;
     private readonly TimeProvider _time;
@@ -20,6 +29,7 @@ public sealed class RequestRateLimiter
     private int _recentNext;
     private long _nextSlotTicks;
     private long? _lastDecreaseTicks;
+    private int _answersSinceDecrease;
     private double? _rate;
     private double? _ceiling;
 
@@ -104,12 +114,14 @@ public sealed class RequestRateLimiter
         lock (_gate)
         {
             var now = NowTicks();
-            if (_lastDecreaseTicks is { } last && now - last < TimeSpan.TicksPerSecond)
+            _answersSinceDecrease++;
+            if (_lastDecreaseTicks is { } last && (now - last < TimeSpan.TicksPerSecond || _answersSinceDecrease < DecreaseEvidence))
             {
                 return;
             }
 
             _lastDecreaseTicks = now;
+            _answersSinceDecrease = 0;
             var current = _rate ?? ObservedRate(now);
             _rate = Math.Max(MinimumRate, current / 2);
         }
@@ -120,6 +132,7 @@ public sealed class RequestRateLimiter
     {
         lock (_gate)
         {
+            _answersSinceDecrease++;
             if (_rate is not { } rate)
             {
                 return;

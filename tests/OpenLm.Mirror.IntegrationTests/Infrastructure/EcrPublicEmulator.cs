@@ -20,11 +20,20 @@ public sealed class EcrPublicEmulatorOptions
     /// <summary>How long an issued token is accepted; afterwards /v2 requests get 400 DENIED.</summary>
     public TimeSpan TokenLifetime { get; set; } = TimeSpan.FromHours(12);
 
-    /// <summary>When both are set, the token endpoint requires these Basic credentials (otherwise it is anonymous).</summary>
+    /// <summary>
+    /// When both are set, the token endpoint requires these Basic credentials (otherwise it is anonymous); a token
+    /// obtained with them is "authenticated" and is throttled by <see cref="AuthenticatedRateLimitPerSecond"/>.
+    /// </summary>
     public string? BasicUsername { get; set; }
 
     /// <inheritdoc cref="BasicUsername"/>
     public string? BasicPassword { get; set; }
+
+    /// <summary>
+    /// With Basic credentials configured, still hand an anonymous token to a token request that carries no
+    /// Authorization header (ECR Public serves both kinds of pull, at different quotas); wrong credentials still get 401.
+    /// </summary>
+    public bool AllowAnonymousTokens { get; set; }
 
     /// <summary>Remove <c>Docker-Content-Digest</c> from manifest GET responses.</summary>
     public bool StripManifestDigestHeader { get; set; }
@@ -32,14 +41,27 @@ public sealed class EcrPublicEmulatorOptions
     /// <summary>Remove <c>Docker-Content-Digest</c> from manifest HEAD responses as well.</summary>
     public bool StripManifestDigestHeaderOnHead { get; set; }
 
-    /// <summary>Token-bucket refill rate over all /v2 requests; 0 or less disables rate limiting.</summary>
+    /// <summary>
+    /// Token-bucket refill rate of the /v2 requests that carry a valid token (anonymous, or any token while
+    /// <see cref="AuthenticatedRateLimitPerSecond"/> is 0); 0 or less disables rate limiting. ECR Public: 1/s per IP.
+    /// A request without a (valid) token is answered with its 401 challenge or 400 DENIED before the quota is counted.
+    /// </summary>
     public double RateLimitPerSecond { get; set; }
 
-    /// <summary>Bucket capacity; 0 means <c>max(1, ceil(RateLimitPerSecond))</c>.</summary>
+    /// <summary>Bucket capacity; 0 means <c>max(1, ceil(rate))</c> (for each of the two buckets).</summary>
     public int RateLimitBurst { get; set; }
 
-    /// <summary>Value of the <c>Retry-After</c> header on 429 responses.</summary>
-    public int RetryAfterSeconds { get; set; } = 1;
+    /// <summary>
+    /// Token-bucket refill rate, in a bucket of its own, of the requests carrying an authenticated token (one the token
+    /// endpoint issued against <see cref="BasicUsername"/>); 0 counts them in the anonymous bucket. ECR Public: 10/s.
+    /// </summary>
+    public double AuthenticatedRateLimitPerSecond { get; set; }
+
+    /// <summary>
+    /// Value of the <c>Retry-After</c> header on 429 responses; null sends none. ECR Public documents its throttling
+    /// answer only as <c>429 TOOMANYREQUESTS "Rate exceeded"</c> (no Retry-After), which null reproduces.
+    /// </summary>
+    public int? RetryAfterSeconds { get; set; } = 1;
 
     /// <summary>Inject a mid-body connection reset on every Nth CDN blob GET (1-based count); 0 disables.</summary>
     public int ResetEveryNthBlobGet { get; set; }
@@ -79,27 +101,26 @@ public sealed class EcrPublicEmulatorOptions
 /// Emulates AWS ECR Public's pull-side quirks in front of a plain Distribution registry:
 /// anonymous bearer tokens that are still mandatory, a 400 DENIED for expired tokens, 401 on blob HEAD,
 /// blob GETs redirected (307) to a presigned "CDN" URL on a second loopback address that rejects Authorization
-/// headers, optional missing Docker-Content-Digest on manifests, 429 throttling and mid-body connection resets.
+/// headers, optional missing Docker-Content-Digest on manifests, 429 throttling (anonymous and authenticated tokens in separate quotas) and mid-body connection resets.
 /// </summary>
 public sealed partial class EcrPublicEmulator : IAsyncDisposable
 {
     private const string DistributionApiVersion = "registry/2.0";
 
     private readonly HttpClient _upstreamClient = HttpForwarding.CreateUpstreamClient();
-    private readonly ConcurrentDictionary<string, DateTimeOffset> _tokens = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, IssuedToken> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _tokenScopes = new();
     private readonly byte[] _signingKey = RandomNumberGenerator.GetBytes(32);
-    private readonly Lock _rateLock = new();
+    private readonly TokenBucket _anonymousBucket = new();
+    private readonly TokenBucket _authenticatedBucket = new();
     private readonly Lock _faultLock = new();
     private readonly Random _random;
 
     private LoopbackHttpServer? _registry;
     private LoopbackHttpServer? _cdn;
-    private bool _bucketInitialized;
-    private double _bucketTokens;
-    private DateTimeOffset _bucketUpdated;
-
     private int _tokenRequests;
+    private int _authenticatedTokens;
+    private int _throttledAuthenticated;
     private int _denied400;
     private int _throttled429;
     private int _resetsInjected;
@@ -155,6 +176,12 @@ public sealed partial class EcrPublicEmulator : IAsyncDisposable
 
     public int Throttled429Count => Volatile.Read(ref _throttled429);
 
+    /// <summary>Of <see cref="Throttled429Count"/>, the requests that carried an authenticated token.</summary>
+    public int ThrottledAuthenticated429Count => Volatile.Read(ref _throttledAuthenticated);
+
+    /// <summary>Tokens issued against the configured Basic credentials (the others were anonymous).</summary>
+    public int AuthenticatedTokensIssued => Volatile.Read(ref _authenticatedTokens);
+
     public int ResetsInjected => Volatile.Read(ref _resetsInjected);
 
     public int CdnAuthorizationViolations => Volatile.Read(ref _cdnAuthorizationViolations);
@@ -199,9 +226,9 @@ public sealed partial class EcrPublicEmulator : IAsyncDisposable
     /// <summary>Makes every token issued so far count as expired (next use gets 400 DENIED).</summary>
     public void ExpireAllTokens()
     {
-        foreach (var token in _tokens.Keys)
+        foreach (var (token, issued) in _tokens)
         {
-            _tokens[token] = DateTimeOffset.MinValue;
+            _tokens[token] = issued with { ExpiresAt = DateTimeOffset.MinValue };
         }
     }
 
@@ -211,6 +238,8 @@ public sealed partial class EcrPublicEmulator : IAsyncDisposable
         Interlocked.Exchange(ref _tokenRequests, 0);
         Interlocked.Exchange(ref _denied400, 0);
         Interlocked.Exchange(ref _throttled429, 0);
+        Interlocked.Exchange(ref _throttledAuthenticated, 0);
+        Interlocked.Exchange(ref _authenticatedTokens, 0);
         Interlocked.Exchange(ref _resetsInjected, 0);
         Interlocked.Exchange(ref _cdnAuthorizationViolations, 0);
         Interlocked.Exchange(ref _blobHead401, 0);
@@ -292,16 +321,27 @@ public sealed partial class EcrPublicEmulator : IAsyncDisposable
             return;
         }
 
-        if (Options.BasicUsername is { } user && Options.BasicPassword is { } password && !HasBasicCredentials(request, user, password))
+        var authenticated = false;
+        if (Options.BasicUsername is { } user && Options.BasicPassword is { } password)
         {
-            context.Response.Headers.WWWAuthenticate = $"Basic realm=\"{TokenRealm.AbsoluteUri}\"";
-            await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status401Unauthorized, "UNAUTHORIZED", "Invalid credentials.")
-                .ConfigureAwait(false);
-            return;
+            var anonymous = Options.AllowAnonymousTokens && !request.Headers.ContainsKey("Authorization");
+            authenticated = !anonymous && HasBasicCredentials(request, user, password);
+            if (!anonymous && !authenticated)
+            {
+                context.Response.Headers.WWWAuthenticate = $"Basic realm=\"{TokenRealm.AbsoluteUri}\"";
+                await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status401Unauthorized, "UNAUTHORIZED", "Invalid credentials.")
+                    .ConfigureAwait(false);
+                return;
+            }
+        }
+
+        if (authenticated)
+        {
+            Interlocked.Increment(ref _authenticatedTokens);
         }
 
         var token = Convert.ToBase64String(RandomNumberGenerator.GetBytes(96));
-        _tokens[token] = Options.TimeProvider.GetUtcNow() + Options.TokenLifetime;
+        _tokens[token] = new IssuedToken(Options.TimeProvider.GetUtcNow() + Options.TokenLifetime, authenticated);
         context.Response.Headers.CacheControl = "no-store";
         await HttpForwarding.WriteBodyAsync(context, StatusCodes.Status200OK, "application/json", "{\"token\":\"" + token + "\"}")
             .ConfigureAwait(false);
@@ -334,21 +374,24 @@ public sealed partial class EcrPublicEmulator : IAsyncDisposable
         Valid,
     }
 
-    private TokenState CheckToken(HttpRequest request)
+    /// <summary>A token handed out by the token endpoint: until when it is accepted, and whether credentials obtained it.</summary>
+    private readonly record struct IssuedToken(DateTimeOffset ExpiresAt, bool Authenticated);
+
+    private (TokenState State, bool Authenticated) CheckToken(HttpRequest request)
     {
         var header = request.Headers.Authorization.ToString();
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
-            return TokenState.Missing;
+            return (TokenState.Missing, false);
         }
 
         var token = header["Bearer ".Length..].Trim();
-        if (!_tokens.TryGetValue(token, out var expiresAt))
+        if (!_tokens.TryGetValue(token, out var issued))
         {
-            return TokenState.Unknown;
+            return (TokenState.Unknown, false);
         }
 
-        return Options.TimeProvider.GetUtcNow() >= expiresAt ? TokenState.Expired : TokenState.Valid;
+        return (Options.TimeProvider.GetUtcNow() >= issued.ExpiresAt ? TokenState.Expired : TokenState.Valid, issued.Authenticated);
     }
 
     private async Task HandleV2Async(HttpContext context, string path)
@@ -358,19 +401,11 @@ public sealed partial class EcrPublicEmulator : IAsyncDisposable
         var response = context.Response;
         response.Headers["Docker-Distribution-Api-Version"] = DistributionApiVersion;
 
-        if (!TryTakeRateToken())
-        {
-            Interlocked.Increment(ref _throttled429);
-            response.Headers.RetryAfter = Options.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
-            await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status429TooManyRequests, "TOOMANYREQUESTS", "Rate exceeded")
-                .ConfigureAwait(false);
-            return;
-        }
-
         var blob = BlobPath().Match(path);
         var isBlobHead = blob.Success && HttpMethods.IsHead(request.Method);
 
-        switch (CheckToken(request))
+        var (tokenState, authenticated) = CheckToken(request);
+        switch (tokenState)
         {
             case TokenState.Missing:
             case TokenState.Unknown:
@@ -381,6 +416,27 @@ public sealed partial class EcrPublicEmulator : IAsyncDisposable
                 await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status400BadRequest, "DENIED", "Your Authorization Token is invalid.")
                     .ConfigureAwait(false);
                 return;
+        }
+
+        // The quota counts pulls, so only requests with a valid token; an authenticated token has its own bucket.
+        var separate = authenticated && Options.AuthenticatedRateLimitPerSecond > 0;
+        if (!(separate ? _authenticatedBucket : _anonymousBucket).TryTake(
+                separate ? Options.AuthenticatedRateLimitPerSecond : Options.RateLimitPerSecond, Options.RateLimitBurst, Options.TimeProvider.GetUtcNow()))
+        {
+            Interlocked.Increment(ref _throttled429);
+            if (authenticated)
+            {
+                Interlocked.Increment(ref _throttledAuthenticated);
+            }
+
+            if (Options.RetryAfterSeconds is { } after)
+            {
+                response.Headers.RetryAfter = after.ToString(CultureInfo.InvariantCulture);
+            }
+
+            await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status429TooManyRequests, "TOOMANYREQUESTS", "Rate exceeded")
+                .ConfigureAwait(false);
+            return;
         }
 
         if (blob.Success)
@@ -454,37 +510,35 @@ public sealed partial class EcrPublicEmulator : IAsyncDisposable
         }
     }
 
-    private bool TryTakeRateToken()
+    /// <summary>A token bucket: starts full, refills at the rate given on each take.</summary>
+    private sealed class TokenBucket
     {
-        var rate = Options.RateLimitPerSecond;
-        if (rate <= 0)
-        {
-            return true;
-        }
+        private readonly Lock _gate = new();
+        private bool _initialized;
+        private double _tokens;
+        private DateTimeOffset _updated;
 
-        var capacity = Options.RateLimitBurst > 0 ? Options.RateLimitBurst : Math.Max(1, (int)Math.Ceiling(rate));
-        var now = Options.TimeProvider.GetUtcNow();
-        lock (_rateLock)
+        public bool TryTake(double rate, int burst, DateTimeOffset now)
         {
-            if (!_bucketInitialized)
+            if (rate <= 0)
             {
-                _bucketInitialized = true;
-                _bucketTokens = capacity;
-            }
-            else
-            {
-                var elapsed = Math.Max(0, (now - _bucketUpdated).TotalSeconds);
-                _bucketTokens = Math.Min(capacity, _bucketTokens + (elapsed * rate));
-            }
-
-            _bucketUpdated = now;
-            if (_bucketTokens >= 1)
-            {
-                _bucketTokens -= 1;
                 return true;
             }
 
-            return false;
+            var capacity = burst > 0 ? burst : Math.Max(1, (int)Math.Ceiling(rate));
+            lock (_gate)
+            {
+                _tokens = _initialized ? Math.Min(capacity, _tokens + (Math.Max(0, (now - _updated).TotalSeconds) * rate)) : capacity;
+                _initialized = true;
+                _updated = now;
+                if (_tokens >= 1)
+                {
+                    _tokens -= 1;
+                    return true;
+                }
+
+                return false;
+            }
         }
     }
 

@@ -1,51 +1,8 @@
 using System.Net;
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.AspNetCore.Http;
+using OpenLm.Mirror.TestKit;
 
 namespace OpenLm.Mirror.IntegrationTests.Infrastructure;
-
-/// <summary>
-/// Live fault settings of a <see cref="FaultProxy"/> (read per request). Every random draw is a hash of the seed, the
-/// request (method, path and query) and how often that exact request was seen before, so a run fails the same requests
-/// the same way whatever the interleaving of parallel requests.
-/// </summary>
-public sealed class FaultProxyOptions
-{
-    /// <summary>Status answered instead of forwarding (e.g. 429 or 503); null for none.</summary>
-    public int? FailStatus { get; set; }
-
-    /// <summary>Probability (0..1) of answering <see cref="FailStatus"/>.</summary>
-    public double FailProbability { get; set; }
-
-    /// <summary><c>Retry-After</c> seconds sent with <see cref="FailStatus"/>; null sends none.</summary>
-    public int? RetryAfterSeconds { get; set; }
-
-    /// <summary>
-    /// Every Nth request (all requests counted: token requests and a repository's first, token-less request included)
-    /// behaves as if the token had just expired: a token request gets 401, a request with a bearer token gets ECR's
-    /// <c>400 DENIED "Your Authorization Token is invalid."</c> or a 401 challenge (alternately); 0 disables.
-    /// </summary>
-    public int ExpireTokenEveryNth { get; set; }
-
-    /// <summary>Probability (0..1) of cutting a successful GET body in half and resetting the connection.</summary>
-    public double ResetProbability { get; set; }
-
-    /// <summary>Added before every request is handled.</summary>
-    public TimeSpan Latency { get; set; }
-
-    public int Seed { get; set; } = 20261202;
-
-    public void Clear()
-    {
-        FailStatus = null;
-        FailProbability = 0;
-        RetryAfterSeconds = null;
-        ExpireTokenEveryNth = 0;
-        ResetProbability = 0;
-        Latency = TimeSpan.Zero;
-    }
-}
 
 /// <summary>
 /// A reverse proxy on loopback in front of a registry (typically <see cref="EcrPublicEmulator"/>) that injects the faults
@@ -56,13 +13,8 @@ public sealed class FaultProxyOptions
 public sealed class FaultProxy : IAsyncDisposable
 {
     private readonly HttpClient _upstreamClient = HttpForwarding.CreateUpstreamClient();
-    private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
-    private readonly Lock _gate = new();
+    private readonly FaultPlan _plan;
     private LoopbackHttpServer? _server;
-    private int _requests;
-    private int _failed;
-    private int _expired;
-    private int _resets;
 
     public FaultProxy(Uri upstream, FaultProxyOptions? options = null)
     {
@@ -73,24 +25,34 @@ public sealed class FaultProxy : IAsyncDisposable
         }
 
         Upstream = upstream;
-        Options = options ?? new FaultProxyOptions();
+        _plan = new FaultPlan(options ?? new FaultProxyOptions());
     }
 
     public Uri Upstream { get; }
 
-    public FaultProxyOptions Options { get; }
+    /// <summary>Live fault settings (shared with the bench's <c>fault-proxy</c> verb, see <see cref="FaultPlan"/>).</summary>
+    public FaultProxyOptions Options => _plan.Options;
 
     public Uri BaseAddress => Server.BaseAddress;
 
     public string RegistryHost => Server.Authority;
 
-    public int Requests => Volatile.Read(ref _requests);
+    public int Requests => _plan.Requests;
 
-    public int FailedResponses => Volatile.Read(ref _failed);
+    public int FailedResponses => _plan.FailedResponses;
 
-    public int ExpiredTokens => Volatile.Read(ref _expired);
+    public int ExpiredTokens => _plan.ExpiredTokens;
 
-    public int Resets => Volatile.Read(ref _resets);
+    public int Resets => _plan.Resets;
+
+    /// <inheritdoc cref="FaultPlan.ExpiredTokenRequests"/>
+    public int ExpiredTokenRequests => _plan.ExpiredTokenRequests;
+
+    /// <inheritdoc cref="FaultPlan.ExpiredWithoutToken"/>
+    public int ExpiredWithoutToken => _plan.ExpiredWithoutToken;
+
+    /// <inheritdoc cref="FaultPlan.PermanentFailures"/>
+    public int PermanentFailures => _plan.PermanentFailures;
 
     private LoopbackHttpServer Server => _server ?? throw new InvalidOperationException("Call StartAsync first.");
 
@@ -98,17 +60,7 @@ public sealed class FaultProxy : IAsyncDisposable
         _server = await LoopbackHttpServer.StartAsync(IPAddress.Loopback, HandleAsync, cancellationToken).ConfigureAwait(false);
 
     /// <summary>Forgets the per-request history and counters, so the next run draws the same faults again.</summary>
-    public void Reset()
-    {
-        lock (_gate)
-        {
-            _seen.Clear();
-            _requests = 0;
-            _failed = 0;
-            _expired = 0;
-            _resets = 0;
-        }
-    }
+    public void Reset() => _plan.Reset();
 
     public async ValueTask DisposeAsync()
     {
@@ -135,54 +87,26 @@ public sealed class FaultProxy : IAsyncDisposable
     {
         var options = Options;
         var pathAndQuery = HttpForwarding.PathAndQuery(context);
-        var key = context.Request.Method + " " + pathAndQuery;
-        int number, occurrence;
-        lock (_gate)
-        {
-            number = ++_requests;
-            occurrence = _seen[key] = _seen.GetValueOrDefault(key) + 1;
-        }
-
+        var ticket = _plan.Begin(context.Request.Method, context.Request.Path.Value ?? "/", pathAndQuery);
         if (options.Latency > TimeSpan.Zero)
         {
             await Task.Delay(options.Latency, context.RequestAborted).ConfigureAwait(false);
         }
 
-        var isToken = context.Request.Path.StartsWithSegments("/token");
         var bearer = context.Request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
-        var stripAuthorization = false;
-        if (options.ExpireTokenEveryNth > 0 && number % options.ExpireTokenEveryNth == 0)
+        var decision = ticket.Decide(bearer);
+        if (decision is FaultDecision.Refuse refuse)
         {
-            Interlocked.Increment(ref _expired);
-            if (isToken)
+            if (refuse.RetryAfter is { } after)
             {
-                await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status401Unauthorized, "DENIED", "Your authorization token has expired").ConfigureAwait(false);
-                return;
+                context.Response.Headers.RetryAfter = after;
             }
 
-            if (bearer && number / options.ExpireTokenEveryNth % 2 == 0)
-            {
-                await HttpForwarding.WriteRegistryErrorAsync(context, StatusCodes.Status400BadRequest, "DENIED", "Your Authorization Token is invalid.").ConfigureAwait(false);
-                return;
-            }
-
-            // The upstream answers a request without a token with its 401 challenge, as it would an expired token.
-            stripAuthorization = true;
-        }
-
-        if (options.FailStatus is { } status && Draw(options.Seed, "fail", key, occurrence) < options.FailProbability)
-        {
-            Interlocked.Increment(ref _failed);
-            if (options.RetryAfterSeconds is { } after)
-            {
-                context.Response.Headers.RetryAfter = after.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            }
-
-            var code = status == StatusCodes.Status429TooManyRequests ? "TOOMANYREQUESTS" : "UNAVAILABLE";
-            await HttpForwarding.WriteRegistryErrorAsync(context, status, code, status == 429 ? "Rate exceeded" : "service unavailable").ConfigureAwait(false);
+            await HttpForwarding.WriteRegistryErrorAsync(context, refuse.Status, refuse.Code, refuse.Message).ConfigureAwait(false);
             return;
         }
 
+        var stripAuthorization = decision is FaultDecision.Forward { StripAuthorization: true };
         var target = HttpForwarding.BuildUpstreamUri(Upstream, pathAndQuery);
         using var upstreamRequest = HttpForwarding.CreateUpstreamRequest(context, target);
         if (stripAuthorization)
@@ -213,21 +137,12 @@ public sealed class FaultProxy : IAsyncDisposable
 
         await using var body = await upstreamResponse.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
         var length = upstreamResponse.Content.Headers.ContentLength;
-        if (HttpMethods.IsGet(context.Request.Method) && upstreamResponse.IsSuccessStatusCode && length is > 1
-            && Draw(options.Seed, "reset", key, occurrence) < options.ResetProbability)
+        if (upstreamResponse.IsSuccessStatusCode && length is { } size && ticket.ShouldResetBody(size))
         {
-            Interlocked.Increment(ref _resets);
-            await HttpForwarding.SendPrefixThenAbortAsync(context, body, length.Value / 2).ConfigureAwait(false);
+            await HttpForwarding.SendPrefixThenAbortAsync(context, body, size / 2).ConfigureAwait(false);
             return;
         }
 
         await HttpForwarding.CopyBodyAsync(body, context.Response.Body, context.RequestAborted).ConfigureAwait(false);
-    }
-
-    /// <summary>A uniform draw in [0, 1) fixed by the seed, the kind of fault, the request and its occurrence.</summary>
-    private static double Draw(int seed, string kind, string key, int occurrence)
-    {
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"{seed}|{kind}|{key}|{occurrence}"));
-        return (BitConverter.ToUInt64(hash, 0) >> 11) * (1.0 / (1UL << 53));
     }
 }

@@ -18,6 +18,9 @@ namespace OpenLm.Mirror.IntegrationTests.Release;
 /// </summary>
 public sealed class FaultMatrixFixture : IAsyncLifetime
 {
+    /// <summary>The test collection sharing one fixture (the matrix and the export keep-going tests).</summary>
+    public const string Collection = "fault-matrix";
+
     public const int ImageCount = 16;
     private RegistryProcess? _registry;
     private EcrPublicEmulator? _ecr;
@@ -34,6 +37,11 @@ public sealed class FaultMatrixFixture : IAsyncLifetime
     public SigningKey Key { get; private set; } = null!;
 
     public string PublicKeyPath { get; private set; } = null!;
+
+    public string PrivateKeyPath { get; private set; } = null!;
+
+    /// <summary>Where the fault-free run saved its lock.</summary>
+    public string BaselineLockPath => Temp.Sub("baseline-lock.json");
 
     public string BaselineLock { get; private set; } = null!;
 
@@ -58,7 +66,7 @@ public sealed class FaultMatrixFixture : IAsyncLifetime
         var images = string.Join('\n', Enumerable.Range(0, ImageCount).Select(i => $"  - name: app{i:00}\n    tag: \"1.0\""));
         File.WriteAllText(ManifestPath, $"apiVersion: mirror.openlm.io/v1\nkind: Platform\nname: fault-platform\nversion: \"1.0.0\"\nsource: {_proxy.RegistryHost}/fault\nimages:\n{images}\n");
         var pair = KeyPairGenerator.Generate(Temp.Sub("release"), passphrase: null);
-        (Key, PublicKeyPath) = (SigningKey.Load(pair.PrivateKeyPath), pair.PublicKeyPath);
+        (Key, PublicKeyPath, PrivateKeyPath) = (SigningKey.Load(pair.PrivateKeyPath), pair.PublicKeyPath, pair.PrivateKeyPath);
         (BaselineLock, BaselineHead, _) = await RunAsync("baseline");
     }
 
@@ -143,8 +151,12 @@ public sealed class FaultMatrixFixture : IAsyncLifetime
 /// The fault matrix: each row resolves and exports all 16 images through one kind of fault and must produce exactly the
 /// fault-free lock and <c>openlm-bundle.json</c> (faults are drawn from a seeded hash of each request, so rows are repeatable).
 /// </summary>
+[CollectionDefinition(FaultMatrixFixture.Collection)]
+public sealed class FaultMatrixCollection : ICollectionFixture<FaultMatrixFixture>;
+
 [Trait("Category", "Integration")]
-public sealed class FaultMatrixTests(FaultMatrixFixture fixture) : IClassFixture<FaultMatrixFixture>
+[Collection(FaultMatrixFixture.Collection)]
+public sealed class FaultMatrixTests(FaultMatrixFixture fixture)
 {
     public static TheoryData<string> Rows => ["429 Retry-After", "429", "503", "token expiry", "resets", "latency"];
 
@@ -193,6 +205,12 @@ public sealed class FaultMatrixTests(FaultMatrixFixture fixture) : IClassFixture
                 _ => fixture.Proxy.FailedResponses,
             };
             Assert.True(injected > 10, $"only {injected} faults injected in row {row}");
+            if (row == "token expiry")
+            {
+                // The row: expiry hits token requests and a repository's first (token-less) request too.
+                Assert.True(fixture.Proxy.ExpiredTokenRequests > 0 && fixture.Proxy.ExpiredWithoutToken > 0, $"{fixture.Proxy.ExpiredTokenRequests} token requests and {fixture.Proxy.ExpiredWithoutToken} token-less requests refused");
+            }
+
             Assert.Equal(FaultMatrixFixture.ImageCount, System.Text.Json.JsonDocument.Parse(lockJson).RootElement.GetProperty("images").GetArrayLength());
             Assert.Equal(fixture.BaselineLock, lockJson);
             Assert.Equal(Encoding.UTF8.GetString(fixture.BaselineHead), Encoding.UTF8.GetString(head));

@@ -59,12 +59,18 @@ public sealed class AdaptiveRateTests
         var time = new ManualClock();
         var limiter = new RequestRateLimiter(10, time);
 
-        // A burst of 429s within one second counts once
+        // A burst of 429s within one second counts once, and so do refusals before enough answers came back
         limiter.OnThrottled();
         limiter.OnThrottled();
         Assert.Equal(5, limiter.CurrentRate);
         time.Advance(TimeSpan.FromSeconds(1.5));
         limiter.OnThrottled();
+        Assert.Equal(5, limiter.CurrentRate);
+        for (var i = 0; i < RequestRateLimiter.DecreaseEvidence; i++)
+        {
+            limiter.OnThrottled();
+        }
+
         Assert.Equal(2.5, limiter.CurrentRate);
 
         // Accepted requests add back slowly, never above the ceiling
@@ -76,6 +82,31 @@ public sealed class AdaptiveRateTests
         }
 
         Assert.Equal(10, limiter.CurrentRate);
+    }
+
+    [Fact]
+    public void RequestRateLimiter_HalfTheAnswersRefusedWhateverThePace_RateDoesNotStarve()
+    {
+        // Given a front end refusing every other request with 429 (no Retry-After), independent of the rate
+        var time = new ManualClock();
+        var limiter = new RequestRateLimiter(10, time);
+
+        // When 2000 answers come back, one per paced slot
+        for (var i = 0; i < 2000; i++)
+        {
+            time.Advance(TimeSpan.FromSeconds(1 / limiter.CurrentRate!.Value));
+            if (i % 2 == 0)
+            {
+                limiter.OnThrottled();
+            }
+            else
+            {
+                limiter.OnAccepted();
+            }
+        }
+
+        // Then the rate holds well above the floor (it used to settle near 0.1 request/s)
+        Assert.True(limiter.CurrentRate > 2, $"rate {limiter.CurrentRate}");
     }
 
     [Fact]

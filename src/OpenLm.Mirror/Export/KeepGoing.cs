@@ -1,0 +1,128 @@
+using System.Collections.Concurrent;
+using OpenLm.Mirror.Diagnostics;
+using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Registry;
+
+namespace OpenLm.Mirror.Export;
+
+/// <summary>
+/// "Keep going, then decide" for a list of images (resolve and export share it): every image is tried; the ones that
+/// failed transiently are tried again after all others, in up to <c>rounds</c> extra rounds with backoff while the run's
+/// budget lasts; only then does it fail, naming every image that still failed with the registry's error code. Each
+/// request already retried itself, so a failure here has used its request's budget.
+/// </summary>
+internal sealed class KeepGoing(RegistryConnector registries, IMirrorLog log)
+{
+    public int Parallelism { get; init; } = 4;
+
+    public int RetryRounds { get; init; } = 3;
+
+    /// <param name="references">What each image is called in messages (its reference).</param>
+    /// <param name="verb">The work in messages: "resolve" gives "failed to resolve" and "could not be resolved".</param>
+    /// <param name="work">Does image <c>i</c>; it may run again for the same index after a transient failure.</param>
+    public async Task RunAsync(IReadOnlyList<string> references, Verb verb, Func<int, CancellationToken, Task> work, CancellationToken cancellationToken)
+    {
+        var failures = new ConcurrentDictionary<int, (MirrorException Error, bool Transient)>();
+        IReadOnlyList<int> pending = Enumerable.Range(0, references.Count).ToList();
+        for (var round = 0; pending.Count > 0; round++)
+        {
+            failures.Clear();
+            await Parallel.ForEachAsync(
+                pending,
+                new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken },
+                async (i, ct) =>
+                {
+                    try
+                    {
+                        await work(i, ct).ConfigureAwait(false);
+                    }
+                    catch (MirrorException ex)
+                    {
+                        failures[i] = (ex, RetryPolicy.IsTransient(ex, ct));
+                    }
+                    catch (Exception ex) when (RetryPolicy.IsTransient(ex, ct))
+                    {
+                        failures[i] = (new OperationException($"{references[i]}: {ex.Message}", ex), true);
+                    }
+                }).ConfigureAwait(false);
+
+            var retriable = failures.Where(f => f.Value.Transient).Select(f => f.Key).Order().ToList();
+            var delay = RetryPolicy.Backoff(round + 1, registries.Options.RetryBaseDelay * 4, null);
+            if (retriable.Count == 0 || round >= RetryRounds || !registries.Budget.Allows(delay))
+            {
+                break;
+            }
+
+            log.Warn($"{retriable.Count} of {references.Count} images failed to {verb.Infinitive}; trying them again in {delay.TotalSeconds:0.0}s (round {round + 1}/{RetryRounds})");
+            await Task.Delay(delay, registries.Options.Time, cancellationToken).ConfigureAwait(false);
+            pending = retriable;
+        }
+
+        if (failures.IsEmpty)
+        {
+            return;
+        }
+
+        var ordered = failures.OrderBy(f => f.Key).ToList();
+        var kind = ordered.Select(f => f.Value.Error.Kind).Max();
+        var budget = registries.Budget.Exhausted ? $" (the run's time budget of {registries.Budget.Timeout} is spent)" : string.Empty;
+        // One cause for every image (e.g. a proxy refusing its credentials): its advice holds for the whole run.
+        var advice = ordered.Select(f => Advice(f.Value.Error)).Distinct().ToList();
+        var message = $"{ordered.Count} of {references.Count} images could not be {verb.Participle}{budget}:\n  " + string.Join("\n  ", ordered.Select(f => Describe(references[f.Key], f.Value.Error)));
+        var (remedy, subject) = advice.Count == 1 ? advice[0] : (Remedy.None, null);
+        throw kind switch
+        {
+            // Typed like the worst failure, so callers (and the exit code) see an integrity failure as one. No inner
+            // exception: the CLI takes advice from the first cause in the chain, which holds only when all agree (above).
+            FailureKind.Integrity => new IntegrityException(message) { Remedy = remedy, Subject = subject },
+            FailureKind.Usage => new InputException(message) { Remedy = remedy, Subject = subject },
+            FailureKind.Operational => new OperationException(message) { Remedy = remedy, Subject = subject },
+            _ => new MirrorException(kind, message) { Remedy = remedy, Subject = subject },
+        };
+    }
+
+    /// <summary>The work named in messages.</summary>
+    public sealed record Verb(string Infinitive, string Participle)
+    {
+        public static readonly Verb Resolve = new("resolve", "resolved");
+
+        public static readonly Verb Pull = new("pull", "pulled");
+    }
+
+    private static (Remedy Remedy, string? Subject) Advice(Exception error)
+    {
+        for (Exception? e = error; e is not null; e = e.InnerException)
+        {
+            if (e is MirrorException { Remedy: not Remedy.None } advised)
+            {
+                return (advised.Remedy, advised.Subject);
+            }
+        }
+
+        return (Remedy.None, null);
+    }
+
+    /// <summary>One line per failed image: the reference, the registry's error codes (when it sent any) and the message.</summary>
+    private static string Describe(string reference, MirrorException error)
+    {
+        var registry = FindRegistryError(error);
+        var codes = registry is null ? null
+            : registry.Errors.Count > 0 ? string.Join(",", registry.Errors.Select(e => e.Code).Distinct(StringComparer.Ordinal))
+            : $"HTTP {(int)registry.StatusCode}";
+        var message = error.Message.Contains(reference, StringComparison.Ordinal) ? error.Message : $"{reference}: {error.Message}";
+        return codes is null ? message : $"[{codes}] {message}";
+    }
+
+    private static RegistryException? FindRegistryError(Exception? error)
+    {
+        for (var e = error; e is not null; e = e.InnerException)
+        {
+            if (e is RegistryException registry)
+            {
+                return registry;
+            }
+        }
+
+        return null;
+    }
+}
