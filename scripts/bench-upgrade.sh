@@ -42,8 +42,8 @@ FULL_BYTES=$(stat -c %s "$WORK/next-full.tar")
 if [[ -z ${BENCH_ONLY:-} ]]; then
 start_registry "$WORK/reg-up-full" UP_FULL
 start_registry "$WORK/reg-up-delta" UP_DELTA
-"$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$UP_DELTA/openlm" --plain-http >/dev/null || { echo "bench: import of N failed" >&2; exit 1; }
-"$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$UP_FULL/openlm" --plain-http >/dev/null || { echo "bench: import of N failed" >&2; exit 1; }
+"$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$UP_DELTA/openlm" --plain-http >/dev/null 2>"$WORK/last.err" || { echo "bench: import of N failed" >&2; cat "$WORK/last.err" >&2; exit 1; }
+"$MIRROR" import "$WORK/bundle.tar" --key "$WORK/bench.pub" --to "$UP_FULL/openlm" --plain-http >/dev/null 2>"$WORK/last.err" || { echo "bench: import of N failed" >&2; cat "$WORK/last.err" >&2; exit 1; }
 timed import_full "$MIRROR" import "$WORK/next-full.tar" --key "$WORK/bench.pub" --to "$UP_FULL/openlm" --plain-http
 timed import_delta "$MIRROR" import "$WORK/next-delta.tar" --key "$WORK/bench.pub" --to "$UP_DELTA/openlm" --plain-http
 start_registry "$WORK/reg-up-empty" UP_EMPTY
