@@ -370,7 +370,7 @@ public static class PreflightRunner
                         }
 
                         var next = redirect.IsAbsoluteUri ? redirect : new Uri(location, redirect);
-                        var target = PreflightEndpoint.Of(next, PreflightRole.Cdn, at.Host);
+                        var target = PreflightEndpoint.Of(next, PreflightRole.Cdn, at.Address);
                         Checks.Add(PreflightCheck.Ok(at, PreflightCheckKind.Blob, $"{what}: redirected ({status}) to {target.Address}"));
                         if (!await EnsureReachableAsync(target, next, cancellationToken).ConfigureAwait(false))
                         {

@@ -26,14 +26,17 @@ public sealed class PreflightChartTests : IAsyncLifetime
     private readonly byte[] _archive = new byte[3000];
     private LoopbackServer _repository = null!;
     private LoopbackServer _releases = null!;
+    private LoopbackServer _storage = null!;
     private FakeRegistry _registry = null!;
     private string _indexVersion = ChartVersion;
+    private bool _redirectToStorage;
 
     private string ArchiveDigest => Convert.ToHexStringLower(SHA256.HashData(_archive));
 
     public Task InitializeAsync()
     {
         Random.Shared.NextBytes(_archive);
+        _storage = LoopbackServer.Start(ServeStorageAsync, "127.0.0.3");
         _releases = LoopbackServer.Start(ServeReleaseAsync, "127.0.0.2");
         _repository = LoopbackServer.Start(ServeIndexAsync);
         _registry = FakeRegistry.Start();
@@ -55,6 +58,7 @@ public sealed class PreflightChartTests : IAsyncLifetime
     {
         await _repository.DisposeAsync();
         await _releases.DisposeAsync();
+        await _storage.DisposeAsync();
         await _registry.DisposeAsync();
         _temp.Dispose();
     }
@@ -82,6 +86,25 @@ public sealed class PreflightChartTests : IAsyncLifetime
         Assert.Equal(_releases.Authority, served.Endpoint);
         Assert.Contains("digest verified", served.Detail, StringComparison.Ordinal);
         Assert.Contains(_releases.Requests, r => r.Path.EndsWith($"/{ChartName}-{ChartVersion}.tgz", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RunAsync_ArchiveHostRedirects_TheStorageHostIsProbedListedAndServesTheArchive()
+    {
+        // Given an archive host that redirects downloads to a storage host (GitHub releases send them to objects.githubusercontent.com)
+        _redirectToStorage = true;
+        using var connector = Connector();
+
+        // When preflight runs
+        var report = await PreflightRunner.RunAsync(PreflightRequest.FromManifest(RepoManifest()), connector);
+
+        // Then all three hosts are in the allow-list, the redirect is reported, and the storage host served the archive
+        Assert.True(report.Reachable, string.Join("\n", report.Checks));
+        Assert.Equal(new[] { _repository.Authority, _releases.Authority, _storage.Authority }.Order(StringComparer.Ordinal), report.AllowList);
+        var storage = Assert.Single(report.Endpoints, e => e.Address == _storage.Authority);
+        Assert.Equal((PreflightRole.Cdn, _releases.Authority), (storage.Role, storage.Via));
+        Assert.Contains(report.Checks, c => c.Kind == PreflightCheckKind.Blob && c.Endpoint == _releases.Authority && c.Detail.Contains($"redirected (302) to {_storage.Authority}", StringComparison.Ordinal));
+        Assert.Contains("digest verified", Assert.Single(report.Checks, c => c.Kind == PreflightCheckKind.Blob && c.Endpoint == _storage.Authority).Detail, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -188,8 +211,16 @@ public sealed class PreflightChartTests : IAsyncLifetime
             return;
         }
 
+        if (_redirectToStorage)
+        {
+            await Reply.StatusAsync(context, 302, new Dictionary<string, string> { ["Location"] = $"{_storage.BaseAddress}blob?sig=abc" });
+            return;
+        }
+
         await Reply.BytesAsync(context, 200, _archive, "application/gzip");
     }
+
+    private Task ServeStorageAsync(HttpListenerContext context) => Reply.BytesAsync(context, 200, _archive, "application/octet-stream");
 
     private static async Task<(int Exit, string Out, string Err)> RunCliAsync(params string[] args)
     {
