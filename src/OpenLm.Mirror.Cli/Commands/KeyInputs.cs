@@ -31,8 +31,7 @@ internal static class KeyInputs
 
     public static void RequireFile(string path, string option)
     {
-        // A split bundle is named by its base name as well as by its first part.
-        if (!File.Exists(path) && !(option == "BUNDLE" && File.Exists(Bundle.BundlePartSet.PartPath(path, 1))))
+        if (option == "BUNDLE" ? !BundleExists(path) : !File.Exists(path))
         {
             throw new InputException($"{option} '{path}' does not exist");
         }
@@ -60,12 +59,22 @@ internal static class KeyInputs
         return insecure;
     }
 
-    /// <summary>A bundle argument that must be one file on disk (a directory or a missing path is refused, naming it).</summary>
+    /// <summary>
+    /// A bundle argument that must be on disk: one file, or the base name of a split bundle's parts (<c>NAME.001</c>, …).
+    /// A directory or a missing path is refused, naming it.
+    /// </summary>
     public static void RequireBundleFile(string bundlePath)
     {
-        if (!File.Exists(bundlePath))
+        if (!BundleExists(bundlePath))
         {
             throw new InputException(Directory.Exists(bundlePath) ? $"'{bundlePath}' is a directory, not a bundle file" : $"bundle '{bundlePath}' does not exist");
         }
     }
+
+    /// <summary>
+    /// The one test of every bundle argument: a file, or the base name of a split bundle whose first part
+    /// <c>NAME.001</c> exists (the reader finds the others next to it, as for the first part).
+    /// </summary>
+    private static bool BundleExists(string path) =>
+        File.Exists(path) || (!Directory.Exists(path) && File.Exists(Bundle.BundlePartSet.PartPath(path, 1)));
 }

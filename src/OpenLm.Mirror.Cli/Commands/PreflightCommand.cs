@@ -17,12 +17,12 @@ internal static class PreflightCommand
     {
         var release = new ReleaseInputs();
         var registry = new RegistryOptionSet();
-        var lockPath = new Option<string?>("--lock") { HelpName = "lock.json", Description = "Check the registries of a lock file (written by resolve)" };
+        var lockPath = new Option<string?>("--lock") { HelpName = "lock.json", Description = "Check the registries and chart sources of a lock file (written by resolve)" };
         var target = new Option<string?>("--to") { HelpName = "HOST[:PORT][/PREFIX]", Description = "Check the air-gapped registry (its API and credentials; it may be empty)" };
         var json = new Option<bool>("--json") { Description = "Print the report as one JSON document" };
         var command = new Command(
             "preflight",
-            "Check that every endpoint a release needs is reachable from here (DNS, TCP, proxy, TLS, credentials, one manifest, where blobs are redirected) and print the exact allow-list (exit 0 reachable, 1 not, 2 bad input)");
+            "Check that every endpoint a release needs is reachable from here (DNS, TCP, proxy, TLS, credentials, one manifest, where blobs are redirected, chart registries and Helm repositories) and print the exact allow-list (exit 0 reachable, 1 not, 2 bad input)");
         command.Options.Add(release.Manifest);
         command.Options.Add(lockPath);
         command.Options.Add(target);
@@ -155,6 +155,8 @@ internal static class PreflightCommand
     private static string Name(PreflightRole role) => role switch
     {
         PreflightRole.TokenRealm => "token-realm",
+        PreflightRole.ChartRepository => "chart-repository",
+        PreflightRole.ChartArchive => "chart-archive",
         _ => role.ToString().ToLowerInvariant(),
     };
 }

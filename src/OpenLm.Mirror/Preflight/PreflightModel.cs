@@ -20,10 +20,13 @@ public enum PreflightCheckKind
     /// <summary>The registry accepts the configured credentials (or anonymous access), through its token endpoint when it has one.</summary>
     Auth,
 
-    /// <summary>One manifest of the release can be fetched.</summary>
+    /// <summary>One manifest of the release can be fetched (for an OCI chart: its Helm chart manifest).</summary>
     Manifest,
 
-    /// <summary>One blob is fetched: where the registry redirects it (a CDN host) and whether that host serves it.</summary>
+    /// <summary>A Helm repository's <c>index.yaml</c> is served and lists the chart at its version.</summary>
+    Index,
+
+    /// <summary>One blob (or a Helm repository's chart archive) is fetched: where it is redirected (a CDN host) and whether that host serves it.</summary>
     Blob,
 }
 
@@ -52,13 +55,19 @@ public enum PreflightRole
 
     /// <summary>The HTTP proxy every request goes through.</summary>
     Proxy,
+
+    /// <summary>A Helm HTTP repository's host (its <c>index.yaml</c>).</summary>
+    ChartRepository,
+
+    /// <summary>The host a Helm repository's index sends chart archives to (its <c>urls</c>; e.g. GitHub releases).</summary>
+    ChartArchive,
 }
 
 /// <summary>One host:port this machine (or its proxy) must reach.</summary>
 /// <param name="Host">The host name or address, as requests name it.</param>
 /// <param name="Port">The TCP port (443 for https without an explicit port).</param>
 /// <param name="Role">Why it is needed.</param>
-/// <param name="Via">The registry (host as written in references) that led to it: the token realm or CDN of that registry; null for a registry or the proxy.</param>
+/// <param name="Via">The registry or Helm repository (host as written) that led to it: the token realm or CDN of that registry, the archive host of that repository; null for a registry, repository or the proxy.</param>
 /// <param name="Scheme">http or https: whether a TLS handshake belongs to it.</param>
 public sealed record PreflightEndpoint(string Host, int Port, PreflightRole Role, string? Via, string Scheme)
 {

@@ -1,7 +1,11 @@
 using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
 using OpenLm.Mirror.Content;
+using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.PlatformSpec.ChartSources;
 using OpenLm.Mirror.Registry;
 
 namespace OpenLm.Mirror.Preflight;
@@ -24,13 +28,18 @@ public sealed class PreflightOptions
 /// lists the exact allow-list. Per registry host: DNS, TCP, the proxy's CONNECT, TLS (who issued the certificate),
 /// authentication (the token endpoint, anonymous or with the configured credentials), one manifest, and one blob GET
 /// with redirects not followed, so the CDN host a registry sends blobs to (ECR Public: a CloudFront name) is found and
-/// checked too. Everything goes through the same <see cref="RegistryConnector"/> (proxy, CA file, credentials) a
-/// transfer would use.
+/// checked too. Charts from a registry are checked the same way (their Helm chart manifest and chart layer); a Helm
+/// repository's host is probed, its <c>index.yaml</c> must list the chart at its version, and the host of the archive
+/// URL (resolved as the chart download resolves it, often another host) is probed and its archive fetched. Everything
+/// goes through the same <see cref="RegistryConnector"/> (proxy, CA file, credentials) a transfer would use.
 /// </summary>
 public static class PreflightRunner
 {
     /// <summary>Blobs up to this size are read and verified after the redirect is followed; larger ones only answer.</summary>
     private const long VerifiedBlobBytes = 4 * 1024 * 1024;
+
+    /// <summary>Redirects of a chart archive followed (GitHub releases use one).</summary>
+    private const int MaxArchiveRedirects = 5;
 
     public static async Task<PreflightReport> RunAsync(PreflightRequest request, RegistryConnector connector, PreflightOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -53,6 +62,25 @@ public static class PreflightRunner
             }
         }
 
+        if (request.Charts.Count > 0)
+        {
+            // The chart download code reads the index and resolves archive URLs: preflight asks it, so both agree.
+            using var downloads = new ChartDownloader(connector, NullMirrorLog.Instance);
+            foreach (var chart in request.Charts)
+            {
+                switch (chart.Source)
+                {
+                    case OciChartSource oci:
+                        var located = connector.Options.Mirrors.Locate(oci.Reference);
+                        await run.CheckRegistryAsync(located.Registry, located, cancellationToken, chart).ConfigureAwait(false);
+                        break;
+                    case HelmRepositoryChartSource repository:
+                        await run.CheckRepositoryAsync(repository, chart.Pinned, downloads, cancellationToken).ConfigureAwait(false);
+                        break;
+                }
+            }
+        }
+
         return new PreflightReport(request.Input, run.Endpoints, run.Checks, connector.ProxySettings.ToString());
     }
 
@@ -69,7 +97,8 @@ public static class PreflightRunner
 
         public List<PreflightCheck> Checks { get; } = [];
 
-        public async Task CheckRegistryAsync(string host, Reference? image, CancellationToken cancellationToken)
+        /// <summary>Checks a registry host; with <paramref name="image"/> one of its manifests and blobs (with <paramref name="chart"/>, the chart's Helm manifest and chart layer).</summary>
+        public async Task CheckRegistryAsync(string host, Reference? image, CancellationToken cancellationToken, PreflightChart? chart = null)
         {
             var client = connector.Client(host);
             var registry = PreflightEndpoint.Of(client.BaseUri, PreflightRole.Registry, null);
@@ -97,7 +126,9 @@ public static class PreflightRunner
                 return;
             }
 
-            var blob = await FetchManifestAsync(connector.Repository(image), image, registry, cancellationToken).ConfigureAwait(false);
+            var blob = chart is null
+                ? await FetchManifestAsync(connector.Repository(image), image, registry, cancellationToken).ConfigureAwait(false)
+                : await FetchChartManifestAsync(connector.Repository(image), image, chart, registry, cancellationToken).ConfigureAwait(false);
             if (blob is not null)
             {
                 await FollowBlobAsync(client, image, blob, registry, scopes, cancellationToken).ConfigureAwait(false);
@@ -219,6 +250,187 @@ public static class PreflightRunner
                 Checks.Add(PreflightCheck.Skipped(registry, PreflightCheckKind.Blob, "no manifest"));
                 return null;
             }
+        }
+
+        /// <summary>
+        /// Fetches an OCI chart's manifest: it must be a Helm chart (config <c>application/vnd.cncf.helm.config.v1+json</c>,
+        /// one chart layer), and under a lock its chart layer must be the archive the lock pins. Returns the chart layer, or null.
+        /// </summary>
+        private async Task<Descriptor?> FetchChartManifestAsync(RemoteRepository repository, Reference reference, PreflightChart chart, PreflightEndpoint registry, CancellationToken cancellationToken)
+        {
+            var what = $"chart {chart.Source}";
+            try
+            {
+                var (descriptor, bytes) = await repository.FetchManifestAsync(reference.TagOrDigest, cancellationToken).ConfigureAwait(false);
+                var document = ManifestDocument.Parse(bytes, descriptor.MediaType, chart.Source.ToString());
+                string? problem = null;
+                if (document.IsIndex || document.Config is null || document.Config.MediaType != MediaTypes.HelmConfig)
+                {
+                    problem = $"{what} is not a Helm chart: its manifest is {(document.IsIndex ? "an image index" : $"{descriptor.MediaType} with config {document.Config?.MediaType ?? "none"}")}, a Helm chart's config is {MediaTypes.HelmConfig} (is it a container image? list it under images)";
+                }
+
+                // helm push writes one chart layer; Helm 3.0-3.7 used application/tar+gzip (as the chart download accepts).
+                var layers = document.Layers.Where(l => l.MediaType is MediaTypes.HelmChart or "application/tar+gzip").ToList();
+                if (problem is null && layers.Count != 1)
+                {
+                    problem = FormattableString.Invariant($"{what} has {layers.Count} chart content layers ({MediaTypes.HelmChart}), Helm needs exactly one");
+                }
+
+                if (problem is null && chart.Pinned is { } pinned && layers[0].Digest != pinned)
+                {
+                    problem = $"{what} changed since it was locked: its chart layer is now {layers[0].Digest}, the lock pins {pinned}; resolve the release again if the change is intended";
+                }
+
+                if (problem is not null)
+                {
+                    Checks.Add(PreflightCheck.Failed(registry, PreflightCheckKind.Manifest, problem));
+                    Checks.Add(PreflightCheck.Skipped(registry, PreflightCheckKind.Blob, "no chart layer"));
+                    return null;
+                }
+
+                Checks.Add(PreflightCheck.Ok(registry, PreflightCheckKind.Manifest, $"{what}: Helm chart manifest {descriptor.Digest} ({bytes.Length} bytes), chart layer {layers[0].Digest}{(chart.Pinned is null ? string.Empty : " as locked")}"));
+                return layers[0];
+            }
+            catch (Exception ex) when (IsCheckFailure(ex, cancellationToken))
+            {
+                Checks.Add(PreflightCheck.Failed(registry, PreflightCheckKind.Manifest, $"{what}: {Message(ex)}", RemedyOf(ex)));
+                Checks.Add(PreflightCheck.Skipped(registry, PreflightCheckKind.Blob, "no manifest"));
+                return null;
+            }
+        }
+
+        /// <summary>
+        /// A Helm repository chart: the repository's host (DNS, TCP, proxy, TLS), its <c>index.yaml</c> (the chart at its
+        /// version must be listed; under a lock, with the pinned digest when the index lists one), then the host of the
+        /// archive URL, which joins the allow-list, and the archive itself.
+        /// </summary>
+        public async Task CheckRepositoryAsync(HelmRepositoryChartSource source, Digest? pinned, ChartDownloader downloads, CancellationToken cancellationToken)
+        {
+            var indexUri = source.IndexUri;
+            var repository = PreflightEndpoint.Of(indexUri, PreflightRole.ChartRepository, null);
+            if (!await EnsureReachableAsync(repository, indexUri, cancellationToken).ConfigureAwait(false))
+            {
+                Checks.Add(PreflightCheck.Skipped(repository, PreflightCheckKind.Index, $"{repository.Address} is not reachable"));
+                Checks.Add(PreflightCheck.Skipped(repository, PreflightCheckKind.Blob, $"{repository.Address} is not reachable"));
+                return;
+            }
+
+            HelmIndexEntry entry;
+            Uri archiveUrl;
+            try
+            {
+                (entry, archiveUrl) = await downloads.LocateAsync(source, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsCheckFailure(ex, cancellationToken))
+            {
+                Checks.Add(PreflightCheck.Failed(repository, PreflightCheckKind.Index, Message(ex), RemedyOf(ex)));
+                Checks.Add(PreflightCheck.Skipped(repository, PreflightCheckKind.Blob, "the chart is not in the index"));
+                return;
+            }
+
+            if (pinned is { } locked && entry.Digest is { } listed && listed != locked)
+            {
+                Checks.Add(PreflightCheck.Failed(repository, PreflightCheckKind.Index, $"chart from {source} changed since it was locked: {RegistryException.StripQuery(indexUri)} now lists digest {listed}, the lock pins {locked}; resolve the release again if the change is intended"));
+                Checks.Add(PreflightCheck.Skipped(repository, PreflightCheckKind.Blob, "the index lists another archive"));
+                return;
+            }
+
+            var archive = PreflightEndpoint.Of(archiveUrl, PreflightRole.ChartArchive, source.Repository.Authority);
+            Checks.Add(PreflightCheck.Ok(repository, PreflightCheckKind.Index, $"{RegistryException.StripQuery(indexUri)} lists chart '{source.Name}' {entry.Version}; archive at {RegistryException.StripQuery(archiveUrl)}{(archive.Address == repository.Address ? string.Empty : $" (host {archive.Address})")}"));
+            if (!await EnsureReachableAsync(archive, archiveUrl, cancellationToken).ConfigureAwait(false))
+            {
+                Checks.Add(PreflightCheck.Skipped(archive, PreflightCheckKind.Blob, $"{archive.Address} is not reachable"));
+                return;
+            }
+
+            await FetchArchiveAsync(source, archiveUrl, archive, pinned ?? entry.Digest, cancellationToken).ConfigureAwait(false);
+        }
+
+        /// <summary>
+        /// GETs a chart archive as the download would, but following redirects one by one so every host they lead to
+        /// (GitHub releases: a storage host) is probed and listed; a small archive is hashed against what is expected.
+        /// </summary>
+        private async Task FetchArchiveAsync(HelmRepositoryChartSource source, Uri url, PreflightEndpoint at, Digest? expected, CancellationToken cancellationToken)
+        {
+            var what = $"chart archive of {source}";
+            var location = url;
+            try
+            {
+                for (var hop = 0; ; hop++)
+                {
+                    var client = connector.Client(location.Authority);
+                    using var response = await client.SendAsync(HttpMethod.Get, location, [], cancellationToken, r => r.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("*/*")), followRedirects: false).ConfigureAwait(false);
+                    var status = (int)response.StatusCode;
+                    if (status is >= 300 and < 400 && response.Headers.Location is { } redirect)
+                    {
+                        if (hop >= MaxArchiveRedirects)
+                        {
+                            Checks.Add(PreflightCheck.Failed(at, PreflightCheckKind.Blob, FormattableString.Invariant($"{what}: more than {MaxArchiveRedirects} redirects")));
+                            return;
+                        }
+
+                        var next = redirect.IsAbsoluteUri ? redirect : new Uri(location, redirect);
+                        var target = PreflightEndpoint.Of(next, PreflightRole.Cdn, at.Address);
+                        Checks.Add(PreflightCheck.Ok(at, PreflightCheckKind.Blob, $"{what}: redirected ({status}) to {target.Address}"));
+                        if (!await EnsureReachableAsync(target, next, cancellationToken).ConfigureAwait(false))
+                        {
+                            Checks.Add(PreflightCheck.Skipped(target, PreflightCheckKind.Blob, $"{target.Address} is not reachable"));
+                            return;
+                        }
+
+                        (location, at) = (next, target);
+                        continue;
+                    }
+
+                    if (!response.IsSuccessStatusCode)
+                    {
+                        var error = await RegistryException.FromResponseAsync(response, $"GET {what}", cancellationToken).ConfigureAwait(false);
+                        Checks.Add(PreflightCheck.Failed(at, PreflightCheckKind.Blob, error.Message, response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden ? Remedy.Credentials : RemedyOf(error)));
+                        return;
+                    }
+
+                    var verdict = await HashArchiveAsync(response, expected, cancellationToken).ConfigureAwait(false);
+                    Checks.Add(verdict.Matches
+                        ? PreflightCheck.Ok(at, PreflightCheckKind.Blob, $"{what}: served ({status}){verdict.Detail}")
+                        : PreflightCheck.Failed(at, PreflightCheckKind.Blob, $"{what}: {RegistryException.StripQuery(location)} hashes to {verdict.Detail}, but {expected} is expected (the index's digest, or the lock's pin)"));
+                    return;
+                }
+            }
+            catch (Exception ex) when (IsCheckFailure(ex, cancellationToken))
+            {
+                Checks.Add(PreflightCheck.Failed(at, PreflightCheckKind.Blob, $"{what}: {Message(ex)}", RemedyOf(ex)));
+            }
+        }
+
+        /// <summary>Hashes an archive up to <see cref="VerifiedBlobBytes"/> (a Helm chart is kilobytes); a larger one is only answered.</summary>
+        private static async Task<(bool Matches, string Detail)> HashArchiveAsync(HttpResponseMessage response, Digest? expected, CancellationToken cancellationToken)
+        {
+            if (expected is null || response.Content.Headers.ContentLength > VerifiedBlobBytes)
+            {
+                return (true, string.Empty);
+            }
+
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            await using (body.ConfigureAwait(false))
+            {
+                var chunk = new byte[1 << 16];
+                long total = 0;
+                int read;
+                while ((read = await body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+                {
+                    total += read;
+                    if (total > VerifiedBlobBytes)
+                    {
+                        return (true, string.Empty);
+                    }
+
+                    hash.AppendData(chunk, 0, read);
+                }
+            }
+
+            var digest = Digest.FromHash("sha256", hash.GetHashAndReset());
+            return digest == expected ? (true, ", digest verified") : (false, digest.ToString());
         }
 
         /// <summary>

@@ -136,10 +136,7 @@ public sealed class ChartDownloader : IDisposable
 
     private async Task<Digest> DownloadFromRepositoryAsync(HelmRepositoryChartSource source, string target, CancellationToken cancellationToken)
     {
-        // Several charts of one repository read its index once per run.
-        var index = await _indexes.GetOrAdd(source.IndexUri.AbsoluteUri, _ => ReadIndexAsync(source, cancellationToken)).ConfigureAwait(false);
-        var entry = index.Select(source.Name, source.Version);
-        var url = HelmRepositoryIndex.ResolveUrl(source.BaseUri, entry.Urls[0]);
+        var (entry, url) = await LocateAsync(source, cancellationToken).ConfigureAwait(false);
         var partial = target + ".partial";
         var digest = await GetToFileAsync(source, url, partial, cancellationToken).ConfigureAwait(false);
         if (entry.Digest is { } listed && listed != digest)
@@ -150,6 +147,19 @@ public sealed class ChartDownloader : IDisposable
 
         File.Move(partial, target);
         return digest;
+    }
+
+    /// <summary>
+    /// The index entry of a repository chart and the URL its archive is downloaded from (<c>urls[0]</c> resolved against
+    /// the repository URL, as Helm does; it may be on another host). An unknown chart or version is an <see cref="InputException"/>.
+    /// </summary>
+    public async Task<(HelmIndexEntry Entry, Uri ArchiveUrl)> LocateAsync(HelmRepositoryChartSource source, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        // Several charts of one repository read its index once per run.
+        var index = await _indexes.GetOrAdd(source.IndexUri.AbsoluteUri, _ => ReadIndexAsync(source, cancellationToken)).ConfigureAwait(false);
+        var entry = index.Select(source.Name, source.Version);
+        return (entry, HelmRepositoryIndex.ResolveUrl(source.BaseUri, entry.Urls[0]));
     }
 
     private async Task<HelmRepositoryIndex> ReadIndexAsync(HelmRepositoryChartSource source, CancellationToken cancellationToken)
