@@ -156,9 +156,9 @@ commands.append(command("inventory", "The receipt written by asking the target w
   ["receipt", "registry", "platform", "images", "absent", "incompleteImages", "contents", "bytes"]))
 commands.append(command("preflight", "A verdict per check of every endpoint a release (or the air-gapped registry) needs, and the allow-list; exit 1 (ok false, the report kept) when a check failed.", {
   "input": S(), "proxy": S(), "reachable": B(), "allowList": arr(S()),
-  "endpoints": arr(obj({"address": S(), "host": S(), "port": I(), "scheme": {"enum": ["http", "https"]}, "role": {"enum": ["registry", "token-realm", "cdn", "proxy"]}, "via": S()},
+  "endpoints": arr(obj({"address": S(), "host": S(), "port": I(), "scheme": {"enum": ["http", "https"]}, "role": {"enum": ["registry", "token-realm", "cdn", "proxy", "chart-repository", "chart-archive"]}, "via": S()},
                        ["address", "host", "port", "scheme", "role"])),
-  "checks": arr(obj({"endpoint": S(), "check": {"enum": ["dns", "tcp", "tls", "proxy", "auth", "manifest", "blob"]}, "status": {"enum": ["ok", "skipped", "failed"]}, "detail": S(), "hint": S()},
+  "checks": arr(obj({"endpoint": S(), "check": {"enum": ["dns", "tcp", "tls", "proxy", "auth", "manifest", "index", "blob"]}, "status": {"enum": ["ok", "skipped", "failed"]}, "detail": S(), "hint": S()},
                     ["endpoint", "check", "status", "detail"])),
   "summary": obj({"checks": I(), "ok": I(), "skipped": I(), "failed": I()}, ["checks", "ok", "skipped", "failed"])},
   ["input", "proxy", "reachable", "allowList", "endpoints", "checks", "summary"]))
