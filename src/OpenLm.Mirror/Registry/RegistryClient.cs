@@ -120,7 +120,7 @@ public sealed class RegistryClient
                 }
 
                 Log.Warn($"{method} {RegistryException.StripQuery(uri)}: retry {attempt}/{_options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
-                await Task.Delay(delay, _options.Time, cancellationToken).ConfigureAwait(false);
+                await TransferSlots.DelayAsync(delay, _options.Time, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -138,7 +138,7 @@ public sealed class RegistryClient
 
             Log.Warn($"{method} {RegistryException.StripQuery(uri)}: {(int)response.StatusCode} {response.StatusCode}, retry {attempt}/{_options.Retries} in {wait.TotalSeconds:0.0}s");
             response.Dispose();
-            await Task.Delay(wait, _options.Time, cancellationToken).ConfigureAwait(false);
+            await TransferSlots.DelayAsync(wait, _options.Time, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -478,7 +478,7 @@ public sealed class RegistryClient
                 && RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, null) is var delay && Budget.Allows(delay, localDeadline))
             {
                 Log.Warn($"token request for {Host}: retry {attempt}/{_options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
-                await Task.Delay(delay, _options.Time, cancellationToken).ConfigureAwait(false);
+                await TransferSlots.DelayAsync(delay, _options.Time, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -495,7 +495,7 @@ public sealed class RegistryClient
                     if (retriable && attempt <= _options.Retries && Budget.Allows(wait, localDeadline))
                     {
                         Log.Warn($"token request for {Host}: {(int)response.StatusCode} {response.StatusCode}, retry {attempt}/{_options.Retries} in {wait.TotalSeconds:0.0}s");
-                        await Task.Delay(wait, _options.Time, cancellationToken).ConfigureAwait(false);
+                        await TransferSlots.DelayAsync(wait, _options.Time, cancellationToken).ConfigureAwait(false);
                         continue;
                     }
 
