@@ -23,7 +23,9 @@ public sealed class RegistryClient
     private readonly RegistryOptions _options;
     private readonly RequestRateLimiter _limiter;
     private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _tokenLock = new(1, 1);
+    // One token fetch at a time per scope set, not per host: a token request waiting out a Retry-After for one
+    // repository must not hold up the requests of the others (their tokens are fetched meanwhile).
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _tokenLocks = new(StringComparer.Ordinal);
     private volatile Challenge? _lastBearerChallenge;
     private volatile bool _useBasic;
 
@@ -394,7 +396,8 @@ public sealed class RegistryClient
     private async Task RefreshTokenAsync(Challenge challenge, IReadOnlyList<string> scopes, string? refusedToken, CancellationToken cancellationToken)
     {
         var key = TokenKey(scopes);
-        await _tokenLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var tokenLock = _tokenLocks.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+        await TransferSlots.WaitAsync(tokenLock, cancellationToken).ConfigureAwait(false);
         try
         {
             if (_tokens.TryGetValue(key, out var existing) && existing.Value != refusedToken && existing.ValidAt(_options.Time.GetUtcNow()))
@@ -406,7 +409,7 @@ public sealed class RegistryClient
         }
         finally
         {
-            _tokenLock.Release();
+            tokenLock.Release();
         }
     }
 

@@ -44,10 +44,12 @@ public sealed class RetryPolicy
                 MaxDelay = MaxBackoff,
                 ShouldHandle = args => ValueTask.FromResult(
                     args.Outcome.Exception is { } ex && IsTransient(ex, args.Context.CancellationToken)),
-                // The same waits as a single request's retries (RegistryClient.SendAsync): full jitter from a short first
-                // backoff, or the registry's Retry-After.
-                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(Backoff(
-                    args.AttemptNumber + 1, baseDelay ?? DefaultBaseDelay, (args.Outcome.Exception as RegistryException)?.RetryAfter)),
+                // The registry's Retry-After (capped), else the backoff of a single request's retries
+                // (RegistryClient.SendAsync): full jitter from a short first backoff.
+                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(
+                    args.Outcome.Exception is RegistryException { RetryAfter: { } after }
+                        ? (after > MaxRetryAfter ? MaxRetryAfter : after)
+                        : Backoff(args.AttemptNumber + 1, baseDelay ?? DefaultBaseDelay, null)),
                 OnRetry = args =>
                 {
                     log.Warn($"retry {args.AttemptNumber + 1}/{retries} in {args.RetryDelay.TotalSeconds:0.0}s after: {Describe(args.Outcome.Exception)}");

@@ -4,9 +4,9 @@ namespace OpenLm.Mirror.Registry;
 /// Concurrency slots (images in flight, blob transfers) that a request gives back while it waits out a backoff or a
 /// <c>Retry-After</c>, so other work proceeds meanwhile; it takes its slot again before its next attempt. Work runs in a
 /// slot with <see cref="RunAsync{T}"/>; every retry wait goes through <see cref="DelayAsync"/>, which frees the innermost
-/// slot of the calling flow for the length of the wait (outer slots stay held, so slots are always taken outer first
-/// and no wait can deadlock). Flows forked inside one slot share it: it is freed when one of them starts waiting and
-/// taken back as soon as one of them stops.
+/// slot of the calling flow for the length of the wait (outer slots stay held, so slots are always taken outer first).
+/// A lock that such a waiting flow may hold is taken with <see cref="WaitAsync"/>, so no wait can deadlock. Flows forked
+/// inside one slot share it: it is freed when one of them starts waiting and taken back as soon as one of them stops.
 /// </summary>
 public static class TransferSlots
 {
@@ -53,6 +53,33 @@ public static class TransferSlots
         try
         {
             await Task.Delay(delay, time, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (holding is not null)
+            {
+                await holding.StopWaitingAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Takes <paramref name="gate"/> (a lock some other flow may hold while it waits out a retry, e.g. one token fetch
+    /// per scope), giving the caller's slot back while blocked on it: otherwise the lock's holder, its wait over, could
+    /// find every slot held by flows queued on its lock, and none would move again.
+    /// </summary>
+    public static async Task WaitAsync(SemaphoreSlim gate, CancellationToken cancellationToken)
+    {
+        if (gate.Wait(0, CancellationToken.None))
+        {
+            return;
+        }
+
+        var holding = Current.Value;
+        holding?.StartWaiting();
+        try
+        {
+            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
