@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using OpenLm.Mirror.Content;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Oci;
+using OpenLm.Mirror.Registry;
 
 namespace OpenLm.Mirror.Copy;
 
@@ -189,35 +190,39 @@ public sealed partial class GraphCopier
 
     private async Task<BlobOutcome> TransferBlobInSlotAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
     {
-        await _blobSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            _options.Observer.BlobStarted(image, blob);
-            var outcome = await _options.Retry.ExecuteAsync(ct => new ValueTask<BlobOutcome>(TransferBlobOnceAsync(source, target, blob, image, stats, ct)), cancellationToken).ConfigureAwait(false);
-            switch (outcome)
+        // The slot is held per attempt, and given back while a request of the attempt waits to retry (TransferSlots), so
+        // a blob waiting out a backoff or a Retry-After does not hold up the others.
+        var started = 0;
+        var outcome = await _options.Retry.ExecuteAsync(
+            ct => new ValueTask<BlobOutcome>(TransferSlots.RunAsync(_blobSlots, () =>
             {
-                case BlobOutcome.Copied:
-                    Interlocked.Increment(ref stats.Copied);
-                    break;
-                case BlobOutcome.Mounted:
-                    Interlocked.Increment(ref stats.Mounted);
-                    break;
-                default:
-                    Interlocked.Increment(ref stats.Skipped);
-                    break;
-            }
+                if (Interlocked.Exchange(ref started, 1) == 0)
+                {
+                    _options.Observer.BlobStarted(image, blob);
+                }
 
-            if (target is IMountable location)
-            {
-                Remember(blob.Digest, location.RegistryHost, location.RepositoryName);
-            }
-
-            return outcome;
-        }
-        finally
+                return TransferBlobOnceAsync(source, target, blob, image, stats, ct);
+            }, ct)),
+            cancellationToken).ConfigureAwait(false);
+        switch (outcome)
         {
-            _blobSlots.Release();
+            case BlobOutcome.Copied:
+                Interlocked.Increment(ref stats.Copied);
+                break;
+            case BlobOutcome.Mounted:
+                Interlocked.Increment(ref stats.Mounted);
+                break;
+            default:
+                Interlocked.Increment(ref stats.Skipped);
+                break;
         }
+
+        if (target is IMountable location)
+        {
+            Remember(blob.Digest, location.RegistryHost, location.RepositoryName);
+        }
+
+        return outcome;
     }
 
     /// <summary>One attempt of a whole blob transfer: check → mount → open source → stream → commit.</summary>

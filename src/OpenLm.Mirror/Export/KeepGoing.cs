@@ -27,24 +27,41 @@ internal sealed class KeepGoing(RegistryConnector registries, IMirrorLog log)
         for (var round = 0; pending.Count > 0; round++)
         {
             failures.Clear();
-            await Parallel.ForEachAsync(
-                pending,
-                new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken },
-                async (i, ct) =>
+            // Parallelism images at a time hold a slot; an image whose request waits out a backoff or a Retry-After
+            // gives its slot to the next image meanwhile (TransferSlots), so one throttled request does not idle a slot.
+            // The first error that is not an image's own failure (e.g. cancellation) cancels the others and is thrown.
+            using var slots = new SemaphoreSlim(Parallelism, Parallelism);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var ct = stop.Token;
+            var running = pending.Select(i => TransferSlots.RunAsync(slots, async () =>
+            {
+                try
                 {
-                    try
-                    {
-                        await work(i, ct).ConfigureAwait(false);
-                    }
-                    catch (MirrorException ex)
-                    {
-                        failures[i] = (ex, RetryPolicy.IsTransient(ex, ct));
-                    }
-                    catch (Exception ex) when (RetryPolicy.IsTransient(ex, ct))
-                    {
-                        failures[i] = (new OperationException($"{references[i]}: {ex.Message}", ex), true);
-                    }
-                }).ConfigureAwait(false);
+                    await work(i, ct).ConfigureAwait(false);
+                }
+                catch (MirrorException ex)
+                {
+                    failures[i] = (ex, RetryPolicy.IsTransient(ex, ct));
+                }
+                catch (Exception ex) when (RetryPolicy.IsTransient(ex, ct))
+                {
+                    failures[i] = (new OperationException($"{references[i]}: {ex.Message}", ex), true);
+                }
+                catch
+                {
+                    await stop.CancelAsync().ConfigureAwait(false);
+                    throw;
+                }
+            }, ct)).ToList();
+            try
+            {
+                await Task.WhenAll(running).ConfigureAwait(false);
+            }
+            catch when (running.FirstOrDefault(t => t.IsFaulted) is { } faulted)
+            {
+                // Like Parallel.ForEachAsync: the first real failure, not the cancellations it caused.
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(faulted.Exception!.InnerException!).Throw();
+            }
 
             var retriable = failures.Where(f => f.Value.Transient).Select(f => f.Key).Order().ToList();
             var delay = RetryPolicy.Backoff(round + 1, registries.Options.RetryBaseDelay * 4, null);

@@ -23,7 +23,9 @@ public sealed class RegistryClient
     private readonly RegistryOptions _options;
     private readonly RequestRateLimiter _limiter;
     private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _tokenLock = new(1, 1);
+    // One token fetch at a time per scope set, not per host: a token request waiting out a Retry-After for one
+    // repository must not hold up the requests of the others (their tokens are fetched meanwhile).
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _tokenLocks = new(StringComparer.Ordinal);
     private volatile Challenge? _lastBearerChallenge;
     private volatile bool _useBasic;
 
@@ -120,7 +122,7 @@ public sealed class RegistryClient
                 }
 
                 Log.Warn($"{method} {RegistryException.StripQuery(uri)}: retry {attempt}/{_options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
-                await Task.Delay(delay, _options.Time, cancellationToken).ConfigureAwait(false);
+                await TransferSlots.DelayAsync(delay, _options.Time, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -138,7 +140,7 @@ public sealed class RegistryClient
 
             Log.Warn($"{method} {RegistryException.StripQuery(uri)}: {(int)response.StatusCode} {response.StatusCode}, retry {attempt}/{_options.Retries} in {wait.TotalSeconds:0.0}s");
             response.Dispose();
-            await Task.Delay(wait, _options.Time, cancellationToken).ConfigureAwait(false);
+            await TransferSlots.DelayAsync(wait, _options.Time, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -394,7 +396,8 @@ public sealed class RegistryClient
     private async Task RefreshTokenAsync(Challenge challenge, IReadOnlyList<string> scopes, string? refusedToken, CancellationToken cancellationToken)
     {
         var key = TokenKey(scopes);
-        await _tokenLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var tokenLock = _tokenLocks.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+        await TransferSlots.WaitAsync(tokenLock, cancellationToken).ConfigureAwait(false);
         try
         {
             if (_tokens.TryGetValue(key, out var existing) && existing.Value != refusedToken && existing.ValidAt(_options.Time.GetUtcNow()))
@@ -406,7 +409,7 @@ public sealed class RegistryClient
         }
         finally
         {
-            _tokenLock.Release();
+            tokenLock.Release();
         }
     }
 
@@ -478,7 +481,7 @@ public sealed class RegistryClient
                 && RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, null) is var delay && Budget.Allows(delay, localDeadline))
             {
                 Log.Warn($"token request for {Host}: retry {attempt}/{_options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
-                await Task.Delay(delay, _options.Time, cancellationToken).ConfigureAwait(false);
+                await TransferSlots.DelayAsync(delay, _options.Time, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -495,7 +498,7 @@ public sealed class RegistryClient
                     if (retriable && attempt <= _options.Retries && Budget.Allows(wait, localDeadline))
                     {
                         Log.Warn($"token request for {Host}: {(int)response.StatusCode} {response.StatusCode}, retry {attempt}/{_options.Retries} in {wait.TotalSeconds:0.0}s");
-                        await Task.Delay(wait, _options.Time, cancellationToken).ConfigureAwait(false);
+                        await TransferSlots.DelayAsync(wait, _options.Time, cancellationToken).ConfigureAwait(false);
                         continue;
                     }
 

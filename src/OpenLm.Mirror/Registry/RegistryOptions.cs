@@ -63,8 +63,11 @@ public sealed class RegistryOptions
         set => _responseTimeout = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(ResponseTimeout), value, "the response timeout must be positive");
     }
 
-    /// <summary>Base delay of the exponential backoff (tests shorten it).</summary>
-    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>
+    /// Base delay of the exponential backoff (tests shorten it): the first retry waits up to this long (full jitter), each
+    /// further one up to twice as long as the one before, capped at <see cref="RetryPolicy.MaxBackoff"/>.
+    /// </summary>
+    public TimeSpan RetryBaseDelay { get; set; } = RetryPolicy.DefaultBaseDelay;
 
     /// <summary>
     /// The time budget of the whole run: no retry is started that would wait past it, and work still failing then is

@@ -84,11 +84,19 @@ internal sealed class ResumableBlobStream : Stream
 
                 _resumes++;
                 _options.Log.Warn($"{_repository.DisplayName}@{_descriptor.Digest.Short}: {ex.Message}; resuming at byte {_position} (attempt {_resumes}/{_options.ResumeAttempts})");
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(200 * _resumes, 2000)), cancellationToken).ConfigureAwait(false);
+                await TransferSlots.DelayAsync(ResumeDelay(_resumes), _options.Time, cancellationToken).ConfigureAwait(false);
                 await ReconnectAsync(cancellationToken).ConfigureAwait(false);
             }
         }
     }
+
+    /// <summary>
+    /// The wait before resume number <paramref name="resume"/> (1-based): none for the first (a reset connection is
+    /// usually one broken connection, and the bytes already read are kept), then 200 ms more per resume up to 2 s, so a
+    /// registry that keeps cutting the body off is not hammered.
+    /// </summary>
+    internal static TimeSpan ResumeDelay(int resume) =>
+        resume <= 1 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Min(200 * (resume - 1), 2000));
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();

@@ -15,6 +15,13 @@ namespace OpenLm.Mirror.Registry;
 public sealed class RetryPolicy
 {
     public static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// The ceiling of the first backoff (<see cref="RegistryOptions.RetryBaseDelay"/>). Short, as in the AWS "full jitter"
+    /// scheme: a 503 or a 429 without <c>Retry-After</c> from one overloaded replica is usually answered by the next
+    /// attempt, and the exponential growth (with the rate limiter halving on throttling) covers real overload.
+    /// </summary>
+    public static readonly TimeSpan DefaultBaseDelay = TimeSpan.FromMilliseconds(200);
     private readonly ResiliencePipeline _pipeline;
 
     public RetryPolicy(int retries, IMirrorLog log, TimeSpan? baseDelay = null)
@@ -33,14 +40,16 @@ public sealed class RetryPolicy
                 MaxRetryAttempts = retries,
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
-                Delay = baseDelay ?? TimeSpan.FromMilliseconds(500),
-                MaxDelay = TimeSpan.FromSeconds(30),
+                Delay = baseDelay ?? DefaultBaseDelay,
+                MaxDelay = MaxBackoff,
                 ShouldHandle = args => ValueTask.FromResult(
                     args.Outcome.Exception is { } ex && IsTransient(ex, args.Context.CancellationToken)),
-                DelayGenerator = args => ValueTask.FromResult(
+                // The registry's Retry-After (capped), else the backoff of a single request's retries
+                // (RegistryClient.SendAsync): full jitter from a short first backoff.
+                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(
                     args.Outcome.Exception is RegistryException { RetryAfter: { } after }
-                        ? (TimeSpan?)(after > MaxRetryAfter ? MaxRetryAfter : after)
-                        : null),
+                        ? (after > MaxRetryAfter ? MaxRetryAfter : after)
+                        : Backoff(args.AttemptNumber + 1, baseDelay ?? DefaultBaseDelay, null)),
                 OnRetry = args =>
                 {
                     log.Warn($"retry {args.AttemptNumber + 1}/{retries} in {args.RetryDelay.TotalSeconds:0.0}s after: {Describe(args.Outcome.Exception)}");
@@ -98,7 +107,9 @@ public sealed class RetryPolicy
     /// <summary>
     /// The wait before retry number <paramref name="attempt"/> (1-based): the registry's <c>Retry-After</c> when it sent one
     /// (capped at <see cref="MaxRetryAfter"/>, plus up to 10% so parallel requests do not return in one burst), else
-    /// exponential from <paramref name="baseDelay"/> with full jitter in its upper half, capped at 30 s.
+    /// exponential from <paramref name="baseDelay"/> with full jitter (anywhere from nothing up to the exponential
+    /// ceiling, capped at <see cref="MaxBackoff"/>), so that many requests failed by one blip spread their retries out
+    /// instead of returning together, and a first retry mostly follows within a fraction of the base delay.
     /// </summary>
     public static TimeSpan Backoff(int attempt, TimeSpan baseDelay, TimeSpan? retryAfter, Random? random = null)
     {
@@ -111,7 +122,7 @@ public sealed class RetryPolicy
 
         var exponent = Math.Min(Math.Max(attempt - 1, 0), 16);
         var ceiling = Math.Min(baseDelay.TotalMilliseconds * Math.Pow(2, exponent), MaxBackoff.TotalMilliseconds);
-        return TimeSpan.FromMilliseconds(ceiling * (0.5 + (0.5 * random.NextDouble())));
+        return TimeSpan.FromMilliseconds(ceiling * random.NextDouble());
     }
 
     /// <summary>The longest computed backoff between two attempts (a <c>Retry-After</c> may ask for more, up to <see cref="MaxRetryAfter"/>).</summary>

@@ -1,3 +1,4 @@
+using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Registry;
 using Xunit;
 
@@ -31,15 +32,56 @@ public sealed class DurationTests
 public sealed class BackoffTests
 {
     [Fact]
-    public void RetryPolicy_Backoff_GrowsExponentiallyWithJitterAndIsCapped()
+    public void RetryPolicy_Backoff_GrowsExponentiallyWithFullJitterAndIsCapped()
     {
         var random = new Random(7);
         for (var attempt = 1; attempt <= 20; attempt++)
         {
             var ceiling = Math.Min(100 * Math.Pow(2, attempt - 1), RetryPolicy.MaxBackoff.TotalMilliseconds);
-            var delay = RetryPolicy.Backoff(attempt, TimeSpan.FromMilliseconds(100), null, random).TotalMilliseconds;
-            Assert.InRange(delay, ceiling / 2, ceiling);
+            var delays = Enumerable.Range(0, 200).Select(_ => RetryPolicy.Backoff(attempt, TimeSpan.FromMilliseconds(100), null, random).TotalMilliseconds).ToList();
+            Assert.All(delays, d => Assert.InRange(d, 0, ceiling));
+            // Full jitter: the waits spread over the whole range, not only its upper half.
+            Assert.True(delays.Min() < ceiling / 4, $"attempt {attempt}: shortest {delays.Min()} of ceiling {ceiling}");
+            Assert.True(delays.Max() > ceiling * 3 / 4, $"attempt {attempt}: longest {delays.Max()} of ceiling {ceiling}");
         }
+    }
+
+    [Fact]
+    public void RetryPolicy_FirstBackoffByDefault_IsAtMost200MillisecondsAndAbout100OnAverage()
+    {
+        // A 503 or a 429 without Retry-After is first retried within 200 ms (it was 250-500 ms).
+        Assert.Equal(TimeSpan.FromMilliseconds(200), new RegistryOptions().RetryBaseDelay);
+        var random = new Random(11);
+        var first = Enumerable.Range(0, 1000).Select(_ => RetryPolicy.Backoff(1, new RegistryOptions().RetryBaseDelay, null, random).TotalMilliseconds).ToList();
+        Assert.All(first, d => Assert.InRange(d, 0, 200));
+        Assert.InRange(first.Average(), 80, 120);
+        // Still exponential: the fifth retry may wait up to 16 times as long.
+        Assert.Contains(Enumerable.Range(0, 200).Select(_ => RetryPolicy.Backoff(5, TimeSpan.FromMilliseconds(200), null, random).TotalMilliseconds), d => d > 2000);
+    }
+
+    [Fact]
+    public async Task RetryPolicy_WholeOperationRetries_WaitTheShortBackoffNotPollysDefault()
+    {
+        // Given an operation that fails transiently twice, under the default base delay
+        var policy = new RetryPolicy(3, NullMirrorLog.Instance, new RegistryOptions().RetryBaseDelay);
+        var attempts = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        // When it is retried as a whole
+        var result = await policy.ExecuteAsync(_ => ++attempts < 3 ? throw new IOException("reset") : ValueTask.FromResult(attempts), CancellationToken.None);
+
+        // Then two full-jitter waits of at most 200 and 400 ms were spent (Polly's own 500 ms backoff would take longer)
+        Assert.Equal(3, result);
+        Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(600 + 400), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public void ResumableBlobStream_FirstResume_IsImmediateThenBacksOffUpTo2Seconds()
+    {
+        Assert.Equal(TimeSpan.Zero, ResumableBlobStream.ResumeDelay(1));
+        Assert.Equal(TimeSpan.FromMilliseconds(200), ResumableBlobStream.ResumeDelay(2));
+        Assert.Equal(TimeSpan.FromMilliseconds(400), ResumableBlobStream.ResumeDelay(3));
+        Assert.Equal(TimeSpan.FromSeconds(2), ResumableBlobStream.ResumeDelay(50));
     }
 
     [Fact]
