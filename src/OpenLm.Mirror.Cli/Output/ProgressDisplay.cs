@@ -228,7 +228,10 @@ internal sealed class ProgressDisplay : IRunObserver
             {
                 _active.Remove(row);
                 name = row.Name;
-                line = $"{VerbOf(_phase)} {row.Name} {result.Root.Digest} ({Format.Bytes(result.BytesCopied)} moved, {result.BlobsCopied} blobs copied, {result.BlobsSkipped} present, {result.BlobsMounted} mounted)";
+                // Not even looked at: the target's tag already names this manifest (a re-import), so say so, not "copied".
+                line = result is { BytesCopied: 0, BlobsCopied: 0, BlobsMounted: 0, BlobsSkipped: 0 }
+                    ? $"unchanged {row.Name} {result.Root.Digest} (the target already has it under this tag)"
+                    : $"{VerbOf(_phase)} {row.Name} {result.Root.Digest} ({Format.Bytes(result.BytesCopied)} moved, {result.BlobsCopied} blobs copied, {result.BlobsSkipped} present, {result.BlobsMounted} mounted)";
             }
 
             _imagesDone++;

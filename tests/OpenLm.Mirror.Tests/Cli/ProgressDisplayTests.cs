@@ -192,6 +192,28 @@ public sealed partial class ProgressDisplayTests : IDisposable
     }
 
     [Fact]
+    public void ProgressDisplay_ImageLeftAlone_PlainLineSaysUnchangedNotCopied()
+    {
+        // Given the plain display and an image whose target tag already named its manifest (nothing looked at or moved)
+        using var plain = new StringWriter();
+        var display = new ProgressDisplay(plain);
+        display.PhaseStarted(RunPhase.Check, 2, 0);
+        display.ImageStarted("a");
+        display.ImageStarted("b");
+
+        // When one finishes untouched and the other with a blob found present
+        display.ImageFinished("a", new CopyResult { Source = "a", Destination = "a", Root = Blob(512), SourceRoot = Blob(512), PlatformsKept = [], Manifests = 1 });
+        display.ImageFinished("b", new CopyResult { Source = "b", Destination = "b", Root = Blob(512), SourceRoot = Blob(512), PlatformsKept = [], Manifests = 1, BlobsSkipped = 1 });
+
+        // Then the untouched one says so, the other keeps the counts
+        var text = plain.ToString();
+        Assert.Contains("unchanged a sha256:", text, StringComparison.Ordinal);
+        Assert.Contains("(the target already has it under this tag)", text, StringComparison.Ordinal);
+        Assert.Contains("copied b sha256:", text, StringComparison.Ordinal);
+        Assert.Contains("0 blobs copied, 1 present", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Cli_ProgressUnknownValue_IsAUsageError()
     {
         var (exit, _, error) = await RunAsync("copy", "--progress", "fancy", "oci:/nope:a:1", $"oci:{_dir.Sub("out")}");
