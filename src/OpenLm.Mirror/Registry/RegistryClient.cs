@@ -70,6 +70,29 @@ public sealed class RegistryClient
 
     public IMirrorLog Log => _options.Log;
 
+    /// <summary>
+    /// Runs <paramref name="once"/> again when it fails in a way <see cref="SendAsync"/> cannot retry: a body read cut short
+    /// (reset, timeout) after the status was fine. Bounded like a request: the attempt cap, the request budget and the run
+    /// budget; each wait gives back the caller's transfer slot. <paramref name="what"/> names the request in the warning.
+    /// </summary>
+    internal async Task<T> RetryBodyAsync<T>(string what, Func<CancellationToken, Task<T>> once, CancellationToken cancellationToken, IMirrorLog? log = null)
+    {
+        var localDeadline = _options.Time.GetUtcNow() + _options.RequestBudget;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await once(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not MirrorException && attempt <= _options.Retries && RetryPolicy.IsTransient(ex, cancellationToken)
+                && RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, null) is var delay && Budget.Allows(delay, localDeadline))
+            {
+                (log ?? Log).Warn($"{what}: retry {attempt}/{_options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
+                await TransferSlots.DelayAsync(delay, _options.Time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
     private int _tokenRequests;
 
     /// <summary>The last bearer challenge a token was fetched for (its realm is the token endpoint; preflight reports it).</summary>

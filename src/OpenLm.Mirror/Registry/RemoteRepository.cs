@@ -68,24 +68,8 @@ public sealed partial class RemoteRepository : ITarget, IMountable, IManifestFet
     /// GETs a manifest and checks its bytes. A body cut short (reset, timeout) is fetched again, as one request: statuses
     /// are already retried by <see cref="RegistryClient.SendAsync"/>, so only failures of the body read are retried here.
     /// </summary>
-    public async Task<(Descriptor Descriptor, byte[] Bytes)> FetchManifestAsync(string reference, CancellationToken cancellationToken = default)
-    {
-        var options = _client.Options;
-        var localDeadline = options.Time.GetUtcNow() + options.RequestBudget;
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                return await FetchManifestOnceAsync(reference, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not MirrorException && attempt <= options.Retries && RetryPolicy.IsTransient(ex, cancellationToken)
-                && RetryPolicy.Backoff(attempt, options.RetryBaseDelay, null) is var delay && _client.Budget.Allows(delay, localDeadline))
-            {
-                _client.Log.Warn($"{DisplayName} manifest {reference}: retry {attempt}/{options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
-                await Task.Delay(delay, options.Time, cancellationToken).ConfigureAwait(false);
-            }
-        }
-    }
+    public Task<(Descriptor Descriptor, byte[] Bytes)> FetchManifestAsync(string reference, CancellationToken cancellationToken = default) =>
+        _client.RetryBodyAsync($"{DisplayName} manifest {reference}", ct => FetchManifestOnceAsync(reference, ct), cancellationToken);
 
     private async Task<(Descriptor Descriptor, byte[] Bytes)> FetchManifestOnceAsync(string reference, CancellationToken cancellationToken)
     {

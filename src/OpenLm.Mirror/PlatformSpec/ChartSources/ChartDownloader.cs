@@ -203,42 +203,32 @@ public sealed class ChartDownloader : IDisposable
     }
 
     /// <summary>GETs <paramref name="url"/> into <paramref name="partial"/>, hashing as it streams; a body cut short is fetched again within the retry count.</summary>
-    private async Task<Digest> GetToFileAsync(HelmRepositoryChartSource source, Uri url, string partial, CancellationToken cancellationToken)
+    private Task<Digest> GetToFileAsync(HelmRepositoryChartSource source, Uri url, string partial, CancellationToken cancellationToken) =>
+        _registries.Client(url.Authority).RetryBodyAsync($"GET {RegistryException.StripQuery(url)}", ct => GetToFileOnceAsync(source, url, partial, ct), cancellationToken, _log);
+
+    private async Task<Digest> GetToFileOnceAsync(HelmRepositoryChartSource source, Uri url, string partial, CancellationToken cancellationToken)
     {
-        var options = _registries.Options;
-        for (var attempt = 1; ; attempt++)
+        using var response = await SendAsync(source, url, cancellationToken).ConfigureAwait(false);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using (body.ConfigureAwait(false))
         {
-            try
+            await using var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            var chunk = new byte[1 << 16];
+            int read;
+            while ((read = await body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
             {
-                using var response = await SendAsync(source, url, cancellationToken).ConfigureAwait(false);
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-                await using (body.ConfigureAwait(false))
-                {
-                    await using var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
-                    var chunk = new byte[1 << 16];
-                    int read;
-                    while ((read = await body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-                    {
-                        hash.AppendData(chunk, 0, read);
-                        await file.WriteAsync(chunk.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-                    }
-                }
-
-                if (response.Content.Headers.ContentLength is { } length && new FileInfo(partial).Length != length)
-                {
-                    throw new IOException(FormattableString.Invariant($"{RegistryException.StripQuery(url)}: the body ended after {new FileInfo(partial).Length} of {length} bytes"));
-                }
-
-                return Digest.FromHash("sha256", hash.GetHashAndReset());
-            }
-            catch (Exception ex) when (ex is not MirrorException && attempt <= options.Retries && RetryPolicy.IsTransient(ex, cancellationToken)
-                && RetryPolicy.Backoff(attempt, options.RetryBaseDelay, null) is var delay && _registries.Budget.Allows(delay))
-            {
-                _log.Warn($"GET {RegistryException.StripQuery(url)}: retry {attempt}/{options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
-                await Task.Delay(delay, options.Time, cancellationToken).ConfigureAwait(false);
+                hash.AppendData(chunk, 0, read);
+                await file.WriteAsync(chunk.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
             }
         }
+
+        if (response.Content.Headers.ContentLength is { } length && new FileInfo(partial).Length != length)
+        {
+            throw new IOException(FormattableString.Invariant($"{RegistryException.StripQuery(url)}: the body ended after {new FileInfo(partial).Length} of {length} bytes"));
+        }
+
+        return Digest.FromHash("sha256", hash.GetHashAndReset());
     }
 
     /// <summary>One GET through the registry client of the repository's host (its retries, proxy, TLS, credentials); a failure names the repository once.</summary>
