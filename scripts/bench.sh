@@ -22,11 +22,10 @@ rm -rf "$WORK"; mkdir -p "$WORK/skopeo-dir"
 trap 'stop_registries' EXIT
 
 echo "== building (Release)"
-# Published the way users get it (ReadyToRun), so start-up is not JIT-bound.
-dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -v q -nologo \
-  src/OpenLm.Mirror.Cli/OpenLm.Mirror.Cli.csproj -o "$WORK/cli" >/dev/null
+# The executable users get (scripts/publish.sh: self-contained, single file, composite ReadyToRun), so start-up is not JIT-bound.
+bash scripts/publish.sh --rid linux-x64 --out "$WORK/dist" >/dev/null
 dotnet build -c Release -v q -nologo tests/OpenLm.Mirror.TestKit/OpenLm.Mirror.TestKit.csproj -o "$WORK/testkit" >/dev/null
-MIRROR="$WORK/cli/openlm-mirror"
+MIRROR="$WORK/dist/openlm-mirror-linux-x64"
 
 start_registry "$WORK/reg-src" SRC
 start_registry "$WORK/reg-ours" OURS
