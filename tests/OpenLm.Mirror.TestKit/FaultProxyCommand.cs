@@ -29,46 +29,61 @@ internal static class FaultProxyCommand
           --tokens                   serve bearer tokens at /token and require them on /v2 (for an upstream without auth)
         """;
 
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>What the command line asks for; <see cref="Help"/> set means print <see cref="Usage"/> and stop.</summary>
+    internal sealed record Settings(Uri? Upstream, int Port, bool Tokens, FaultProxyOptions Options, bool Help);
+
+    /// <summary>Parses the arguments; throws <see cref="Program.UsageException"/> naming the bad one.</summary>
+    internal static Settings Parse(string[] args)
     {
         Uri? upstream = null;
         var port = 0;
         var tokens = false;
         var options = new FaultProxyOptions();
         double? probability = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new Program.UsageException($"{args[i]} needs a value");
+            // The option's name is taken before Value() moves i onto its value, so a message names the option.
+            var option = args[i];
+            double Fraction() => double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out var p) && p is >= 0 and <= 1
+                ? p : throw new Program.UsageException($"{option} needs a probability between 0 and 1");
+            int Number() => int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out var n)
+                ? n : throw new Program.UsageException($"{option} needs a non-negative whole number");
+            switch (args[i])
+            {
+                case "-h" or "--help": return new Settings(upstream, port, tokens, options, Help: true);
+                case "--upstream":
+                    upstream = Uri.TryCreate(Value(), UriKind.Absolute, out var u) && u.IsLoopback && u.Scheme == "http"
+                        ? u : throw new Program.UsageException("--upstream must be an http:// URL on loopback");
+                    break;
+                case "--port": port = Number(); break;
+                case "--fail-status": options.FailStatus = Number(); break;
+                case "--fail-probability": probability = Fraction(); break;
+                case "--retry-after": options.RetryAfterSeconds = Number(); break;
+                case "--expire-token-every": options.ExpireTokenEveryNth = Number(); break;
+                case "--reset-probability": options.ResetProbability = Fraction(); break;
+                case "--latency-ms": options.Latency = TimeSpan.FromMilliseconds(Number()); break;
+                case "--seed": options.Seed = Number(); break;
+                case "--tokens": tokens = true; break;
+                default: throw new Program.UsageException($"unknown option '{args[i]}'");
+            }
+        }
+
+        if (upstream is null)
+        {
+            throw new Program.UsageException("--upstream is required");
+        }
+
+        options.FailProbability = probability ?? (options.FailStatus is null ? 0 : 0.5);
+        return new Settings(upstream, port, tokens, options, Help: false);
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        Settings settings;
         try
         {
-            for (var i = 0; i < args.Length; i++)
-            {
-                string Value() => i + 1 < args.Length ? args[++i] : throw new Program.UsageException($"{args[i]} needs a value");
-                double Fraction() => double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out var p) && p is >= 0 and <= 1
-                    ? p : throw new Program.UsageException($"{args[i]} needs a probability between 0 and 1");
-                int Number() => int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out var n)
-                    ? n : throw new Program.UsageException($"{args[i]} needs a non-negative whole number");
-                switch (args[i])
-                {
-                    case "-h" or "--help": Console.Out.WriteLine(Usage); return 0;
-                    case "--upstream":
-                        upstream = Uri.TryCreate(Value(), UriKind.Absolute, out var u) && u.IsLoopback && u.Scheme == "http"
-                            ? u : throw new Program.UsageException("--upstream must be an http:// URL on loopback");
-                        break;
-                    case "--port": port = Number(); break;
-                    case "--fail-status": options.FailStatus = Number(); break;
-                    case "--fail-probability": probability = Fraction(); break;
-                    case "--retry-after": options.RetryAfterSeconds = Number(); break;
-                    case "--expire-token-every": options.ExpireTokenEveryNth = Number(); break;
-                    case "--reset-probability": options.ResetProbability = Fraction(); break;
-                    case "--latency-ms": options.Latency = TimeSpan.FromMilliseconds(Number()); break;
-                    case "--seed": options.Seed = Number(); break;
-                    case "--tokens": tokens = true; break;
-                    default: throw new Program.UsageException($"unknown option '{args[i]}'");
-                }
-            }
-
-            if (upstream is null)
-            {
-                throw new Program.UsageException("--upstream is required");
-            }
+            settings = Parse(args);
         }
         catch (Program.UsageException e)
         {
@@ -77,7 +92,13 @@ internal static class FaultProxyCommand
             return 2;
         }
 
-        options.FailProbability = probability ?? (options.FailStatus is null ? 0 : 0.5);
+        if (settings.Help)
+        {
+            Console.Out.WriteLine(Usage);
+            return 0;
+        }
+
+        var (upstream, port, tokens, options) = (settings.Upstream!, settings.Port, settings.Tokens, settings.Options);
         var plan = new FaultPlan(options);
         using var client = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseProxy = false, UseCookies = false })
         {

@@ -62,3 +62,19 @@ public sealed class RegistryKindsTests
         Assert.False(RegistryProfile.For(RegistryKind.Gar).ChunkedUploads);
     }
 }
+
+public sealed class RegistryKindsChallengeTests
+{
+    [Theory]
+    [InlineData("Bearer realm=\"https://gitlab.corp.example/jwt/auth\",service=\"container_registry\"", RegistryKind.GitLab)]
+    [InlineData("Bearer realm=\"https://git.corp:8443/gitlab/jwt/auth/\",service=\"container_registry\"", RegistryKind.GitLab)]
+    [InlineData("Bearer realm=\"https://harbor.corp/service/token\",service=\"harbor-registry\"", RegistryKind.Harbor)]
+    [InlineData("Bearer realm=\"https://auth.corp/token\",service=\"registry\"", null)]
+    [InlineData("Bearer realm=\"/jwt/auth\",service=\"container_registry\"", RegistryKind.GitLab)] // omnibus without external_url (gitlab-foss#26265): still GitLab
+    [InlineData("Basic realm=\"https://gitlab.corp/jwt/auth\"", null)]
+    public void FromChallenge_TokenRealm_GivesTheKind(string header, RegistryKind? expected)
+    {
+        Assert.True(OpenLm.Mirror.Registry.Auth.Challenge.TryParse(header, out var challenge));
+        Assert.Equal(expected, RegistryKinds.FromChallenge(challenge));
+    }
+}

@@ -18,6 +18,9 @@ public sealed record DownloadedChart(ChartSource Source, string ArchivePath, Dig
 /// connector's HTTP stack (proxy, CA file, plain HTTP, retries, credentials, rate limits). Every archive is streamed to a
 /// <c>.partial</c> file while hashed, checked against what the source and the caller expect, and only then renamed into
 /// place; nothing is buffered whole. Disposing deletes the directory and everything in it.
+/// The directory is named after the owning process (<c>openlm-charts-&lt;pid&gt;-&lt;random&gt;</c>), so a run killed
+/// before it could dispose (kill -9, power loss) leaks it only until the next downloader starts: that one removes every
+/// such directory whose owner process is gone, and leaves those of live processes (a parallel resolve) alone.
 /// </summary>
 public sealed class ChartDownloader : IDisposable
 {
@@ -28,12 +31,88 @@ public sealed class ChartDownloader : IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task<HelmRepositoryIndex>> _indexes = new(StringComparer.Ordinal);
     private int _count;
 
+    private const string DirectoryPrefix = "openlm-charts-";
+
     public ChartDownloader(RegistryConnector registries, IMirrorLog log)
+        : this(registries, log, Path.GetTempPath())
     {
+    }
+
+    /// <param name="temporaryRoot">Where the per-run directory is made and abandoned ones are swept (the system temp directory by default).</param>
+    public ChartDownloader(RegistryConnector registries, IMirrorLog log, string temporaryRoot)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(temporaryRoot);
         _registries = registries;
         _log = log;
-        _directory = Path.Combine(Path.GetTempPath(), $"openlm-charts-{Guid.NewGuid():N}");
+        RemoveAbandoned(temporaryRoot, log);
+        _directory = Path.Combine(temporaryRoot, FormattableString.Invariant($"{DirectoryPrefix}{Environment.ProcessId}-{Guid.NewGuid():N}"));
         Directory.CreateDirectory(_directory);
+    }
+
+    /// <summary>The directory the archives are downloaded into (removed on dispose).</summary>
+    public string DirectoryPath => _directory;
+
+    /// <summary>
+    /// Removes the download directories under <paramref name="root"/> whose owner process no longer runs. A directory
+    /// whose owner is alive, or whose name carries no owner, is left alone; one that cannot be removed is logged and kept.
+    /// </summary>
+    private static void RemoveAbandoned(string root, IMirrorLog log)
+    {
+        IEnumerable<string> candidates;
+        try
+        {
+            candidates = Directory.EnumerateDirectories(root, DirectoryPrefix + "*").ToList();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+
+        foreach (var path in candidates)
+        {
+            var name = Path.GetFileName(path)[DirectoryPrefix.Length..];
+            var dash = name.IndexOf('-', StringComparison.Ordinal);
+            if (dash <= 0 || !int.TryParse(name.AsSpan(0, dash), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid) || IsRunning(pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                Directory.Delete(path, recursive: true);
+                log.Info($"removed chart downloads left by process {pid}, which is no longer running: {path}");
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                log.Warn($"could not remove chart downloads left by process {pid} ({path}): {ex.Message}");
+            }
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId)
+        {
+            return true;
+        }
+
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return true; // cannot tell: keep the directory rather than risk another run's files
+        }
     }
 
     /// <summary>

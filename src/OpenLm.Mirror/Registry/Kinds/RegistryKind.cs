@@ -124,6 +124,29 @@ public static class RegistryKinds
         };
     }
 
+    /// <summary>
+    /// The kind the Bearer challenge of <c>GET /v2/</c> gives away, or null. Its realm is the product's token service and
+    /// survives only in the challenge (the answer after authentication carries no <c>WWW-Authenticate</c>): GitLab's
+    /// registry sends <c>realm="https://&lt;gitlab host&gt;/jwt/auth",service="container_registry"</c> (GitLab's
+    /// container registry administration docs; the realm is the Rails instance, not the registry host, so a
+    /// self-managed GitLab is found whatever its host names), Harbor <c>realm="https://&lt;harbor&gt;/service/token"</c>.
+    /// </summary>
+    public static RegistryKind? FromChallenge(OpenLm.Mirror.Registry.Auth.Challenge? challenge)
+    {
+        if (challenge is null || !challenge.IsBearer || challenge.Realm is not { } realm || !Uri.TryCreate(realm, UriKind.Absolute, out var uri))
+        {
+            return null;
+        }
+
+        var path = uri.AbsolutePath.TrimEnd('/');
+        return path switch
+        {
+            _ when path.EndsWith("/jwt/auth", StringComparison.Ordinal) => RegistryKind.GitLab,
+            _ when path.EndsWith("/service/token", StringComparison.Ordinal) => RegistryKind.Harbor,
+            _ => null,
+        };
+    }
+
     /// <summary>The kind response headers give away (<c>Server</c>, JFrog's and Harbor's own headers), or null.</summary>
     public static RegistryKind? FromHeaders(IEnumerable<KeyValuePair<string, IEnumerable<string>>> headers)
     {

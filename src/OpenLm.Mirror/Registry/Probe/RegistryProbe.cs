@@ -148,6 +148,7 @@ public static class RegistryProbe
         var (kind, source) = requested != RegistryKind.Auto ? (requested, "chosen")
             : RegistryKinds.FromHost(client.Host) is { } byHost ? (byHost, "host name")
             : fromHeaders is { } byHeader ? (byHeader, "response headers")
+            : RegistryKinds.FromChallenge(client.LastBearerChallenge) is { } byRealm ? (byRealm, "token realm")
             : await IsHarborAsync(client, cancellationToken).ConfigureAwait(false) ? (RegistryKind.Harbor, "Harbor system info API")
             : (RegistryKind.Distribution, "no other kind detected");
 
