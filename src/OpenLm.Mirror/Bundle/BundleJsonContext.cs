@@ -1,17 +1,21 @@
-using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using OpenLm.Mirror.Oci;
 
 namespace OpenLm.Mirror.Bundle;
 
 /// <summary>
-/// Compile-time JSON metadata for <c>openlm-bundle.json</c>. <see cref="Resolver"/> chains the OCI context
-/// (the bundle's <c>index.json</c> is a descriptor list) and then reflection for anything else. The bytes
-/// written do not depend on which resolver supplies a type's metadata: the options passed in decide the format.
+/// The JSON metadata for <c>openlm-bundle.json</c> and the bundle's <c>index.json</c>: OCI types (descriptor lists)
+/// from the generated <see cref="MirrorJsonContext"/>, the bundle's own records by reflection. The bytes written do not
+/// depend on which resolver supplies a type's metadata: the options passed in decide the format.
 /// </summary>
-[JsonSerializable(typeof(BundleManifest))]
-internal sealed partial class BundleJsonContext : JsonSerializerContext
+/// <remarks>
+/// The bundle records stay on reflection on purpose: their init-only properties have defaults (<c>= []</c>,
+/// <c>= string.Empty</c>) that a source-generated context replaces with null when a property is missing from the
+/// document (dotnet/runtime#84484, open), so a hand-made or older manifest would fail with a NullReferenceException
+/// instead of the reader's message. Until those properties change shape, reflection keeps them.
+/// </remarks>
+internal static class BundleJsonContext
 {
     public static IJsonTypeInfoResolver Resolver { get; } =
-        JsonTypeInfoResolver.Combine(Default, MirrorJsonContext.Default, new DefaultJsonTypeInfoResolver());
+        JsonTypeInfoResolver.Combine(MirrorJsonContext.Default, new DefaultJsonTypeInfoResolver());
 }
