@@ -6,10 +6,12 @@ using OpenLm.Mirror.Registry;
 namespace OpenLm.Mirror.Export;
 
 /// <summary>
-/// "Keep going, then decide" for a list of images (resolve and export share it): every image is tried; the ones that
-/// failed transiently are tried again after all others, in up to <c>rounds</c> extra rounds with backoff while the run's
-/// budget lasts; only then does it fail, naming every image that still failed with the registry's error code. Each
-/// request already retried itself, so a failure here has used its request's budget.
+/// "Keep going, then decide" for a list of images (resolve and export share it): every image is tried; one that failed
+/// transiently goes back to the end of the queue at once (after a short backoff, holding no slot), behind every image not
+/// yet started, up to <c>rounds</c> more times while the run's budget lasts. So the failed ones are still retried after
+/// the others, but their retries overlap the rest of the pass instead of forming a second pass of their own. Only then
+/// does it fail, naming every image that still failed with the registry's error code. Each request already retried
+/// itself, so a failure here has used its request's budget.
 /// </summary>
 internal sealed class KeepGoing(RegistryConnector registries, IMirrorLog log)
 {
@@ -23,56 +25,67 @@ internal sealed class KeepGoing(RegistryConnector registries, IMirrorLog log)
     public async Task RunAsync(IReadOnlyList<string> references, Verb verb, Func<int, CancellationToken, Task> work, CancellationToken cancellationToken)
     {
         var failures = new ConcurrentDictionary<int, (MirrorException Error, bool Transient)>();
-        IReadOnlyList<int> pending = Enumerable.Range(0, references.Count).ToList();
-        for (var round = 0; pending.Count > 0; round++)
+        // Parallelism images at a time hold a slot; an image whose request waits out a backoff or a Retry-After
+        // gives its slot to the next image meanwhile (TransferSlots), so one throttled request does not idle a slot.
+        // The slot's waiters are served in order (SemaphoreSlim queues them), so an image asking again after a failure
+        // waits behind every image already queued: the failed ones go last.
+        // The first error that is not an image's own failure (e.g. cancellation) cancels the others and is thrown.
+        using var slots = new SemaphoreSlim(Parallelism, Parallelism);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var ct = stop.Token;
+
+        async Task AttemptAsync(int i)
         {
-            failures.Clear();
-            // Parallelism images at a time hold a slot; an image whose request waits out a backoff or a Retry-After
-            // gives its slot to the next image meanwhile (TransferSlots), so one throttled request does not idle a slot.
-            // The first error that is not an image's own failure (e.g. cancellation) cancels the others and is thrown.
-            using var slots = new SemaphoreSlim(Parallelism, Parallelism);
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var ct = stop.Token;
-            var running = pending.Select(i => TransferSlots.RunAsync(slots, async () =>
-            {
-                try
-                {
-                    await work(i, ct).ConfigureAwait(false);
-                }
-                catch (MirrorException ex)
-                {
-                    failures[i] = (ex, RetryPolicy.IsTransient(ex, ct));
-                }
-                catch (Exception ex) when (RetryPolicy.IsTransient(ex, ct))
-                {
-                    failures[i] = (new OperationException($"{references[i]}: {ex.Message}", ex), true);
-                }
-                catch
-                {
-                    await stop.CancelAsync().ConfigureAwait(false);
-                    throw;
-                }
-            }, ct)).ToList();
             try
             {
-                await Task.WhenAll(running).ConfigureAwait(false);
+                await work(i, ct).ConfigureAwait(false);
+                failures.TryRemove(i, out _);
             }
-            catch when (running.FirstOrDefault(t => t.IsFaulted) is { } faulted)
+            catch (MirrorException ex)
             {
-                // Like Parallel.ForEachAsync: the first real failure, not the cancellations it caused.
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(faulted.Exception!.InnerException!).Throw();
+                failures[i] = (ex, RetryPolicy.IsTransient(ex, ct));
             }
-
-            var retriable = failures.Where(f => f.Value.Transient).Select(f => f.Key).Order().ToList();
-            var delay = RetryPolicy.Backoff(round + 1, registries.Options.RetryBaseDelay * 4, null);
-            if (retriable.Count == 0 || round >= RetryRounds || !registries.Budget.Allows(delay))
+            catch (Exception ex) when (RetryPolicy.IsTransient(ex, ct))
             {
-                break;
+                failures[i] = (new OperationException($"{references[i]}: {ex.Message}", ex), true);
             }
+            catch
+            {
+                await stop.CancelAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
 
-            log.Warn($"{retriable.Count} of {references.Count} images failed to {verb.Infinitive}; trying them again in {delay.TotalSeconds:0.0}s (round {round + 1}/{RetryRounds})");
-            await Task.Delay(delay, registries.Options.Time, cancellationToken).ConfigureAwait(false);
-            pending = retriable;
+        async Task ImageAsync(int i)
+        {
+            for (var round = 0; ; round++)
+            {
+                await TransferSlots.RunAsync(slots, () => AttemptAsync(i), ct).ConfigureAwait(false);
+                if (!failures.TryGetValue(i, out var failure) || !failure.Transient || round >= RetryRounds)
+                {
+                    return;
+                }
+
+                var delay = RetryPolicy.Backoff(round + 1, registries.Options.RetryBaseDelay * 4, null);
+                if (!registries.Budget.Allows(delay))
+                {
+                    return;
+                }
+
+                log.Warn($"{references[i]} failed to {verb.Infinitive}; trying it again in {delay.TotalSeconds:0.0}s after the images queued before it (round {round + 1}/{RetryRounds}): {failure.Error.Message}");
+                await Task.Delay(delay, registries.Options.Time, ct).ConfigureAwait(false);
+            }
+        }
+
+        var running = Enumerable.Range(0, references.Count).Select(ImageAsync).ToList();
+        try
+        {
+            await Task.WhenAll(running).ConfigureAwait(false);
+        }
+        catch when (running.FirstOrDefault(t => t.IsFaulted) is { } faulted)
+        {
+            // Like Parallel.ForEachAsync: the first real failure, not the cancellations it caused.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(faulted.Exception!.InnerException!).Throw();
         }
 
         if (failures.IsEmpty)

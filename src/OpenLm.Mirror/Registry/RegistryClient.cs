@@ -149,23 +149,39 @@ public sealed class RegistryClient
                 continue;
             }
 
-            if (!RetryPolicy.IsTransientStatus(response.StatusCode) || attempt > _options.Retries)
+            if (!RetryPolicy.IsTransientStatus(response.StatusCode))
             {
                 return response;
             }
 
             var retryAfter = RegistryException.RetryAfterOf(response);
+            var scheduled = RetryPolicy.IsScheduled(response.StatusCode, retryAfter);
+            if (scheduled)
+            {
+                // The registry scheduled this request for later: not a failure, so the attempt cap is not spent on it;
+                // the request budget and the run's budget still bound how long it waits.
+                attempt--;
+            }
+            else if (attempt > _options.Retries)
+            {
+                return response;
+            }
+
             var wait = RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, retryAfter);
             if (!Budget.Allows(wait, localDeadline))
             {
                 return response;
             }
 
-            Log.Warn($"{method} {RegistryException.StripQuery(uri)}: {(int)response.StatusCode} {response.StatusCode}, retry {attempt}/{_options.Retries} in {wait.TotalSeconds:0.0}s");
+            Log.Warn($"{method} {RegistryException.StripQuery(uri)}: {(int)response.StatusCode} {response.StatusCode}, {RetryNote(scheduled, attempt)} in {wait.TotalSeconds:0.0}s");
             response.Dispose();
             await TransferSlots.DelayAsync(wait, _options.Time, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>"retry 2/4", or what a wait the registry scheduled says (it spends no attempt).</summary>
+    private string RetryNote(bool scheduled, int attempt) =>
+        scheduled ? "retry as told by Retry-After" : $"retry {attempt}/{_options.Retries}";
 
     private async Task<HttpResponseMessage> SendOnceAsync(
         HttpMethod method,
@@ -517,10 +533,16 @@ public sealed class RegistryClient
                     var error = await RegistryException.FromResponseAsync(response, $"token request for {Host}", cancellationToken).ConfigureAwait(false);
                     var retriable = RetryPolicy.IsTransientStatus(response.StatusCode)
                         || response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden or HttpStatusCode.BadRequest;
+                    var scheduled = RetryPolicy.IsScheduled(response.StatusCode, error.RetryAfter);
+                    if (scheduled)
+                    {
+                        attempt--;
+                    }
+
                     var wait = RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, error.RetryAfter);
                     if (retriable && attempt <= _options.Retries && Budget.Allows(wait, localDeadline))
                     {
-                        Log.Warn($"token request for {Host}: {(int)response.StatusCode} {response.StatusCode}, retry {attempt}/{_options.Retries} in {wait.TotalSeconds:0.0}s");
+                        Log.Warn($"token request for {Host}: {(int)response.StatusCode} {response.StatusCode}, {RetryNote(scheduled, attempt)} in {wait.TotalSeconds:0.0}s");
                         await TransferSlots.DelayAsync(wait, _options.Time, cancellationToken).ConfigureAwait(false);
                         continue;
                     }

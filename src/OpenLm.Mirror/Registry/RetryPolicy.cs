@@ -105,6 +105,15 @@ public sealed class RetryPolicy
         || ((int)status >= 500 && status is not HttpStatusCode.NotImplemented and not HttpStatusCode.HttpVersionNotSupported);
 
     /// <summary>
+    /// Whether a response schedules its request for later rather than failing it: a 429 with <c>Retry-After</c> (RFC 6585
+    /// §4, RFC 9110 §10.2.3: the server says when to come back). Waiting as told does not spend
+    /// the attempt cap (<see cref="RegistryOptions.Retries"/>), only the request and run budgets. A 429 without
+    /// <c>Retry-After</c> and a 5xx (with or without it) are failures and count.
+    /// </summary>
+    public static bool IsScheduled(HttpStatusCode status, TimeSpan? retryAfter) =>
+        status == HttpStatusCode.TooManyRequests && retryAfter is not null;
+
+    /// <summary>
     /// The wait before retry number <paramref name="attempt"/> (1-based): the registry's <c>Retry-After</c> when it sent one
     /// (capped at <see cref="MaxRetryAfter"/>, plus up to 10% so parallel requests do not return in one burst), else
     /// exponential from <paramref name="baseDelay"/> with full jitter (anywhere from nothing up to the exponential

@@ -606,6 +606,90 @@ public sealed class RemoteRepositoryTests
     }
 
     [Fact]
+    public async Task RegistryClient_429WithRetryAfter_WaitsAsToldWithoutSpendingTheAttemptCap()
+    {
+        // Given a registry that schedules the first three requests for later (429, Retry-After: 0), and one retry allowed
+        await using var registry = FakeRegistry.Start();
+        registry.AddManifest("1", ManifestBytes(), MediaTypes.OciManifest);
+        var limited = 0;
+        registry.Intercept = async context =>
+        {
+            if (Interlocked.Increment(ref limited) <= 3)
+            {
+                await Reply.ErrorAsync(context, 429, "TOOMANYREQUESTS", "slow down", new Dictionary<string, string> { ["Retry-After"] = "0" });
+                return true;
+            }
+
+            return false;
+        };
+        var (connector, repository) = Connect(registry, o => o.Retries = 1);
+        using var _ = connector;
+
+        // When the manifest is fetched (no operation-level retry around it)
+        var (_, bytes) = await repository.FetchManifestAsync("1", CancellationToken.None);
+
+        // Then the three scheduled waits spent no attempt: the fourth request got the manifest
+        Assert.Equal(ManifestBytes(), bytes);
+        Assert.Equal(4, registry.Requests.Count);
+    }
+
+    [Fact]
+    public async Task RegistryClient_429WithoutRetryAfter_StillSpendsTheAttemptCap()
+    {
+        // Given a registry that throttles the first three requests without saying when to come back, and one retry allowed
+        await using var registry = FakeRegistry.Start();
+        registry.AddManifest("1", ManifestBytes(), MediaTypes.OciManifest);
+        var limited = 0;
+        registry.Intercept = async context =>
+        {
+            if (Interlocked.Increment(ref limited) <= 3)
+            {
+                await Reply.ErrorAsync(context, 429, "TOOMANYREQUESTS", "slow down");
+                return true;
+            }
+
+            return false;
+        };
+        var (connector, repository) = Connect(registry, o => o.Retries = 1);
+        using var _ = connector;
+
+        // When the manifest is fetched
+        var ex = await Assert.ThrowsAsync<RegistryException>(() => repository.FetchManifestAsync("1", CancellationToken.None));
+
+        // Then it gave up after the one retry with the registry's 429
+        Assert.Equal(HttpStatusCode.TooManyRequests, ex.StatusCode);
+        Assert.Equal(2, registry.Requests.Count);
+    }
+
+    [Fact]
+    public async Task RegistryClient_429WithRetryAfterForever_StopsAtTheRequestBudget()
+    {
+        // Given a registry that always schedules the request a second later, and a request budget of 1.5 s
+        await using var registry = FakeRegistry.Start();
+        registry.AddManifest("1", ManifestBytes(), MediaTypes.OciManifest);
+        registry.Intercept = async context =>
+        {
+            await Reply.ErrorAsync(context, 429, "TOOMANYREQUESTS", "slow down", new Dictionary<string, string> { ["Retry-After"] = "1" });
+            return true;
+        };
+        var (connector, repository) = Connect(registry, o =>
+        {
+            o.Retries = 100;
+            o.RequestBudget = TimeSpan.FromSeconds(1.5);
+        });
+        using var _ = connector;
+        var clock = Stopwatch.StartNew();
+
+        // When the manifest is fetched
+        var ex = await Assert.ThrowsAsync<RegistryException>(() => repository.FetchManifestAsync("1", CancellationToken.None));
+
+        // Then it waited once (a second wait would pass the budget) and handed back the 429
+        Assert.Equal(HttpStatusCode.TooManyRequests, ex.StatusCode);
+        Assert.Equal(2, registry.Requests.Count);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(900), TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task RemoteRepository_FetchAsync_BodyCutMidway_ResumesWithRange()
     {
         // Given a registry whose first blob response dies after 64 KiB

@@ -139,6 +139,86 @@ public sealed class ResilienceSlotTests
     }
 
     [Fact]
+    public async Task KeepGoing_AFailedImage_IsTriedAgainWhileTheOthersStillRun()
+    {
+        // Given two images at a time: the first fails transiently once, the second runs until the first's retry began
+        using var connector = new RegistryConnector(new RegistryOptions { RetryBaseDelay = TimeSpan.FromMilliseconds(1) });
+        var keepGoing = new KeepGoing(connector, NullMirrorLog.Instance) { Parallelism = 2 };
+        var retried = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var attempts = 0;
+        var others = 0;
+
+        // When both run
+        var run = keepGoing.RunAsync(["a:1", "b:1"], KeepGoing.Verb.Pull, async (i, ct) =>
+        {
+            if (i == 0)
+            {
+                if (Interlocked.Increment(ref attempts) == 1)
+                {
+                    throw new IOException("connection reset");
+                }
+
+                retried.SetResult();
+                return;
+            }
+
+            Interlocked.Increment(ref others);
+            await retried.Task.WaitAsync(Patience, ct);
+        }, CancellationToken.None);
+
+        // Then the failed image went back to the queue at once, not after the pass of all images: both complete, and
+        // the second never failed waiting for it
+        await run.WaitAsync(Patience * 3);
+        Assert.Equal(2, attempts);
+        Assert.Equal(1, others);
+    }
+
+    [Fact]
+    public async Task KeepGoing_AFailedImage_IsQueuedBehindTheImagesNotYetStarted()
+    {
+        // Given one image at a time, and a first image that fails transiently once
+        using var connector = new RegistryConnector(new RegistryOptions { RetryBaseDelay = TimeSpan.FromMilliseconds(1) });
+        var keepGoing = new KeepGoing(connector, NullMirrorLog.Instance) { Parallelism = 1 };
+        var order = new System.Collections.Concurrent.ConcurrentQueue<int>();
+
+        // When three images run
+        await keepGoing.RunAsync(["a:1", "b:1", "c:1"], KeepGoing.Verb.Pull, (i, ct) =>
+        {
+            order.Enqueue(i);
+            return i == 0 && order.Count == 1 ? Task.FromException(new IOException("connection reset")) : Task.CompletedTask;
+        }, CancellationToken.None).WaitAsync(Patience);
+
+        // Then its retry came after the images that were waiting for the slot
+        Assert.Equal([0, 1, 2, 0], order.ToArray());
+    }
+
+    [Fact]
+    public async Task KeepGoing_AnImageFailingEveryRound_IsReportedAfterItsRounds()
+    {
+        // Given an image that always fails transiently, and two extra rounds
+        using var connector = new RegistryConnector(new RegistryOptions { RetryBaseDelay = TimeSpan.FromMilliseconds(1) });
+        var keepGoing = new KeepGoing(connector, NullMirrorLog.Instance) { Parallelism = 2, RetryRounds = 2 };
+        var attempts = 0;
+
+        // When it runs beside a healthy image
+        var error = await Assert.ThrowsAsync<OpenLm.Mirror.Errors.OperationException>(() => keepGoing.RunAsync(["a:1", "b:1"], KeepGoing.Verb.Pull, (i, ct) =>
+        {
+            if (i == 0)
+            {
+                Interlocked.Increment(ref attempts);
+                return Task.FromException(new IOException("connection reset"));
+            }
+
+            return Task.CompletedTask;
+        }, CancellationToken.None).WaitAsync(Patience));
+
+        // Then it was tried 1 + 2 times and the failure names only it
+        Assert.Equal(3, attempts);
+        Assert.StartsWith("1 of 2 images could not be pulled", error.Message, StringComparison.Ordinal);
+        Assert.Contains("a:1", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task KeepGoing_AFailureThatIsNotAnImagesOwn_StopsTheOthersAndIsThrown()
     {
         using var connector = new RegistryConnector(new RegistryOptions());
