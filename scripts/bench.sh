@@ -103,7 +103,7 @@ fi
 if [[ -z $ONLY && -x scripts/bench-serve.sh && -f "$WORK/bundle.tar" ]]; then
   echo
   echo "== serve: the export's bundle to ${BENCH_CLIENTS:-8} parallel clients"
-  BUNDLE="$WORK/bundle.tar" BUNDLE_KEY="$WORK/bench.pub" MIRROR="$MIRROR" bash scripts/bench-serve.sh
+  BENCH_WORK="$WORK/serve" BUNDLE="$WORK/bundle.tar" BUNDLE_KEY="$WORK/bench.pub" MIRROR="$MIRROR" bash scripts/bench-serve.sh
 fi
 if [[ -z $ONLY && -x scripts/bench-latency.sh && -f "$WORK/bundle.tar" ]]; then WORK="$WORK" MIRROR="$MIRROR" PLATFORM_JSON="$WORK/platform.json" TESTKIT="$WORK/testkit/OpenLm.Mirror.TestKit" bash scripts/bench-latency.sh; fi
 if [[ -z $ONLY && -x scripts/bench-faults.sh ]]; then WORK="$WORK" MIRROR="$MIRROR" TESTKIT="$WORK/testkit/OpenLm.Mirror.TestKit" bash scripts/bench-faults.sh; fi
