@@ -22,6 +22,7 @@ public sealed class RegistryClient
     private readonly HttpClient _http;
     private readonly RegistryOptions _options;
     private readonly RequestRateLimiter _limiter;
+    private int _failureStreak;
     private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
     // One token fetch at a time per scope set, not per host: a token request waiting out a Retry-After for one
     // repository must not hold up the requests of the others (their tokens are fetched meanwhile).
@@ -85,13 +86,21 @@ public sealed class RegistryClient
                 return await once(cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not MirrorException && attempt <= _options.Retries && RetryPolicy.IsTransient(ex, cancellationToken)
-                && RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, null) is var delay && Budget.Allows(delay, localDeadline))
+                && BodyRetryDelay(attempt, ex) is var delay && Budget.Allows(delay, localDeadline))
             {
                 (log ?? Log).Warn($"{what}: retry {attempt}/{_options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
                 await TransferSlots.DelayAsync(delay, _options.Time, cancellationToken).ConfigureAwait(false);
             }
         }
     }
+
+    /// <summary>
+    /// The wait before running a body read again: none the first time when the body was cut off (the status was fine,
+    /// so the registry answered; a reset connection is usually one broken connection, as for a blob's resume), else the
+    /// backoff of any failed attempt.
+    /// </summary>
+    private TimeSpan BodyRetryDelay(int attempt, Exception failure) =>
+        attempt == 1 && failure is IOException ? TimeSpan.Zero : FailedAttemptDelay(attempt, null);
 
     private int _tokenRequests;
 
@@ -138,7 +147,7 @@ public sealed class RegistryClient
             }
             catch (Exception ex) when (attempt <= _options.Retries && RetryPolicy.IsTransient(ex, cancellationToken))
             {
-                var delay = RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, (ex as RegistryException)?.RetryAfter);
+                var delay = FailedAttemptDelay(attempt, (ex as RegistryException)?.RetryAfter);
                 if (!Budget.Allows(delay, localDeadline))
                 {
                     throw;
@@ -151,6 +160,7 @@ public sealed class RegistryClient
 
             if (!RetryPolicy.IsTransientStatus(response.StatusCode))
             {
+                NoteAnswered();
                 return response;
             }
 
@@ -164,10 +174,11 @@ public sealed class RegistryClient
             }
             else if (attempt > _options.Retries)
             {
+                Interlocked.Increment(ref _failureStreak);
                 return response;
             }
 
-            var wait = RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, retryAfter);
+            var wait = FailedAttemptDelay(attempt, retryAfter);
             if (!Budget.Allows(wait, localDeadline))
             {
                 return response;
@@ -178,6 +189,26 @@ public sealed class RegistryClient
             await TransferSlots.DelayAsync(wait, _options.Time, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// Records one failed attempt (a transient status or a broken connection) and returns the wait before retry number
+    /// <paramref name="attempt"/> of that request: <c>Retry-After</c> when given, else the exponential backoff at the
+    /// step <see cref="RetryPolicy.BackoffStep"/> picks from this registry's failure streak.
+    /// </summary>
+    internal TimeSpan FailedAttemptDelay(int attempt, TimeSpan? retryAfter) =>
+        RetryPolicy.Backoff(RetryPolicy.BackoffStep(attempt, Interlocked.Increment(ref _failureStreak)), _options.RetryBaseDelay, retryAfter);
+
+    /// <summary>The registry answered a request well: its failure streak ends.</summary>
+    internal void NoteAnswered()
+    {
+        if (Volatile.Read(ref _failureStreak) != 0)
+        {
+            Volatile.Write(ref _failureStreak, 0);
+        }
+    }
+
+    /// <summary>Failures this registry gave since it last answered a request well (tests read it).</summary>
+    internal int FailureStreak => Volatile.Read(ref _failureStreak);
 
     /// <summary>"retry 2/4", or what a wait the registry scheduled says (it spends no attempt).</summary>
     private string RetryNote(bool scheduled, int attempt) =>
@@ -517,7 +548,7 @@ public sealed class RegistryClient
                 response = await SendRawAsync(request, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (attempt <= _options.Retries && RetryPolicy.IsTransient(ex, cancellationToken)
-                && RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, null) is var delay && Budget.Allows(delay, localDeadline))
+                && FailedAttemptDelay(attempt, null) is var delay && Budget.Allows(delay, localDeadline))
             {
                 Log.Warn($"token request for {Host}: retry {attempt}/{_options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
                 await TransferSlots.DelayAsync(delay, _options.Time, cancellationToken).ConfigureAwait(false);
@@ -539,7 +570,7 @@ public sealed class RegistryClient
                         attempt--;
                     }
 
-                    var wait = RetryPolicy.Backoff(attempt, _options.RetryBaseDelay, error.RetryAfter);
+                    var wait = FailedAttemptDelay(attempt, error.RetryAfter);
                     if (retriable && attempt <= _options.Retries && Budget.Allows(wait, localDeadline))
                     {
                         Log.Warn($"token request for {Host}: {(int)response.StatusCode} {response.StatusCode}, {RetryNote(scheduled, attempt)} in {wait.TotalSeconds:0.0}s");
@@ -557,6 +588,7 @@ public sealed class RegistryClient
                     throw error;
                 }
 
+                NoteAnswered();
                 return await ReadTokenAsync(response, cancellationToken).ConfigureAwait(false);
             }
         }

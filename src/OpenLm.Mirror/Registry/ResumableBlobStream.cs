@@ -20,6 +20,7 @@ internal sealed class ResumableBlobStream : Stream
     private Stream? _body;
     private long _position;
     private int _resumes;
+    private long _attemptStart;
 
     private ResumableBlobStream(RemoteRepository repository, Descriptor descriptor)
     {
@@ -77,6 +78,13 @@ internal sealed class ResumableBlobStream : Stream
             }
             catch (Exception ex) when (ex is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
             {
+                if (MadeProgress(_attemptStart, _position, _descriptor.Size))
+                {
+                    // The cap counts resumes in a row that got nowhere: a body cut off again and again, each time
+                    // further on, is delivered (every resume keeps what was read), however many cuts it takes.
+                    _resumes = 0;
+                }
+
                 if (_resumes >= _options.ResumeAttempts)
                 {
                     throw new IOException($"{_repository.DisplayName}@{_descriptor.Digest}: download failed after {_resumes} resumes at byte {_position}: {ex.Message}", ex);
@@ -85,10 +93,21 @@ internal sealed class ResumableBlobStream : Stream
                 _resumes++;
                 _options.Log.Warn($"{_repository.DisplayName}@{_descriptor.Digest.Short}: {ex.Message}; resuming at byte {_position} (attempt {_resumes}/{_options.ResumeAttempts})");
                 await TransferSlots.DelayAsync(ResumeDelay(_resumes), _options.Time, cancellationToken).ConfigureAwait(false);
+                _attemptStart = _position;
                 await ReconnectAsync(cancellationToken).ConfigureAwait(false);
             }
         }
     }
+
+    /// <summary>
+    /// Whether the connection that just broke moved the download on enough to not count against the resume cap: at
+    /// least 64 KiB, or a quarter of what it had left to read. A server that dribbles a few bytes per connection
+    /// still uses up the cap.
+    /// </summary>
+    internal static bool MadeProgress(long start, long position, long size) =>
+        position - start >= Math.Min(ProgressFloor, Math.Max(1, (size - start) / 4));
+
+    private const long ProgressFloor = 64 * 1024;
 
     /// <summary>
     /// The wait before resume number <paramref name="resume"/> (1-based): none for the first (a reset connection is

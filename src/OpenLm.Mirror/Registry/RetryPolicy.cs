@@ -134,6 +134,17 @@ public sealed class RetryPolicy
         return TimeSpan.FromMilliseconds(ceiling * random.NextDouble());
     }
 
+    /// <summary>
+    /// Which step of the exponential backoff retry number <paramref name="attempt"/> of one request waits:
+    /// the request's own attempt, but never more than <paramref name="registryStreak"/>, the failures the registry gave
+    /// since it last answered any request well (this one included). The exponent measures overload: a registry that
+    /// refuses everything (a streak growing with every parallel request) is backed off from exponentially as before,
+    /// while one that keeps answering other requests between the refusals of this one (a load balancer with one bad
+    /// replica, a throttling front end refusing some requests whatever their pace) is not overloaded, and a request
+    /// that drew several refusals in a row retries after a short wait instead of waiting out a doubled one each time.
+    /// </summary>
+    public static int BackoffStep(int attempt, int registryStreak) => Math.Max(1, Math.Min(attempt, registryStreak));
+
     /// <summary>The longest computed backoff between two attempts (a <c>Retry-After</c> may ask for more, up to <see cref="MaxRetryAfter"/>).</summary>
     public static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 

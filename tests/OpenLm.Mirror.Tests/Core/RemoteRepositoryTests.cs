@@ -815,6 +815,95 @@ public sealed class RemoteRepositoryTests
     }
 
     [Fact]
+    public async Task RemoteRepository_FetchAsync_CutAgainAndAgainButFurtherOnEachTime_IsDeliveredBeyondTheResumeCap()
+    {
+        // Given a registry whose first three blob responses each deliver half of what was asked, then reset; one resume allowed
+        await using var registry = FakeRegistry.Start();
+        var digest = registry.AddBlob(Layer);
+        var answers = 0;
+        registry.Intercept = async context =>
+        {
+            if (context.Request.HttpMethod != "GET" || !context.Request.Url!.AbsolutePath.EndsWith(digest, StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            var range = context.Request.Headers["Range"];
+            var from = range is null ? 0 : int.Parse(range["bytes=".Length..].TrimEnd('-'), System.Globalization.CultureInfo.InvariantCulture);
+            var response = context.Response;
+            response.StatusCode = range is null ? 200 : 206;
+            if (range is not null)
+            {
+                response.AddHeader("Content-Range", $"bytes {from}-{Layer.Length - 1}/{Layer.Length}");
+            }
+
+            response.ContentLength64 = Layer.Length - from;
+            if (Interlocked.Increment(ref answers) > 3)
+            {
+                await response.OutputStream.WriteAsync(Layer.AsMemory(from));
+                return true;
+            }
+
+            await response.OutputStream.WriteAsync(Layer.AsMemory(from, (Layer.Length - from) / 2));
+            await response.OutputStream.FlushAsync();
+
+            // Let the client read the half before the reset (an RST can discard bytes the peer has not read yet).
+            await Task.Delay(300);
+            response.Abort();
+            return true;
+        };
+        var (connector, repository) = Connect(registry, o => o.ResumeAttempts = 1);
+        using var _ = connector;
+
+        // When the blob is read
+        await using var stream = await repository.FetchAsync(TestContent.DescriptorOf(MediaTypes.OciLayerGzip, Layer));
+        var bytes = await ReadAllAsync(stream);
+
+        // Then every cut moved it on, so none spent the cap of one resume: three resumes, the blob verified
+        Assert.Equal(Layer, bytes);
+        Assert.Equal(4, registry.Requests.Count(r => r.Method == "GET" && r.Path.EndsWith(digest, StringComparison.Ordinal)));
+    }
+
+    [Theory]
+    [InlineData(0, 100_000, 200_000, true)]
+    [InlineData(0, 65_536, 10_000_000, true)]
+    [InlineData(0, 65_535, 10_000_000, false)]
+    [InlineData(1_000, 1_250, 2_000, true)]
+    [InlineData(1_000, 1_100, 2_000, false)]
+    [InlineData(500, 500, 2_000, false)]
+    public void ResumableBlobStream_MadeProgress_IsAQuarterOfWhatWasLeftOr64KiB(long start, long position, long size, bool progress) =>
+        Assert.Equal(progress, ResumableBlobStream.MadeProgress(start, position, size));
+
+    [Fact]
+    public async Task RegistryClient_FailureStreak_CountsFailuresAcrossRequestsUntilTheRegistryAnswersOne()
+    {
+        // Given a registry answering 503 to the first three manifest requests
+        await using var registry = FakeRegistry.Start();
+        registry.AddManifest("1", ManifestBytes(), MediaTypes.OciManifest);
+        var refused = 0;
+        registry.Intercept = async context =>
+        {
+            if (!context.Request.Url!.AbsolutePath.Contains("/manifests/", StringComparison.Ordinal) || Interlocked.Increment(ref refused) > 3)
+            {
+                return false;
+            }
+
+            await Reply.BytesAsync(context, 503, Encoding.UTF8.GetBytes("{\"errors\":[{\"code\":\"UNAVAILABLE\",\"message\":\"busy\"}]}"), "application/json");
+            return true;
+        };
+        var (connector, repository) = Connect(registry, o => o.Retries = 2);
+        using var _ = connector;
+
+        // When a manifest is fetched with two retries (three refusals: it fails), the streak is three
+        await Assert.ThrowsAsync<RegistryException>(() => repository.FetchManifestAsync("1"));
+        Assert.Equal(3, repository.Client.FailureStreak);
+
+        // Then the next request's answer ends the streak
+        await repository.FetchManifestAsync("1");
+        Assert.Equal(0, repository.Client.FailureStreak);
+    }
+
+    [Fact]
     public async Task RemoteRepository_FetchAsync_TamperedBlob_IntegrityException()
     {
         // Given a registry serving other bytes under a blob digest

@@ -31,6 +31,15 @@ public sealed class DurationTests
 
 public sealed class BackoffTests
 {
+    [Theory]
+    [InlineData(1, 0, 1)]
+    [InlineData(1, 7, 1)]
+    [InlineData(5, 1, 1)]
+    [InlineData(5, 2, 2)]
+    [InlineData(5, 30, 5)]
+    public void RetryPolicy_BackoffStep_IsTheRequestsAttemptCappedByTheRegistrysFailureStreak(int attempt, int streak, int step) =>
+        Assert.Equal(step, RetryPolicy.BackoffStep(attempt, streak));
+
     [Fact]
     public void RetryPolicy_Backoff_GrowsExponentiallyWithFullJitterAndIsCapped()
     {
