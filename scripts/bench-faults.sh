@@ -113,3 +113,9 @@ frow "503 p=0.5" unavailable
 frow "token expiry every 7th request" token_expiry
 frow "body resets p=0.5" resets
 frow "50 ms latency per request" latency
+# Retry-After: 1 is honoured, so one request refused N times in a row waits N s: no client that honours it finishes the
+# row sooner (the TestKit counts the longest such streak; requests that depend on each other add theirs up).
+RA_STREAK=$(sed -n 's/.*longest refusal streak \([0-9]*\).*/\1/p' <<< "$F_retry_after")
+if [[ -n $RA_STREAK ]]; then
+  printf '%-40s %9s %9sx\n' "  floor of the Retry-After row" "$RA_STREAK.00" "$(py "print(f'{$RA_STREAK / $T_clean:.2f}')")"
+fi

@@ -82,6 +82,8 @@ public abstract record FaultDecision
 public sealed class FaultPlan(FaultProxyOptions options)
 {
     private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _streaks = new(StringComparer.Ordinal);
+    private int _longestStreak;
     private readonly Lock _gate = new();
     private int _requests;
     private int _failed;
@@ -108,6 +110,12 @@ public sealed class FaultPlan(FaultProxyOptions options)
 
     public int Resets => Volatile.Read(ref _resets);
 
+    /// <summary>
+    /// The most times one request (method, path and query) was refused with <see cref="FaultProxyOptions.FailStatus"/> in
+    /// a row. A client that honours <c>Retry-After: s</c> cannot finish sooner than this times s: the benchmark's floor.
+    /// </summary>
+    public int LongestRefusalStreak => Volatile.Read(ref _longestStreak);
+
     /// <summary>Answers to <see cref="FaultProxyOptions.FailBlobsOfRepositories"/>' blob requests.</summary>
     public int PermanentFailures => Volatile.Read(ref _permanent);
 
@@ -117,6 +125,8 @@ public sealed class FaultPlan(FaultProxyOptions options)
         lock (_gate)
         {
             _seen.Clear();
+            _streaks.Clear();
+            _longestStreak = 0;
             _requests = _failed = _expired = _resets = _permanent = _expiredTokenRequests = _expiredWithoutToken = 0;
             Array.Clear(_perKind);
         }
@@ -172,6 +182,15 @@ public sealed class FaultPlan(FaultProxyOptions options)
         var permanent = options.FailBlobsOfRepositories.Count > 0 && IsBlobOf(options.FailBlobsOfRepositories, ticket.Path);
         if (permanent || (options.FailStatus is not null && Draw(options.Seed, "fail", ticket.Key, ticket.Occurrence) < options.FailProbability))
         {
+            if (!permanent)
+            {
+                lock (_gate)
+                {
+                    var streak = _streaks[ticket.Key] = _streaks.GetValueOrDefault(ticket.Key) + 1;
+                    _longestStreak = Math.Max(_longestStreak, streak);
+                }
+            }
+
             var status = permanent ? options.PermanentFailStatus : options.FailStatus!.Value;
             _ = permanent ? Interlocked.Increment(ref _permanent) : Interlocked.Increment(ref _failed);
             var code = status switch
@@ -182,6 +201,14 @@ public sealed class FaultPlan(FaultProxyOptions options)
                 _ => "UNAVAILABLE",
             };
             return new FaultDecision.Refuse(status, code, status == 429 ? "Rate exceeded" : "service unavailable", permanent ? null : options.RetryAfterSeconds);
+        }
+
+        if (options.FailStatus is not null)
+        {
+            lock (_gate)
+            {
+                _streaks.Remove(ticket.Key);
+            }
         }
 
         return new FaultDecision.Forward(stripAuthorization);

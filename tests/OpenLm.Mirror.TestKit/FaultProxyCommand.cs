@@ -136,7 +136,7 @@ internal static class FaultProxyCommand
 
         await app.StopAsync().ConfigureAwait(false);
         Console.Error.WriteLine(FormattableString.Invariant(
-            $"fault-proxy: {plan.Requests} requests, {plan.FailedResponses} failed, {plan.ExpiredTokens} token expiries, {plan.Resets} resets"));
+            $"fault-proxy: {plan.Requests} requests, {plan.FailedResponses} failed, {plan.ExpiredTokens} token expiries, {plan.Resets} resets, longest refusal streak {plan.LongestRefusalStreak}"));
         return 0;
     }
 

@@ -38,7 +38,7 @@ internal static class CheckCommand
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var log = new ConsoleLog(console.Error, verbose: false);
+            var log = OutputOptions.Log(parse, console);
             var images = parse.GetValue(parallelImages);
             if (images is < 1 or > 64)
             {

@@ -30,7 +30,7 @@ internal static class InventoryCommand
         command.SetAction(async (parse, cancellationToken) =>
         {
             var lockFile = LockFile.Load(parse.GetValue(lockOption)!);
-            var log = new ConsoleLog(console.Error, verbose: false);
+            var log = OutputOptions.Log(parse, console);
             using var connector = new RegistryConnector(registry.Build(parse, console, log));
             var result = await new TargetInventory(connector).TakeAsync(parse.GetValue(to)!, parse.GetValue(map) ?? [], lockFile, cancellationToken: cancellationToken, maxPathComponents: parse.GetValue(maxPathComponents)).ConfigureAwait(false);
             var path = parse.GetValue(output)!;

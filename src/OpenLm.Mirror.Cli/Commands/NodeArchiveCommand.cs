@@ -44,7 +44,7 @@ internal static class NodeArchiveCommand
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var log = new ConsoleLog(console.Error, verbose: false);
+            var log = OutputOptions.Log(parse, console);
             var keyPath = parse.GetValue(key);
             var insecure = KeyInputs.SkipsSignature(keyPath, parse.GetValue(skipSignature), "refusing to use an unverified bundle", "whatever the file contains");
             var bundlePath = parse.GetValue(bundle)!;

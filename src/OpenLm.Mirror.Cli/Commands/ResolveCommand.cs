@@ -24,7 +24,7 @@ internal static class ResolveCommand
             var manifestPath = parse.GetValue(inputs.Manifest);
             ReleaseInputs.Require(manifestPath is not null, "resolve needs --manifest FILE");
             OutputPaths.Check(parse.GetValue(output), "-o");
-            var log = new ConsoleLog(console.Error, verbose: false);
+            var log = OutputOptions.Log(parse, console);
             using var connector = new RegistryConnector(inputs.WithMirrors(parse, registry.Build(parse, console, log)));
             var lockFile = await inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken).ConfigureAwait(false);
             var path = parse.GetValue(output)!;

@@ -85,7 +85,7 @@ internal static class ServeCommand
                 throw new InputException("--tls-cert and --tls-key go together");
             }
 
-            var log = new ConsoleLog(console.Error, verbose: false);
+            var log = OutputOptions.Log(parse, console);
             var address = parse.GetValue(addr)!;
             if (!IPAddress.IsLoopback(ServeRequest.ParseAddress(address).Address))
             {

@@ -56,7 +56,7 @@ internal static class ValuesCommand
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var log = new ConsoleLog(console.Error, verbose: false);
+            var log = OutputOptions.Log(parse, console);
             var outputPath = parse.GetValue(output);
             var inputPath = parse.GetValue(values);
             if (outputPath is null && parse.GetValue(k3s) is null && parse.GetValue(containerd) is null && parse.GetValue(chartOut) is null)

@@ -359,9 +359,9 @@ public sealed class RegistryClient
     {
         if (response.StatusCode == HttpStatusCode.TooManyRequests)
         {
-            if (response.Headers.RetryAfter is null)
+            if (response.Headers.RetryAfter is null && _limiter.OnThrottled() is { } rate)
             {
-                _limiter.OnThrottled();
+                Log.Debug($"{Host}: 429 without Retry-After, request rate halved to {rate:0.##}/s");
             }
         }
         else

@@ -108,8 +108,11 @@ public sealed class RequestRateLimiter
         }
     }
 
-    /// <summary>The registry refused a request with 429 and did not say how long to wait: halve the rate.</summary>
-    public void OnThrottled()
+    /// <summary>
+    /// The registry refused a request with 429 and did not say how long to wait: halve the rate. Returns the new rate
+    /// when it was halved, null when this refusal fell within the evidence window of the last halving.
+    /// </summary>
+    public double? OnThrottled()
     {
         lock (_gate)
         {
@@ -117,13 +120,14 @@ public sealed class RequestRateLimiter
             _answersSinceDecrease++;
             if (_lastDecreaseTicks is { } last && (now - last < TimeSpan.TicksPerSecond || _answersSinceDecrease < DecreaseEvidence))
             {
-                return;
+                return null;
             }
 
             _lastDecreaseTicks = now;
             _answersSinceDecrease = 0;
             var current = _rate ?? ObservedRate(now);
             _rate = Math.Max(MinimumRate, current / 2);
+            return _rate;
         }
     }
 

@@ -92,6 +92,33 @@ public sealed class UsageErrorTests : IDisposable
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Resolve_Quiet_KeepsTheErrorAndDropsInformationLines(bool quiet)
+    {
+        // Given a manifest whose one image is at a loopback port nothing listens on (refused at once)
+        var manifest = Path.Combine(_dir, "platform.yaml");
+        File.WriteAllText(manifest, """
+            apiVersion: mirror.openlm.io/v1
+            kind: Platform
+            name: olm
+            version: "1"
+            source: 127.0.0.1:1/openlm
+            images:
+              - ref: 127.0.0.1:1/openlm/server:1
+            """);
+
+        // When resolve runs with and without --quiet (resolve used to ignore --quiet and --verbose)
+        string[] args = ["resolve", "--manifest", manifest, "-o", Path.Combine(_dir, "lock.json"), "--plain-http"];
+        var (exit, _, stderr) = await RunAsync(quiet ? [.. args, "--quiet"] : args);
+
+        // Then the information line is left out only with --quiet, and the error is printed either way
+        Assert.Equal(ExitCodes.Operational, exit);
+        Assert.Equal(!quiet, stderr.Contains("resolving 1 images of olm 1", StringComparison.Ordinal));
+        Assert.Contains("127.0.0.1:1", stderr, StringComparison.Ordinal);
+    }
+
     private static async Task<(int Exit, string Out, string Err)> RunAsync(params string[] args)
     {
         using var output = new StringWriter();

@@ -120,6 +120,33 @@ public sealed class FaultProxyCommandTests
     }
 
     [Fact]
+    public void FaultPlan_LongestRefusalStreak_IsTheMostRefusalsInARowOfOneRequest()
+    {
+        var plan = new FaultPlan(new FaultProxyOptions { FailStatus = 503, FailProbability = 0.5 });
+        const string path = "/v2/a/blobs/sha256:1";
+
+        // The same request asked until it is answered, 60 times over (each answer ends its streak)
+        var longest = 0;
+        for (var run = 0; run < 60; run++)
+        {
+            var streak = 0;
+            while (plan.Begin("GET", path, path).Decide(hasBearer: true) is FaultDecision.Refuse)
+            {
+                streak++;
+            }
+
+            longest = Math.Max(longest, streak);
+        }
+
+        // Another request's refusals do not add to it
+        var other = "/v2/b/blobs/sha256:2";
+        _ = plan.Begin("GET", other, other).Decide(hasBearer: true);
+
+        Assert.True(longest >= 2, $"60 runs at p=0.5 should give a streak of at least 2 ({longest})");
+        Assert.Equal(longest, plan.LongestRefusalStreak);
+    }
+
+    [Fact]
     public void FaultPlan_ExpireTokenEveryNth_HitsEveryNthOfEachKind()
     {
         var plan = new FaultPlan(new FaultProxyOptions { ExpireTokenEveryNth = 3 });
