@@ -70,14 +70,14 @@ internal static class ExportCommand
             var registryOptions = inputs.WithMirrors(parse, registry.Build(parse, console, log));
             using var connector = new RegistryConnector(registryOptions);
             var quiet = parse.GetValue(json);
+            var cacheDir = parse.GetValue(cache) ?? Release.DefaultCacheDirectory();
             var lockFile = lockPath is not null
                 ? LockFile.Load(lockPath)
                 : await ProgressDisplay.RunAsync(console, OutputOptions.Progress(parse, console, quiet), observer =>
                 {
                     RunObserver.PhaseStarted(observer, RunPhase.Resolve, 0, 0);
-                    return inputs.ResolveAsync(parse, manifestPath!, connector, log, cancellationToken);
+                    return inputs.ResolveAsync(parse, manifestPath!, cacheDir, connector, log, cancellationToken);
                 }).ConfigureAwait(false);
-            var cacheDir = parse.GetValue(cache) ?? Release.DefaultCacheDirectory();
             console.KeptOnInterrupt = $"every blob verified so far is kept in the cache {cacheDir}; no bundle was written";
             var outputPath = parse.GetValue(output)!;
             if (!parse.GetValue(force) && File.Exists(outputPath) && parts is null && (parse.GetValue(bases) ?? []).Length == 0)

@@ -32,13 +32,14 @@ internal sealed class ReleaseInputs
         command.Options.Add(Platform);
     }
 
-    public Task<LockFile> ResolveAsync(ParseResult parse, string manifestPath, RegistryConnector connector, IMirrorLog log, CancellationToken cancellationToken)
+    public Task<LockFile> ResolveAsync(ParseResult parse, string manifestPath, string? cacheDirectory, RegistryConnector connector, IMirrorLog log, CancellationToken cancellationToken)
     {
         RefuseLockAsManifest(manifestPath);
         return Release.ResolveAsync(
             new ResolveRequest
             {
                 ManifestPath = manifestPath,
+                CacheDirectory = cacheDirectory,
                 SkipInvalid = parse.GetValue(SkipInvalid),
                 Platforms = parse.GetValue(Platform) is { } text ? Oci.Platform.ParseList(text) : null,
             },

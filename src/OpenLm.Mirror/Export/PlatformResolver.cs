@@ -4,6 +4,7 @@ using OpenLm.Mirror.Content;
 using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
+using OpenLm.Mirror.Layout;
 using OpenLm.Mirror.Oci;
 using OpenLm.Mirror.PlatformSpec;
 using OpenLm.Mirror.Registry;
@@ -21,6 +22,9 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
 
     /// <summary>The manifest's charts already pinned (<see cref="LockedCharts.PinAsync"/>); when null its local charts are pinned here.</summary>
     public IReadOnlyList<LockedChart>? Charts { get; init; }
+
+    /// <summary>Where the manifests resolve fetches are kept for export (<see cref="ManifestStore"/>); null keeps none.</summary>
+    public ManifestStore? Manifests { get; init; }
 
     /// <summary>How many extra rounds re-try the images whose resolution failed transiently (bounded by the run's time budget).</summary>
     public int RetryRounds { get; init; } = 3;
@@ -87,8 +91,9 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
     private async Task<(LockedImage, IReadOnlyList<Descriptor>)> ResolveImageAsync(PlannedImage image, IReadOnlyList<Platform> platforms, CancellationToken cancellationToken)
     {
         var reference = image.Reference;
-        var repository = registries.SourceRepository(reference);
-        var (sourceRoot, bytes) = await repository.FetchManifestAsync(reference.TagOrDigest, cancellationToken).ConfigureAwait(false);
+        var remote = registries.SourceRepository(reference);
+        IReadOnlyTarget repository = Manifests is null ? remote : new StoredManifestSource(remote, Manifests);
+        var (sourceRoot, bytes) = await ((IManifestFetchable)repository).FetchManifestAsync(reference.TagOrDigest, cancellationToken).ConfigureAwait(false);
         if (reference.Digest is { } pinned && pinned != sourceRoot.Digest)
         {
             throw new IntegrityException($"{reference}: the registry served {sourceRoot.Digest}");
@@ -133,7 +138,7 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
     /// <paramref name="needed"/>. Returns the subtree's size (each digest once) and the bytes that were new.
     /// </summary>
     private static async Task<(long Subtree, long Added)> WalkAsync(
-        Registry.RemoteRepository repository, Descriptor top, HashSet<Digest> seen, List<Descriptor> needed, string source, CancellationToken cancellationToken)
+        IReadOnlyTarget repository, Descriptor top, HashSet<Digest> seen, List<Descriptor> needed, string source, CancellationToken cancellationToken)
     {
         var inSubtree = new HashSet<Digest>();
         long subtree = 0, added = 0;

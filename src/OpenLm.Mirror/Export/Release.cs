@@ -16,6 +16,12 @@ public sealed record ResolveRequest
 
     /// <summary>The platforms to keep; null keeps the manifest's own.</summary>
     public IReadOnlyList<Platform>? Platforms { get; init; }
+
+    /// <summary>
+    /// The export cache (an OCI layout, or the directory export will make one in) in which every manifest fetched is kept
+    /// (<see cref="Layout.ManifestStore"/>), so the export of this lock reads them from disk; null keeps none.
+    /// </summary>
+    public string? CacheDirectory { get; init; }
 }
 
 /// <summary>The release side of the mirror, as one call per step: resolve a platform manifest to a lock.</summary>
@@ -51,7 +57,9 @@ public static class Release
         var platforms = request.Platforms ?? manifest.Platforms;
         log.Info($"resolving {images.Count} images of {manifest.Name} {manifest.Version}{(platforms.Count > 0 ? $" for {string.Join(", ", platforms)}" : string.Empty)}");
         var charts = await LockedCharts.PinAsync(manifest, downloaded, cancellationToken).ConfigureAwait(false);
-        return await new PlatformResolver(connector, log) { Charts = charts }.ResolveAsync(manifest, images, platforms, cancellationToken).ConfigureAwait(false);
+        // Only the store's directory is written (on the first manifest kept); export makes the rest of the layout.
+        var manifests = request.CacheDirectory is null ? null : new Layout.ManifestStore(Path.Combine(request.CacheDirectory, Layout.ManifestStore.DirectoryName));
+        return await new PlatformResolver(connector, log) { Charts = charts, Manifests = manifests }.ResolveAsync(manifest, images, platforms, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Where an export keeps its cache by default: <c>$XDG_CACHE_HOME/openlm-mirror/export</c>, else under <c>~/.cache</c>.</summary>

@@ -49,7 +49,8 @@ public sealed class OciLayoutStore : ITarget
         }
         else
         {
-            if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any())
+            // The manifests resolve keeps for export (ManifestStore) may be there before the layout is.
+            if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any(e => Path.GetFileName(e) != ManifestStore.DirectoryName))
             {
                 throw new InputException($"'{directory}' exists, is not empty and is not an OCI layout; refusing to write into it");
             }

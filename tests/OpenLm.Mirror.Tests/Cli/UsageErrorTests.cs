@@ -119,6 +119,16 @@ public sealed class UsageErrorTests : IDisposable
         Assert.Contains("127.0.0.1:1", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Resolve_CacheAndNoCache_IsAUsageErrorBeforeAnyWork()
+    {
+        var (exit, _, stderr) = await RunAsync("resolve", "--manifest", Path.Combine(_dir, "none.yaml"), "-o", Path.Combine(_dir, "lock.json"), "--cache", Path.Combine(_dir, "c"), "--no-cache");
+
+        Assert.Equal(ExitCodes.Usage, exit);
+        Assert.Contains("--cache DIR or --no-cache, not both", stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "c")));
+    }
+
     private static async Task<(int Exit, string Out, string Err)> RunAsync(params string[] args)
     {
         using var output = new StringWriter();
