@@ -20,7 +20,7 @@ secs() { py "print(f'{$2 - $1:.2f}')"; }
   py 'import json,sys; [print("  - ref: " + sys.argv[2] + "/" + i["reference"]) for i in json.load(open(sys.argv[1]))["images"]]' "$PLATFORM_JSON" "$SRC"
 } > "$WORK/platform.yaml"
 "$MIRROR" keygen -o "$WORK/bench" >/dev/null
-"$MIRROR" resolve --plain-http --manifest "$WORK/platform.yaml" -o "$WORK/lock.json" 2>/dev/null
+"$MIRROR" resolve --plain-http --manifest "$WORK/platform.yaml" -o "$WORK/lock.json" --no-cache 2>/dev/null
 UNIQUE=$(py 'import json,sys; print(sum(b["size"] for b in json.load(open(sys.argv[1]))["blobs"]))' "$WORK/lock.json")
 
 timed() { # timed NAME CMD...: wall seconds in T_NAME, peak RSS KiB in M_NAME

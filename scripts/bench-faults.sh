@@ -64,7 +64,7 @@ run_row() {
   local start end rss peak=0
   start=$(date +%s.%N)
   for step in resolve export; do
-    local cmd=("$MIRROR" resolve --plain-http --manifest "$DIR/platform.yaml" -o "$DIR/lock.json")
+    local cmd=("$MIRROR" resolve --plain-http --manifest "$DIR/platform.yaml" -o "$DIR/lock.json" --cache "$DIR/cache")
     [[ $step == export ]] && cmd=("$MIRROR" export --plain-http --lock "$DIR/lock.json" --key "$DIR/bench.key" -o "$DIR/bundle.tar" --cache "$DIR/cache")
     /usr/bin/time -v -o "$DIR/time.txt" "${cmd[@]}" > "$DIR/last.out" 2> "$DIR/last.err" || {
       echo "bench-faults: $step failed in row '$name':" >&2; cat "$DIR/last.err" >&2; exit 1; }

@@ -41,7 +41,7 @@ if [[ -z "${WORK:-}" || ! -f "${WORK}/bundle.tar" ]]; then
     py 'import json,sys; [print("  - ref: " + sys.argv[2] + "/" + i["reference"]) for i in json.load(open(sys.argv[1]))["images"]]' "$PLATFORM_JSON" "$SRC"
   } > "$WORK/platform.yaml"
   "$MIRROR" keygen -o "$WORK/bench" >/dev/null
-  "$MIRROR" resolve --plain-http --manifest "$WORK/platform.yaml" -o "$WORK/lock.json" 2>/dev/null
+  "$MIRROR" resolve --plain-http --manifest "$WORK/platform.yaml" -o "$WORK/lock.json" --no-cache 2>/dev/null
   "$MIRROR" export --plain-http --lock "$WORK/lock.json" --key "$WORK/bench.key" -o "$WORK/bundle.tar" --cache "$WORK/export-cache" >/dev/null 2>&1
   i=0
   while read -r ref; do

@@ -29,7 +29,7 @@ NEW_BYTES=$(py 'import json,sys; print(json.load(open(sys.argv[1]))["uniqueBytes
   grep '^  - ref: ' "$WORK/platform.yaml" | tail -n +5
   py 'import json,sys; [print("  - ref: " + sys.argv[2] + "/" + i["reference"]) for i in json.load(open(sys.argv[1]))["images"]]' "$WORK/next.json" "$SRC"
 } > "$WORK/platform-next.yaml"
-"$MIRROR" resolve --plain-http --manifest "$WORK/platform-next.yaml" -o "$WORK/lock-next.json" 2>/dev/null
+"$MIRROR" resolve --plain-http --manifest "$WORK/platform-next.yaml" -o "$WORK/lock-next.json" --no-cache 2>/dev/null
 
 # Every export starts from a copy of release N's cache (what release engineering has), so each pulls the same 4 images.
 fresh_cache() { rm -rf "$WORK/up-cache"; cp -r "$WORK/export-cache" "$WORK/up-cache"; }

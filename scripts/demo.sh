@@ -134,7 +134,7 @@ step "keygen: a release signing key"
 run keygen -o "$DEMO/release/openlm-release"
 
 step "resolve: pin every image (manifest list + chart scan) to its digest"
-run resolve --plain-http --manifest "$DEMO/release/platform.yaml" -o "$DEMO/release/lock.json"
+run resolve --plain-http --manifest "$DEMO/release/platform.yaml" -o "$DEMO/release/lock.json" --cache "$DEMO/release/cache"
 
 step "export: one signed bundle"
 run export --plain-http --lock "$DEMO/release/lock.json" --key "$DEMO/release/openlm-release.key" -o "$DEMO/release/openlm-platform-1.0.0.tar" --cache "$DEMO/release/cache"
