@@ -39,6 +39,8 @@ public sealed class PlatformResolver(RegistryConnector registries, IMirrorLog lo
     {
         var locked = new ConcurrentDictionary<int, LockedImage>();
         var blobs = new ConcurrentDictionary<Digest, long>();
+        // One token request per registry (in batches) instead of a challenge and a token request per repository.
+        await registries.PreparePullTokensAsync(images.Select(i => registries.SourceRepository(i.Reference)), cancellationToken).ConfigureAwait(false);
         await new KeepGoing(registries, log) { Parallelism = Parallelism, RetryRounds = RetryRounds }.RunAsync(
             images.Select(i => i.Reference.ToString()).ToList(),
             KeepGoing.Verb.Resolve,

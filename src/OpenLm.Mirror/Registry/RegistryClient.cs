@@ -210,6 +210,113 @@ public sealed class RegistryClient
     /// <summary>Failures this registry gave since it last answered a request well (tests read it).</summary>
     internal int FailureStreak => Volatile.Read(ref _failureStreak);
 
+    /// <summary>How many repositories' scopes one prepared token request asks for (the URL stays a few KiB).</summary>
+    public const int ScopesPerPreparedToken = 32;
+
+    /// <summary>
+    /// Asks for one token covering many repositories (the token protocol takes repeated <c>scope</c> parameters, as
+    /// Docker asks for source and target of a mount) before their requests are sent, instead of one 401 challenge and
+    /// one token request per repository; a registry whose tokens are not per repository (ECR Public's scope is
+    /// <c>aws</c>) would otherwise be asked for the same token once per image, at one request a second. One attempt per
+    /// batch of <see cref="ScopesPerPreparedToken"/>, through the usual challenge (a <c>GET /v2/</c>): whatever goes wrong
+    /// (no token service, a refusal, a token that turns out not to cover a repository) leaves each repository to get
+    /// its own token as before, so the result is never worse than not asking.
+    /// </summary>
+    public async Task PrepareTokensAsync(IEnumerable<IReadOnlyList<string>> scopeSets, CancellationToken cancellationToken)
+    {
+        var now = _options.Time.GetUtcNow();
+        var wanted = scopeSets
+            .Where(s => s.Count > 0)
+            .DistinctBy(TokenKey, StringComparer.Ordinal)
+            .Where(s => !(_tokens.TryGetValue(TokenKey(s), out var token) && token.ValidAt(now)))
+            .ToList();
+        if (wanted.Count < 2 || _useBasic)
+        {
+            return;
+        }
+
+        var challenge = _lastBearerChallenge ?? await LearnBearerChallengeAsync(cancellationToken).ConfigureAwait(false);
+        if (challenge is null)
+        {
+            return;
+        }
+
+        foreach (var batch in wanted.Chunk(ScopesPerPreparedToken))
+        {
+            var combined = batch.SelectMany(s => s).Distinct(StringComparer.Ordinal).ToList();
+            CachedToken shared;
+            try
+            {
+                shared = await FetchTokenAsync(challenge, combined, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                Log.Debug($"{Host}: no token for {batch.Length} repositories at once ({RetryPolicy.Describe(ex)}); each repository gets its own token");
+                return;
+            }
+
+            foreach (var scopes in batch)
+            {
+                _tokens[TokenKey(scopes)] = shared;
+            }
+
+            Log.Debug($"{Host}: one token for {batch.Length} repositories");
+        }
+    }
+
+    /// <summary>
+    /// The bearer challenge of an anonymous <c>GET /v2/</c> (null when the registry answers without one, or asks for
+    /// Basic). A throttled or failing answer (429, 5xx) is asked again as any read is (the attempt cap,
+    /// <c>Retry-After</c>, the budgets); a broken or refused connection gives up at once, so an unreachable registry is
+    /// reported by the requests that need it, not waited for twice.
+    /// </summary>
+    private async Task<Challenge?> LearnBearerChallengeAsync(CancellationToken cancellationToken)
+    {
+        var localDeadline = _options.Time.GetUtcNow() + _options.RequestBudget;
+        for (var attempt = 1; ; attempt++)
+        {
+            HttpResponseMessage response;
+            try
+            {
+                await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false);
+                using var request = new HttpRequestMessage(HttpMethod.Get, ApiUri("v2/"));
+                request.Headers.UserAgent.ParseAdd(_options.UserAgent);
+                response = await SendRawAsync(request, cancellationToken).ConfigureAwait(false);
+                ObserveRate(response);
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                Log.Debug($"{Host}: GET /v2/ failed ({RetryPolicy.Describe(ex)}); each repository gets its own token");
+                return null;
+            }
+
+            using (response)
+            {
+                if (response.StatusCode == HttpStatusCode.Unauthorized)
+                {
+                    NoteAnswered();
+                    return ParseChallenge(response) is { IsBearer: true, TokenEndpoint: not null } challenge ? _lastBearerChallenge = challenge : null;
+                }
+
+                var retryAfter = RegistryException.RetryAfterOf(response);
+                var scheduled = RetryPolicy.IsScheduled(response.StatusCode, retryAfter);
+                var wait = RetryPolicy.IsTransientStatus(response.StatusCode) ? FailedAttemptDelay(scheduled ? 1 : attempt, retryAfter) : TimeSpan.Zero;
+                if (!RetryPolicy.IsTransientStatus(response.StatusCode) || (!scheduled && attempt > _options.Retries) || !Budget.Allows(wait, localDeadline))
+                {
+                    // 200: no token needed; anything else is for the requests themselves to report.
+                    return null;
+                }
+
+                if (scheduled)
+                {
+                    attempt--;
+                }
+
+                await TransferSlots.DelayAsync(wait, _options.Time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
     /// <summary>"retry 2/4", or what a wait the registry scheduled says (it spends no attempt).</summary>
     private string RetryNote(bool scheduled, int attempt) =>
         scheduled ? "retry as told by Retry-After" : $"retry {attempt}/{_options.Retries}";
@@ -727,6 +834,15 @@ public sealed class RegistryConnector : IDisposable
     /// </summary>
     public RemoteRepository SourceRepository(Oci.Reference reference) =>
         Options.Mirrors.For(reference.Registry) is { } mirror ? Repository(mirror.Locate(reference)) : Repository(reference);
+
+    /// <summary>
+    /// Prepares one token per registry for the reads of <paramref name="repositories"/> (<see cref="RegistryClient.PrepareTokensAsync"/>),
+    /// registries in parallel.
+    /// </summary>
+    public Task PreparePullTokensAsync(IEnumerable<RemoteRepository> repositories, CancellationToken cancellationToken) =>
+        Task.WhenAll(repositories
+            .GroupBy(r => r.Client)
+            .Select(g => g.Key.PrepareTokensAsync(g.Select(r => r.PullScope), cancellationToken)));
 
     public void Dispose() => _http.Dispose();
 
