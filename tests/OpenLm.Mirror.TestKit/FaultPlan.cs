@@ -110,6 +110,18 @@ public sealed class FaultPlan(FaultProxyOptions options)
 
     public int Resets => Volatile.Read(ref _resets);
 
+    /// <summary>Requests to the registry that carried no token (a repository's first, or a challenge probe).</summary>
+    public int RequestsWithoutToken
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _perKind[2];
+            }
+        }
+    }
+
     /// <summary>
     /// The most times one request (method, path and query) was refused with <see cref="FaultProxyOptions.FailStatus"/> in
     /// a row. A client that honours <c>Retry-After: s</c> cannot finish sooner than this times s: the benchmark's floor.

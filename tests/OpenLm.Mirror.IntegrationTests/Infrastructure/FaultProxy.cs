@@ -45,6 +45,9 @@ public sealed class FaultProxy : IAsyncDisposable
 
     public int Resets => _plan.Resets;
 
+    /// <inheritdoc cref="FaultPlan.RequestsWithoutToken"/>
+    public int RequestsWithoutToken => _plan.RequestsWithoutToken;
+
     /// <inheritdoc cref="FaultPlan.ExpiredTokenRequests"/>
     public int ExpiredTokenRequests => _plan.ExpiredTokenRequests;
 
