@@ -39,6 +39,19 @@ internal sealed class BundleGraph
     public static async Task<BundleGraph> LoadAsync(OciLayoutStore layout, CancellationToken ct)
     {
         var entries = await layout.ReadIndexAsync(ct).ConfigureAwait(false);
+        return await BuildAsync(layout, entries, null, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The graph of <paramref name="entries"/> (what the layout's index.json would list) before the configs and layers
+    /// are stored: manifests come from <paramref name="manifests"/> (verified bytes, by digest), else from the layout.
+    /// Configs and layers need not be there yet; the writer awaits each before it reads it.
+    /// </summary>
+    public static Task<BundleGraph> PlanAsync(OciLayoutStore layout, IReadOnlyList<Descriptor> entries, IReadOnlyDictionary<Digest, byte[]> manifests, CancellationToken ct) =>
+        BuildAsync(layout, entries, manifests, ct);
+
+    private static async Task<BundleGraph> BuildAsync(OciLayoutStore layout, IReadOnlyList<Descriptor> entries, IReadOnlyDictionary<Digest, byte[]>? planned, CancellationToken ct)
+    {
         var roots = new List<Descriptor>();
         var refNames = new HashSet<string>(StringComparer.Ordinal);
         foreach (var e in entries)
@@ -109,8 +122,23 @@ internal sealed class BundleGraph
             foreach (var descriptor in level)
             {
                 var referencedBy = kinds[descriptor.Digest].ReferencedBy;
-                RequirePresent(layout, descriptor, referencedBy);
-                var bytes = await ManifestReader.ReadBytesAsync(layout, descriptor, layout.DisplayName, ct).ConfigureAwait(false);
+                byte[] bytes;
+                if (planned is not null && planned.TryGetValue(descriptor.Digest, out var known))
+                {
+                    // Verified when fetched; held against this descriptor's size (the digest is the dictionary's key).
+                    if (known.Length != descriptor.Size)
+                    {
+                        throw new IntegrityException($"{layout.DisplayName}: manifest {descriptor.Digest} is {known.Length} bytes, but {referencedBy} says {descriptor.Size}");
+                    }
+
+                    bytes = known;
+                }
+                else
+                {
+                    RequirePresent(layout, descriptor, referencedBy);
+                    bytes = await ManifestReader.ReadBytesAsync(layout, descriptor, layout.DisplayName, ct).ConfigureAwait(false);
+                }
+
                 var doc = ManifestDocument.Parse(bytes, descriptor.MediaType, $"{layout.DisplayName}@{descriptor.Digest}");
                 manifests.Add((descriptor, bytes));
                 documents[descriptor.Digest] = doc;
@@ -126,7 +154,11 @@ internal sealed class BundleGraph
         var layers = kinds.Values.Where(k => k.Kind == Kind.Layer).Select(k => (k.Descriptor, k.ReferencedBy)).ToList();
         foreach (var (d, referencedBy) in configs.Concat(layers))
         {
-            RequirePresent(layout, d, referencedBy);
+            // Planned ahead of the pull: what is not stored yet is awaited by the writer (and checked then).
+            if (planned is null || File.Exists(layout.BlobPath(d.Digest)))
+            {
+                RequirePresent(layout, d, referencedBy);
+            }
         }
 
         return new BundleGraph
@@ -144,7 +176,8 @@ internal sealed class BundleGraph
         ImageGraph.Reachable(root, Documents).ToDictionary(p => p.Key, p => p.Value.Size);
 
     /// <summary>Platforms of an image: its index's child platforms, or the platform of a single manifest.</summary>
-    public async Task<IReadOnlyList<string>> PlatformsAsync(OciLayoutStore layout, Descriptor root, CancellationToken ct)
+    /// <param name="stored">When the layout is still being filled: awaits the config before it is read.</param>
+    public async Task<IReadOnlyList<string>> PlatformsAsync(OciLayoutStore layout, Descriptor root, Func<Descriptor, CancellationToken, Task>? stored, CancellationToken ct)
     {
         var doc = Documents[root.Digest];
         if (doc.IsIndex)
@@ -166,6 +199,11 @@ internal sealed class BundleGraph
         if (config is null || config.MediaType is not (MediaTypes.OciConfig or MediaTypes.DockerConfig) || config.Size > ManifestDocument.MaxManifestBytes)
         {
             return [];
+        }
+
+        if (stored is not null)
+        {
+            await stored(config, ct).ConfigureAwait(false);
         }
 
         var bytes = await ManifestReader.ReadBytesAsync(layout, config, layout.DisplayName, ct).ConfigureAwait(false);

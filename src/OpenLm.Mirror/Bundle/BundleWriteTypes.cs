@@ -67,3 +67,10 @@ public sealed record BundleWriteResult
     /// <summary>For a split bundle, every part file in order (<see cref="OutputPath"/> is the first); empty otherwise.</summary>
     public IReadOnlyList<string> PartPaths { get; init; } = [];
 }
+
+/// <summary>
+/// How a bundle write runs alongside the pull that fills its layout: <see cref="BlobStored"/> returns once a config or
+/// layer is stored (verified) in the layout, and <see cref="BeforeCommit"/> once the pull is done (it throws when the pull
+/// failed), so the bundle is renamed into place only after both.
+/// </summary>
+internal sealed record BundleWriteGate(Func<Descriptor, CancellationToken, Task> BlobStored, Func<CancellationToken, Task> BeforeCommit);

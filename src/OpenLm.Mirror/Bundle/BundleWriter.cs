@@ -33,7 +33,24 @@ public static class BundleWriter
         string outputPath,
         BundleWriteOptions? options = null,
         IProgress<long>? bytesWritten = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        await WriteAsync(layout, null, manifest, key, outputPath, options, bytesWritten, null, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Writes the bundle of <paramref name="planned"/> (null: the layout's index.json) while <paramref name="gate"/>, when
+    /// given, still stores its configs and layers: each is awaited just before it is read, and the file is committed only
+    /// once the gate allows it (its work all done). Bytes are the same as a write from the finished layout.
+    /// </summary>
+    internal static async Task<BundleWriteResult> WriteAsync(
+        OciLayoutStore layout,
+        BundleGraph? planned,
+        BundleManifest manifest,
+        SigningKey key,
+        string outputPath,
+        BundleWriteOptions? options,
+        IProgress<long>? bytesWritten,
+        BundleWriteGate? gate,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentNullException.ThrowIfNull(manifest);
@@ -79,7 +96,7 @@ public static class BundleWriter
             throw new InputException($"SOURCE_DATE_EPOCH {mtime} is out of range (0 to {BundleFormat.MaxTarTime})");
         }
 
-        var graph = await BundleGraph.LoadAsync(layout, cancellationToken).ConfigureAwait(false);
+        var graph = planned ?? await BundleGraph.LoadAsync(layout, cancellationToken).ConfigureAwait(false);
         var indexBytes = BuildIndex(graph.Roots);
         // A delta leaves out the configs and layers its bases hold; manifests always travel (every tag stays settable).
         var blobs = graph.Configs.Concat(graph.Layers).ToList();
@@ -90,12 +107,12 @@ public static class BundleWriter
             blobs = blobs.Where(b => !left.Contains(b.Digest)).ToList();
         }
 
-        var completed = await CompleteManifestAsync(layout, graph, manifest, indexBytes, key, options, omitted, cancellationToken).ConfigureAwait(false);
+        var completed = await CompleteManifestAsync(layout, graph, manifest, indexBytes, key, options, omitted, gate, cancellationToken).ConfigureAwait(false);
         // Uncompressed, every config and layer entry's data starts on a 4 KiB boundary (see TarHeaders.AlignedRegularFile).
-        var body = new BundleBody(layout, graph, indexBytes, blobs, mtime);
+        var body = new BundleBody(layout, graph, indexBytes, blobs, mtime, gate);
         if (options.SplitSize is not null)
         {
-            return await WriteSplitAsync(body, completed, key, output, options, bytesWritten, cancellationToken).ConfigureAwait(false);
+            return await WriteSplitAsync(body, completed, key, output, options, bytesWritten, gate, cancellationToken).ConfigureAwait(false);
         }
 
         var manifestBytes = BundleFormat.SerializeManifest(completed);
@@ -136,6 +153,12 @@ public static class BundleWriter
 
                 await file.FlushAsync(cancellationToken).ConfigureAwait(false);
                 file.Flush(flushToDisk: true);
+            }
+
+            if (gate is not null)
+            {
+                // Not committed before the gate's work (the rest of the pull) is done: a failed export leaves no bundle.
+                await gate.BeforeCommit(cancellationToken).ConfigureAwait(false);
             }
 
             var fileBytes = new FileInfo(temp).Length;
@@ -202,7 +225,7 @@ public static class BundleWriter
             var options = new BundleWriteOptions { SplitSize = partSize, Overwrite = overwrite };
             if (partSize is not null)
             {
-                return await WriteSplitAsync(body, manifest, key, output, options, bytesWritten, cancellationToken).ConfigureAwait(false);
+                return await WriteSplitAsync(body, manifest, key, output, options, bytesWritten, null, cancellationToken).ConfigureAwait(false);
             }
 
             if (File.Exists(output) && !overwrite)
@@ -294,7 +317,7 @@ public static class BundleWriter
     /// and the real head (table with hashes, signed) is written over part 1's first bytes, which no hash covers.
     /// </summary>
     private static async Task<BundleWriteResult> WriteSplitAsync(
-        IBundleBody body, BundleManifest completed, SigningKey key, string output, BundleWriteOptions options, IProgress<long>? bytesWritten, CancellationToken ct)
+        IBundleBody body, BundleManifest completed, SigningKey key, string output, BundleWriteOptions options, IProgress<long>? bytesWritten, BundleWriteGate? gate, CancellationToken ct)
     {
         var partSize = options.SplitSize!.Value;
         if (options.Compression != BundleCompression.None)
@@ -365,6 +388,11 @@ public static class BundleWriter
             await headSink.WriteHeadAsync(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes)), ct).ConfigureAwait(false);
 
             await parts.RewriteHeadAsync(headBytes.ToArray(), ct).ConfigureAwait(false);
+            if (gate is not null)
+            {
+                await gate.BeforeCommit(ct).ConfigureAwait(false);
+            }
+
             var files = parts.Commit(options.Overwrite);
             return new BundleWriteResult
             {
@@ -402,7 +430,7 @@ public static class BundleWriter
     /// kernel: a blob this layout instance verified as it pulled it is not hashed again; any other (kept from an earlier
     /// run) is hashed from its file while it is copied, and a mismatch fails the write before anything is committed.
     /// </summary>
-    private sealed class BundleBody(OciLayoutStore layout, BundleGraph graph, byte[] indexBytes, IReadOnlyList<Descriptor> blobs, long mtime) : IBundleBody
+    private sealed class BundleBody(OciLayoutStore layout, BundleGraph graph, byte[] indexBytes, IReadOnlyList<Descriptor> blobs, long mtime, BundleWriteGate? gate) : IBundleBody
     {
         public long Mtime => mtime;
 
@@ -429,6 +457,12 @@ public static class BundleWriter
 
             foreach (var blob in blobs)
             {
+                if (gate is not null)
+                {
+                    // Stored (and so verified) by the pull running alongside, or found already stored.
+                    await gate.BlobStored(blob, ct).ConfigureAwait(false);
+                }
+
                 if (sink.Files is not null)
                 {
                     using var file = layout.OpenBlobFile(blob);
@@ -530,6 +564,7 @@ public static class BundleWriter
         SigningKey key,
         BundleWriteOptions options,
         IReadOnlyList<Descriptor> omitted,
+        BundleWriteGate? gate,
         CancellationToken ct)
     {
         var roots = graph.Roots.ToDictionary(r => r.RefName!, StringComparer.Ordinal);
@@ -549,7 +584,7 @@ public static class BundleWriter
                 throw new InputException($"image '{image.Reference}' is not in {layout.DisplayName} (no index.json entry with that ref name)");
             }
 
-            images.Add(await DescribeImageAsync(layout, graph, root, image.Values, ct).ConfigureAwait(false));
+            images.Add(await DescribeImageAsync(layout, graph, root, image.Values, gate, ct).ConfigureAwait(false));
         }
 
         foreach (var chart in manifest.Charts)
@@ -564,7 +599,7 @@ public static class BundleWriter
                 throw new InputException($"chart '{chart.Reference}' is not in {layout.DisplayName} (no index.json entry with that ref name)");
             }
 
-            var info = await ReadChartInfoAsync(layout, graph, root, ct).ConfigureAwait(false);
+            var info = await ReadChartInfoAsync(layout, graph, root, gate, ct).ConfigureAwait(false);
             charts.Add(chart with
             {
                 Name = string.IsNullOrEmpty(chart.Name) ? info?.Name ?? string.Empty : chart.Name,
@@ -576,14 +611,14 @@ public static class BundleWriter
         // Layout entries the caller did not describe: charts by their config media type, the rest as images.
         foreach (var root in graph.Roots.Where(r => !described.Contains(r.RefName!)))
         {
-            var info = await ReadChartInfoAsync(layout, graph, root, ct).ConfigureAwait(false);
+            var info = await ReadChartInfoAsync(layout, graph, root, gate, ct).ConfigureAwait(false);
             if (info is not null)
             {
                 charts.Add(new BundleChart { Name = info.Value.Name, Version = info.Value.Version, Reference = root.RefName!, Digest = root.Digest.ToString() });
             }
             else
             {
-                images.Add(await DescribeImageAsync(layout, graph, root, [], ct).ConfigureAwait(false));
+                images.Add(await DescribeImageAsync(layout, graph, root, [], gate, ct).ConfigureAwait(false));
             }
         }
 
@@ -613,24 +648,29 @@ public static class BundleWriter
     }
 
     private static async Task<BundleImage> DescribeImageAsync(
-        OciLayoutStore layout, BundleGraph graph, Descriptor root, IReadOnlyList<string> values, CancellationToken ct) =>
+        OciLayoutStore layout, BundleGraph graph, Descriptor root, IReadOnlyList<string> values, BundleWriteGate? gate, CancellationToken ct) =>
         new()
         {
             Reference = root.RefName!,
             Digest = root.Digest.ToString(),
             MediaType = root.MediaType,
-            Platforms = await graph.PlatformsAsync(layout, root, ct).ConfigureAwait(false),
+            Platforms = await graph.PlatformsAsync(layout, root, gate is null ? null : gate.BlobStored, ct).ConfigureAwait(false),
             Size = graph.Reachable(root).Values.Sum(),
             Values = values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(),
         };
 
     /// <summary>Name and version from a Helm chart artifact's config; null when the root is not a chart.</summary>
-    private static async Task<(string Name, string Version)?> ReadChartInfoAsync(OciLayoutStore layout, BundleGraph graph, Descriptor root, CancellationToken ct)
+    private static async Task<(string Name, string Version)?> ReadChartInfoAsync(OciLayoutStore layout, BundleGraph graph, Descriptor root, BundleWriteGate? gate, CancellationToken ct)
     {
         var config = graph.Documents[root.Digest].Config;
         if (config?.MediaType != MediaTypes.HelmConfig)
         {
             return null;
+        }
+
+        if (gate is not null)
+        {
+            await gate.BlobStored(config, ct).ConfigureAwait(false);
         }
 
         var bytes = await ManifestReader.ReadBytesAsync(layout, config, layout.DisplayName, ct).ConfigureAwait(false);

@@ -26,7 +26,24 @@ public sealed class CopyOptions
 
     /// <summary>Wraps each whole blob transfer and manifest operation.</summary>
     public RetryPolicy Retry { get; set; } = RetryPolicy.None;
+
+    /// <summary>
+    /// When set, a blob waiting for a transfer slot gets it in the ordinal order of this key (of the edge that first asked
+    /// for it) rather than first come, first served; e.g. an export pulls blobs in the order its bundle writer copies them.
+    /// </summary>
+    public Func<GraphEdge, string>? BlobOrder { get; set; }
 }
+
+/// <summary>
+/// An image's manifests as <see cref="GraphCopier.FetchManifestsAsync"/> fetched them: the source's root, the root as the
+/// target stores it (the platform filter applied) with its bytes, and every child manifest by digest, each verified.
+/// </summary>
+public sealed record ManifestTree(
+    Descriptor SourceRoot,
+    Descriptor Root,
+    byte[] RootBytes,
+    IReadOnlyList<Platform> PlatformsKept,
+    IReadOnlyDictionary<Digest, (Descriptor Descriptor, byte[] Bytes)>? Children);
 
 public enum BlobOutcome
 {

@@ -84,7 +84,15 @@ public sealed partial class GraphCopier
 
     private async Task ReuploadAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
     {
-        await _blobSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (_orderedSlots is { } ordered)
+        {
+            await ordered.WaitAsync(string.Empty, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await _blobSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         try
         {
             _options.Observer.BlobStarted(image, blob);
@@ -96,7 +104,14 @@ public sealed partial class GraphCopier
         }
         finally
         {
-            _blobSlots.Release();
+            if (_orderedSlots is { } held)
+            {
+                held.Release();
+            }
+            else
+            {
+                _blobSlots.Release();
+            }
         }
     }
 

@@ -17,6 +17,7 @@ public sealed partial class GraphCopier
 {
     private readonly CopyOptions _options;
     private readonly SemaphoreSlim _blobSlots;
+    private readonly OrderedSlots? _orderedSlots;
     private readonly ConcurrentDictionary<string, Lazy<Task<BlobOutcome>>> _transfers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Digest, List<(string Host, string Repository)>> _knownLocations = new();
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _registryTurns = new(StringComparer.Ordinal);
@@ -25,6 +26,7 @@ public sealed partial class GraphCopier
     {
         _options = options;
         _blobSlots = new SemaphoreSlim(options.Concurrency, options.Concurrency);
+        _orderedSlots = options.BlobOrder is null ? null : new OrderedSlots(options.Concurrency);
     }
 
     /// <summary>Copies the image <paramref name="sourceReference"/> of <paramref name="source"/> into <paramref name="target"/>, tagging it <paramref name="targetTag"/> (null: by digest only).</summary>
@@ -32,14 +34,59 @@ public sealed partial class GraphCopier
     {
         var image = targetTag is null ? $"{target.DisplayName}@{sourceReference}" : $"{target.DisplayName}:{targetTag}";
         _options.Observer.ImageStarted(image);
-        var stats = new Stats();
-
         var (sourceRoot, rootBytes) = await FetchRootAsync(source, sourceReference, cancellationToken).ConfigureAwait(false);
         var rootDoc = ManifestDocument.Parse(rootBytes, sourceRoot.MediaType, $"{source.DisplayName}:{sourceReference}");
         var (root, bytes, doc, kept) = PlatformFilter.Apply(sourceRoot, rootBytes, rootDoc, _options.Platforms, $"{source.DisplayName}:{sourceReference}");
+        return await CopyFetchedAsync(source, sourceReference, new ManifestTree(sourceRoot, root, bytes, kept, null), doc, image, target, targetTag, cancellationToken).ConfigureAwait(false);
+    }
 
+    /// <summary>
+    /// Fetches the manifests of <paramref name="sourceReference"/> only (the root with the platform filter applied, and
+    /// every child manifest, each verified against its descriptor), no configs or layers: what <see cref="CopyAsync(IReadOnlyTarget, ManifestTree, ITarget, string?, CancellationToken)"/>
+    /// then copies without fetching them again. Small: manifests are capped at <see cref="ManifestDocument.MaxManifestBytes"/>.
+    /// </summary>
+    public async Task<ManifestTree> FetchManifestsAsync(IReadOnlyTarget source, string sourceReference, CancellationToken cancellationToken = default)
+    {
+        var (sourceRoot, rootBytes) = await FetchRootAsync(source, sourceReference, cancellationToken).ConfigureAwait(false);
+        var rootDoc = ManifestDocument.Parse(rootBytes, sourceRoot.MediaType, $"{source.DisplayName}:{sourceReference}");
+        var (root, bytes, doc, kept) = PlatformFilter.Apply(sourceRoot, rootBytes, rootDoc, _options.Platforms, $"{source.DisplayName}:{sourceReference}");
+        var children = new Dictionary<Digest, (Descriptor Descriptor, byte[] Bytes)>();
+        var pending = new Queue<ManifestDocument>([doc]);
+        while (pending.TryDequeue(out var parent))
+        {
+            foreach (var edge in ImageGraph.Dependencies(parent).Where(e => e.IsManifest))
+            {
+                if (edge.Descriptor.Digest == root.Digest || children.ContainsKey(edge.Descriptor.Digest))
+                {
+                    continue;
+                }
+
+                var (childBytes, childDoc) = await FetchChildManifestAsync(source, edge.Descriptor, cancellationToken).ConfigureAwait(false);
+                children[edge.Descriptor.Digest] = (edge.Descriptor, childBytes);
+                pending.Enqueue(childDoc);
+            }
+        }
+
+        return new ManifestTree(sourceRoot, root, bytes, kept, children);
+    }
+
+    /// <summary>Copies an image whose manifests <see cref="FetchManifestsAsync"/> fetched: only configs and layers come from <paramref name="source"/>.</summary>
+    public async Task<CopyResult> CopyAsync(IReadOnlyTarget source, ManifestTree tree, ITarget target, string? targetTag, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tree);
+        var sourceReference = tree.SourceRoot.Digest.ToString();
+        var image = targetTag is null ? $"{target.DisplayName}@{sourceReference}" : $"{target.DisplayName}:{targetTag}";
+        _options.Observer.ImageStarted(image);
+        var doc = ManifestDocument.Parse(tree.RootBytes, tree.Root.MediaType, $"{source.DisplayName}@{tree.Root.Digest}");
+        return await CopyFetchedAsync(source, sourceReference, tree, doc, image, target, targetTag, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<CopyResult> CopyFetchedAsync(IReadOnlyTarget source, string sourceReference, ManifestTree tree, ManifestDocument doc, string image, ITarget target, string? targetTag, CancellationToken cancellationToken)
+    {
+        var stats = new Stats();
+        var (sourceRoot, root, bytes, kept) = (tree.SourceRoot, tree.Root, tree.RootBytes, tree.PlatformsKept);
         RecordSourceLocation(source, doc);
-        await CopyManifestAsync(source, target, root, bytes, doc, image, stats, cancellationToken).ConfigureAwait(false);
+        await CopyManifestAsync(source, target, root, bytes, doc, image, stats, tree.Children, cancellationToken).ConfigureAwait(false);
 
         if (targetTag is not null)
         {
@@ -83,14 +130,14 @@ public sealed partial class GraphCopier
             },
             cancellationToken).ConfigureAwait(false);
 
-    private async Task CopyManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor descriptor, byte[] bytes, ManifestDocument doc, string image, Stats stats, CancellationToken cancellationToken)
+    private async Task CopyManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor descriptor, byte[] bytes, ManifestDocument doc, string image, Stats stats, IReadOnlyDictionary<Digest, (Descriptor Descriptor, byte[] Bytes)>? fetched, CancellationToken cancellationToken)
     {
-        var outcome = await OnceAsync($"{target.DisplayName}|{descriptor.Digest}", ct => TransferManifestAsync(source, target, descriptor, bytes, doc, image, stats, ct), cancellationToken).ConfigureAwait(false);
+        var outcome = await OnceAsync($"{target.DisplayName}|{descriptor.Digest}", ct => TransferManifestAsync(source, target, descriptor, bytes, doc, image, stats, fetched, ct), cancellationToken).ConfigureAwait(false);
         _options.Observer.ManifestFinished(image, descriptor, outcome);
         Interlocked.Increment(ref stats.Manifests);
     }
 
-    private async Task<BlobOutcome> TransferManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor descriptor, byte[] bytes, ManifestDocument doc, string image, Stats stats, CancellationToken cancellationToken)
+    private async Task<BlobOutcome> TransferManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor descriptor, byte[] bytes, ManifestDocument doc, string image, Stats stats, IReadOnlyDictionary<Digest, (Descriptor Descriptor, byte[] Bytes)>? fetched, CancellationToken cancellationToken)
     {
         var present = await _options.Retry.ExecuteAsync(ct => new ValueTask<bool>(target.ExistsAsync(descriptor, ct)), cancellationToken).ConfigureAwait(false);
         if (present)
@@ -103,8 +150,8 @@ public sealed partial class GraphCopier
         foreach (var edge in ImageGraph.Dependencies(doc))
         {
             children.Add(edge.IsManifest
-                ? CopyChildManifestAsync(source, target, edge.Descriptor, image, stats, cancellationToken)
-                : CopyBlobAsync(source, target, edge.Descriptor, image, stats, cancellationToken));
+                ? CopyChildManifestAsync(source, target, edge.Descriptor, image, stats, fetched, cancellationToken)
+                : CopyBlobAsync(source, target, edge, image, stats, cancellationToken));
         }
 
         await WhenAllOrFirstFailure(children).ConfigureAwait(false);
@@ -122,7 +169,15 @@ public sealed partial class GraphCopier
             },
             cancellationToken).ConfigureAwait(false);
 
-    private async Task CopyChildManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor child, string image, Stats stats, CancellationToken cancellationToken)
+    private async Task CopyChildManifestAsync(IReadOnlyTarget source, ITarget target, Descriptor child, string image, Stats stats, IReadOnlyDictionary<Digest, (Descriptor Descriptor, byte[] Bytes)>? fetched, CancellationToken cancellationToken)
+    {
+        var (bytes, doc) = fetched is not null && fetched.TryGetValue(child.Digest, out var known) && known.Descriptor.Size == child.Size && known.Descriptor.MediaType == child.MediaType
+            ? (known.Bytes, ManifestDocument.Parse(known.Bytes, child.MediaType, $"{source.DisplayName}@{child.Digest}"))
+            : await FetchChildManifestAsync(source, child, cancellationToken).ConfigureAwait(false);
+        await CopyManifestAsync(source, target, child, bytes, doc, image, stats, fetched, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<(byte[] Bytes, ManifestDocument Document)> FetchChildManifestAsync(IReadOnlyTarget source, Descriptor child, CancellationToken cancellationToken)
     {
         var bytes = await _options.Retry.ExecuteAsync(
             async ct => await ManifestReader.ReadBytesAsync(source, child, source.DisplayName, ct).ConfigureAwait(false),
@@ -133,14 +188,20 @@ public sealed partial class GraphCopier
             throw new IntegrityException($"{source.DisplayName}@{child.Digest}: the index says {child.MediaType} but the manifest is {doc.MediaType}");
         }
 
-        await CopyManifestAsync(source, target, child, bytes, doc, image, stats, cancellationToken).ConfigureAwait(false);
+        return (bytes, doc);
     }
 
-    private async Task CopyBlobAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
+    private async Task CopyBlobAsync(IReadOnlyTarget source, ITarget target, GraphEdge edge, string image, Stats stats, CancellationToken cancellationToken)
     {
-        var outcome = await OnceAsync($"{target.DisplayName}|{blob.Digest}", ct => TransferBlobAsync(source, target, blob, image, stats, ct), cancellationToken).ConfigureAwait(false);
+        var blob = edge.Descriptor;
+        var order = _options.BlobOrder?.Invoke(edge) ?? string.Empty;
+        var outcome = await OnceAsync($"{target.DisplayName}|{blob.Digest}", ct => TransferBlobAsync(source, target, blob, order, image, stats, ct), cancellationToken).ConfigureAwait(false);
         _options.Observer.BlobFinished(image, blob, outcome);
     }
+
+    /// <summary>Runs one attempt of a blob transfer in a blob slot: taken in <paramref name="order"/> when <see cref="CopyOptions.BlobOrder"/> is set, else first come, first served.</summary>
+    private Task<T> InBlobSlotAsync<T>(string order, Func<Task<T>> work, CancellationToken ct) =>
+        _orderedSlots is { } ordered ? TransferSlots.RunAsync(ordered, order, work, ct) : TransferSlots.RunAsync(_blobSlots, work, ct);
 
     /// <summary>
     /// Runs <paramref name="work"/> once per key for every caller that asks while it runs or after it succeeded. A failed
@@ -169,7 +230,7 @@ public sealed partial class GraphCopier
         }
     }
 
-    private async Task<BlobOutcome> TransferBlobAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
+    private async Task<BlobOutcome> TransferBlobAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string order, string image, Stats stats, CancellationToken cancellationToken)
     {
         // Transfers of one digest to repositories of one registry take turns, so every one after the first can mount.
         var sameRegistry = target is IMountable mountable ? _registryTurns.GetOrAdd($"{mountable.RegistryHost}|{blob.Digest}", _ => new SemaphoreSlim(1, 1)) : null;
@@ -180,7 +241,7 @@ public sealed partial class GraphCopier
 
         try
         {
-            return await TransferBlobInSlotAsync(source, target, blob, image, stats, cancellationToken).ConfigureAwait(false);
+            return await TransferBlobInSlotAsync(source, target, blob, order, image, stats, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -188,13 +249,13 @@ public sealed partial class GraphCopier
         }
     }
 
-    private async Task<BlobOutcome> TransferBlobInSlotAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string image, Stats stats, CancellationToken cancellationToken)
+    private async Task<BlobOutcome> TransferBlobInSlotAsync(IReadOnlyTarget source, ITarget target, Descriptor blob, string order, string image, Stats stats, CancellationToken cancellationToken)
     {
         // The slot is held per attempt, and given back while a request of the attempt waits to retry (TransferSlots), so
         // a blob waiting out a backoff or a Retry-After does not hold up the others.
         var started = 0;
         var outcome = await _options.Retry.ExecuteAsync(
-            ct => new ValueTask<BlobOutcome>(TransferSlots.RunAsync(_blobSlots, () =>
+            ct => new ValueTask<BlobOutcome>(InBlobSlotAsync(order, () =>
             {
                 if (Interlocked.Exchange(ref started, 1) == 0)
                 {

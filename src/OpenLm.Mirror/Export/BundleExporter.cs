@@ -33,9 +33,11 @@ public sealed record ExportRequest
 public sealed record ExportResult(BundleWriteResult Bundle, long BytesDownloaded, int BlobsDownloaded, int BlobsReused, TimeSpan PullTime, TimeSpan WriteTime);
 
 /// <summary>
-/// Pulls a locked release into a cache layout (in parallel, every blob verified as it streams), then writes
-/// the signed bundle to a temporary name and renames it. Everything already in the cache is reused, so an
-/// export interrupted at any point resumes without downloading again and produces the same bundle.
+/// Pulls a locked release into a cache layout (in parallel, every blob verified as it streams) and writes the signed
+/// bundle while it pulls: once every image's manifests are known the writer starts, copying each config and layer as
+/// soon as the pull has stored it, and renames the bundle into place only after the whole pull succeeded. Everything
+/// already in the cache is reused, so an export interrupted at any point resumes without downloading again and
+/// produces the same bundle.
 /// </summary>
 public sealed class BundleExporter(RegistryConnector registries, CopyOptions copyOptions, IMirrorLog log)
 {
@@ -92,17 +94,148 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             Platforms = platforms,
             Observer = copyOptions.Observer,
             Retry = copyOptions.Retry,
+            // Blobs are pulled in the order the writer copies them (configs, then layers, each by digest; a delta's
+            // omitted blobs last), so the writer, a step behind the pull, seldom waits.
+            BlobOrder = edge => BlobOrder(edge, delta),
         });
-        var roots = new Descriptor[lockFile.Images.Count];
         RunObserver.PhaseStarted(
             copyOptions.Observer,
             RunPhase.Pull,
             lockFile.Images.Count(i => !File.Exists(cache.BlobPath(Digest.Parse(i.Digest)))),
             missing.Sum(b => b.Size));
-        var results = new CopyResult?[lockFile.Images.Count];
-        // Keep going, then decide: every image is pulled (failed ones again at the end) before the export fails listing
-        // each image that could not be pulled; the bundle is only written when all of them are in the cache.
-        await new KeepGoing(registries, log) { Parallelism = request.ParallelImages }.RunAsync(
+
+        using var stopPull = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var plan = new PullPlan(lockFile.Images.Count);
+        var pullTime = TimeSpan.Zero;
+        var pull = PullAsync(lockFile, cache, copier, request.ParallelImages, plan, stopPull.Token);
+        var pulled = pull.ContinueWith(_ => pullTime = clock.Elapsed, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        var writeClock = new System.Diagnostics.Stopwatch();
+        try
+        {
+            var charts = new List<(LockedChart Locked, HelmChartArtifact Artifact)>();
+            using (var chartDownloads = new PlatformSpec.ChartSources.ChartDownloader(registries, log))
+            {
+                foreach (var chart in lockFile.Charts)
+                {
+                    // Local charts are re-read, remote ones downloaded again; either way a sha256 other than the lock's is refused.
+                    using var archive = await LockedCharts.OpenAsync(chart, chartDownloads, cancellationToken).ConfigureAwait(false);
+                    charts.Add((chart, await HelmChartPacker.PackAsync(cache, archive.Path, lockFile.Source, cancellationToken).ConfigureAwait(false)));
+                }
+            }
+
+            // The writer starts once every image's manifests are known (they fix the whole bundle layout); a pull that
+            // fails first fails the export here, before anything is written.
+            await Task.WhenAny(plan.Complete, pull).ConfigureAwait(false);
+            if (pull.IsCompleted)
+            {
+                await pull.ConfigureAwait(false);
+            }
+
+            await plan.Complete.ConfigureAwait(false);
+            IReadOnlyList<Descriptor> entries = [.. plan.Roots, .. charts.Select(c => c.Artifact.Manifest.WithRefName(c.Artifact.Reference))];
+            var graph = await BundleGraph.PlanAsync(cache, entries, plan.Manifests, cancellationToken).ConfigureAwait(false);
+            log.Info($"planned {lockFile.Images.Count} images and {charts.Count} charts in {clock.Elapsed.TotalSeconds:0.0}s; writing {request.OutputPath} while pulling into {cache.Root}");
+
+            writeClock.Start();
+            var manifest = new BundleManifest
+            {
+                Platform = new BundleProduct { Name = lockFile.Name, Version = lockFile.Version },
+                Tool = new BundleProduct { Name = "openlm-mirror", Version = request.ToolVersion },
+                Source = lockFile.Source,
+                Images = lockFile.Images.Select(i => new BundleImage
+                {
+                    Reference = i.Reference,
+                    Digest = i.Digest,
+                    MediaType = i.MediaType,
+                    Platforms = i.Children.Select(c => c.Platform).ToList(),
+                    Size = i.Size,
+                    Values = i.Values,
+                }).ToList(),
+                Charts = charts.Select(c => new BundleChart
+                {
+                    Name = c.Artifact.Name,
+                    Version = c.Artifact.Version,
+                    Reference = c.Artifact.Reference,
+                    Digest = c.Artifact.Manifest.Digest.ToString(),
+                }).ToList(),
+            };
+            manifest = manifest with { Created = request.WriteOptions.SourceDateEpoch ?? CreationTime(cache, lockFile) };
+
+            // The display follows the pull until it is done, then the write (its byte count is the writer's).
+            var observed = RunObserver.PhaseBytes(copyOptions.Observer, null);
+            var progress = new WriteProgress(bundleProgress, observed);
+            _ = pulled.ContinueWith(
+                t =>
+                {
+                    if (pull.IsCompletedSuccessfully)
+                    {
+                        RunObserver.PhaseStarted(copyOptions.Observer, RunPhase.Write, 0, lockFile.TotalBytes);
+                        progress.Observe();
+                    }
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+
+            var gate = new BundleWriteGate(
+                (blob, ct) => WhenStoredAsync(cache, blob, pull, ct),
+                async ct =>
+                {
+                    await pull.WaitAsync(ct).ConfigureAwait(false);
+                    // The cache keeps blobs of earlier releases; its index lists exactly what this bundle holds.
+                    await cache.ReplaceIndexAsync(entries, ct).ConfigureAwait(false);
+                });
+            using var stopWrite = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var write = BundleWriter.WriteAsync(cache, graph, manifest, key, output, request.WriteOptions with { Delta = delta }, progress, gate, stopWrite.Token);
+            await Task.WhenAny(pull, write).ConfigureAwait(false);
+            if (pull.IsFaulted || pull.IsCanceled)
+            {
+                // A failed pull cancels the writer, which deletes its partial file; the export fails with the pull's error.
+                await stopWrite.CancelAsync().ConfigureAwait(false);
+                await Quietly(write).ConfigureAwait(false);
+                await pull.ConfigureAwait(false);
+            }
+
+            var written = await write.ConfigureAwait(false);
+            await pulled.ConfigureAwait(false);
+            log.Info($"pulled {lockFile.Images.Count} images into {cache.Root} in {pullTime.TotalSeconds:0.0}s; wrote {request.OutputPath} in {writeClock.Elapsed.TotalSeconds:0.0}s, overlapping the pull");
+            return new ExportResult(
+                written,
+                plan.Results.Sum(r => r?.BytesCopied ?? 0),
+                plan.Results.Sum(r => r?.BlobsCopied ?? 0),
+                alreadyCached,
+                pullTime,
+                writeClock.Elapsed);
+        }
+        catch when (!pull.IsCompleted)
+        {
+            // The writer (or a chart) failed while the pull still runs: stop it, so nothing outlives the export.
+            await stopPull.CancelAsync().ConfigureAwait(false);
+            await Quietly(pull).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Where a blob falls in the writer's order: configs, then layers, each by digest; blobs a delta leaves out last.</summary>
+    private static string BlobOrder(GraphEdge edge, BundleDeltaInput? delta)
+    {
+        var omitted = delta is not null && delta.Available.ContainsKey(edge.Descriptor.Digest);
+        return $"{(omitted ? '1' : '0')}{(edge.Kind == EdgeKind.Layer ? '1' : '0')}{edge.Descriptor.Digest}";
+    }
+
+    /// <summary>
+    /// Pulls every image of the lock into the cache, keeping going past failures (each failed image is tried again at
+    /// the end, then the export fails listing them all). Each image's manifests are fetched first (at most
+    /// <paramref name="parallelImages"/> at once) and recorded in <paramref name="plan"/>; its configs and layers then
+    /// queue for the copier's blob slots in the writer's order, and its manifests are stored after them.
+    /// </summary>
+    private async Task PullAsync(LockFile lockFile, OciLayoutStore cache, GraphCopier copier, int parallelImages, PullPlan plan, CancellationToken cancellationToken)
+    {
+        using var manifestSlots = new SemaphoreSlim(parallelImages, parallelImages);
+        var trees = new ManifestTree?[lockFile.Images.Count];
+        // Every image at once: what bounds the transfers is the copier's blob slots, and the writer's order needs every
+        // image's blobs queued. The manifest fetches keep to the images' parallelism.
+        await new KeepGoing(registries, log) { Parallelism = Math.Max(1, lockFile.Images.Count) }.RunAsync(
             lockFile.Images.Select(i => i.Reference).ToList(),
             KeepGoing.Verb.Pull,
             async (i, ct) =>
@@ -110,83 +243,121 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
                 var image = lockFile.Images[i];
                 var pinned = Digest.Parse(image.Digest);
                 var cached = new FileInfo(cache.BlobPath(pinned));
-                if (cached.Exists)
+                if (trees[i] is null && cached.Exists)
                 {
                     // A stored manifest implies its children are stored (they are always written first): no network.
-                    roots[i] = new Descriptor { MediaType = image.MediaType, Digest = pinned, Size = cached.Length }.WithRefName(image.Reference);
-                    results[i] = null;
+                    plan.Add(i, new Descriptor { MediaType = image.MediaType, Digest = pinned, Size = cached.Length }.WithRefName(image.Reference), null);
                     return;
                 }
 
                 var reference = Reference.Parse(image.Reference);
                 var source = registries.SourceRepository(reference);
-                CopyResult result;
                 try
                 {
-                    result = await copier.CopyAsync(source, image.SourceDigest, cache, image.Reference, ct).ConfigureAwait(false);
+                    var tree = trees[i] ?? await TransferSlots.RunAsync(manifestSlots, () => copier.FetchManifestsAsync(source, image.SourceDigest, ct), ct).ConfigureAwait(false);
+                    if (tree.Root.Digest.ToString() != image.Digest)
+                    {
+                        throw new IntegrityException($"{image.Reference}: pulled {tree.Root.Digest}, but the lock pins {image.Digest}");
+                    }
+
+                    trees[i] = tree;
+                    plan.Add(i, tree.Root.WithRefName(image.Reference), tree);
+                    plan.Results[i] = await copier.CopyAsync(source, tree, cache, image.Reference, ct).ConfigureAwait(false);
                 }
                 catch (IntegrityException ex) when (registries.Options.Mirrors.For(reference.Registry) is { } mirror)
                 {
                     throw mirror.Mismatch(image.Reference, ex);
                 }
-
-                if (result.Root.Digest.ToString() != image.Digest)
-                {
-                    throw new IntegrityException($"{image.Reference}: pulled {result.Root.Digest}, but the lock pins {image.Digest}");
-                }
-
-                roots[i] = result.Root.WithRefName(image.Reference);
-                results[i] = result;
             },
             cancellationToken).ConfigureAwait(false);
+    }
 
-        var charts = new List<(LockedChart Locked, HelmChartArtifact Artifact)>();
-        using var chartDownloads = new PlatformSpec.ChartSources.ChartDownloader(registries, log);
-        foreach (var chart in lockFile.Charts)
+    /// <summary>
+    /// Returns once <paramref name="blob"/> is in the cache. A blob the finished pull did not store (a cached image whose
+    /// files were removed since) is missing: the export fails as for any incomplete cache, instead of waiting forever.
+    /// </summary>
+    private static async Task WhenStoredAsync(OciLayoutStore cache, Descriptor blob, Task pull, CancellationToken ct)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var stored = cache.WhenStoredAsync(blob, stop.Token);
+        if (await Task.WhenAny(stored, pull).ConfigureAwait(false) == stored || stored.IsCompleted)
         {
-            // Local charts are re-read, remote ones downloaded again; either way a sha256 other than the lock's is refused.
-            using var archive = await LockedCharts.OpenAsync(chart, chartDownloads, cancellationToken).ConfigureAwait(false);
-            charts.Add((chart, await HelmChartPacker.PackAsync(cache, archive.Path, lockFile.Source, cancellationToken).ConfigureAwait(false)));
+            await stored.ConfigureAwait(false);
+            return;
         }
 
-        // The cache keeps blobs of earlier releases; its index lists exactly what this bundle holds.
-        await cache.ReplaceIndexAsync([.. roots, .. charts.Select(c => c.Artifact.Manifest.WithRefName(c.Artifact.Reference))], cancellationToken).ConfigureAwait(false);
-        var pullTime = clock.Elapsed;
-        log.Info($"pulled {lockFile.Images.Count} images and {charts.Count} charts into {cache.Root} in {pullTime.TotalSeconds:0.0}s; writing {request.OutputPath}");
-
-        clock.Restart();
-        var manifest = new BundleManifest
+        await stop.CancelAsync().ConfigureAwait(false);
+        await Quietly(stored).ConfigureAwait(false);
+        await pull.ConfigureAwait(false);
+        if (!await cache.ExistsAsync(blob, ct).ConfigureAwait(false))
         {
-            Platform = new BundleProduct { Name = lockFile.Name, Version = lockFile.Version },
-            Tool = new BundleProduct { Name = "openlm-mirror", Version = request.ToolVersion },
-            Source = lockFile.Source,
-            Images = lockFile.Images.Select(i => new BundleImage
+            throw new InputException($"{cache.DisplayName} is incomplete: blob {blob.Digest} ({blob.MediaType}) is missing; remove the cache's manifests of the affected image or the whole cache and export again");
+        }
+    }
+
+    private static async Task Quietly(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The caller reports the error that made it stop this task.
+        }
+    }
+
+    /// <summary>What the pull has learnt so far: each image's root and manifests; complete once every image has them.</summary>
+    private sealed class PullPlan(int images)
+    {
+        private readonly Descriptor?[] _roots = new Descriptor?[images];
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<Digest, byte[]> _manifests = new();
+        private readonly TaskCompletionSource _complete = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _left = images;
+
+        public CopyResult?[] Results { get; } = new CopyResult?[images];
+
+        public Task Complete => _roots.Length == 0 ? Task.CompletedTask : _complete.Task;
+
+        /// <summary>Roots in lock order (each carries its reference); valid once <see cref="Complete"/>.</summary>
+        public IReadOnlyList<Descriptor> Roots => _roots.Select(r => r!).ToList();
+
+        /// <summary>Verified manifest bytes by digest of the images fetched this run (cached ones are read from the cache).</summary>
+        public IReadOnlyDictionary<Digest, byte[]> Manifests => _manifests;
+
+        public void Add(int i, Descriptor root, ManifestTree? tree)
+        {
+            if (tree is not null)
             {
-                Reference = i.Reference,
-                Digest = i.Digest,
-                MediaType = i.MediaType,
-                Platforms = i.Children.Select(c => c.Platform).ToList(),
-                Size = i.Size,
-                Values = i.Values,
-            }).ToList(),
-            Charts = charts.Select(c => new BundleChart
+                _manifests.TryAdd(tree.Root.Digest, tree.RootBytes);
+                foreach (var (digest, child) in tree.Children ?? new Dictionary<Digest, (Descriptor Descriptor, byte[] Bytes)>())
+                {
+                    _manifests.TryAdd(digest, child.Bytes);
+                }
+            }
+
+            if (Interlocked.CompareExchange(ref _roots[i], root, null) is null && Interlocked.Decrement(ref _left) == 0)
             {
-                Name = c.Artifact.Name,
-                Version = c.Artifact.Version,
-                Reference = c.Artifact.Reference,
-                Digest = c.Artifact.Manifest.Digest.ToString(),
-            }).ToList(),
-        };
-        manifest = manifest with { Created = request.WriteOptions.SourceDateEpoch ?? CreationTime(cache, lockFile) };
-        RunObserver.PhaseStarted(copyOptions.Observer, RunPhase.Write, 0, lockFile.TotalBytes);
-        var written = await BundleWriter.WriteAsync(cache, manifest, key, output, request.WriteOptions with { Delta = delta }, RunObserver.PhaseBytes(copyOptions.Observer, bundleProgress), cancellationToken).ConfigureAwait(false);
-        return new ExportResult(
-            written,
-            results.Sum(r => r?.BytesCopied ?? 0),
-            results.Sum(r => r?.BlobsCopied ?? 0),
-            alreadyCached,
-            pullTime,
-            clock.Elapsed);
+                _complete.TrySetResult();
+            }
+        }
+    }
+
+    /// <summary>The writer's byte count: always to the caller's progress, to the run display once the pull is done.</summary>
+    private sealed class WriteProgress(IProgress<long>? caller, IProgress<long>? display) : IProgress<long>
+    {
+        private volatile bool _observed;
+
+        public void Observe() => _observed = true;
+
+        public void Report(long value)
+        {
+            caller?.Report(value);
+            if (_observed)
+            {
+                display?.Report(value);
+            }
+        }
     }
 
     /// <summary>

@@ -23,6 +23,9 @@ public sealed class OciLayoutStore : ITarget
     /// <summary>Blobs this instance hashed and committed itself (not ones it found already stored): size and file time at the commit.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Digest, (long Size, DateTime Written)> _verifiedHere = new();
 
+    /// <summary>One signal per blob someone awaits (<see cref="WhenStoredAsync"/>), set when this instance stores it.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Digest, TaskCompletionSource> _stored = new();
+
     private OciLayoutStore(string root)
     {
         Root = root;
@@ -98,6 +101,29 @@ public sealed class OciLayoutStore : ITarget
     private void RecordVerified(Descriptor expected, string path) =>
         _verifiedHere[expected.Digest] = (expected.Size, File.GetLastWriteTimeUtc(path));
 
+    /// <summary>
+    /// Returns once <paramref name="descriptor"/>'s blob is stored: at once when a file of its size is there, else when a
+    /// push through this instance commits it (verified). A reader running alongside a pull into the layout awaits it.
+    /// </summary>
+    public async Task WhenStoredAsync(Descriptor descriptor, CancellationToken cancellationToken = default)
+    {
+        // The signal exists before the file is looked for, so a commit in between is not missed.
+        var signal = _stored.GetOrAdd(descriptor.Digest, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (await ExistsAsync(descriptor, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        await signal.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (!await ExistsAsync(descriptor, cancellationToken).ConfigureAwait(false))
+        {
+            throw new OperationException($"{DisplayName}: blob {descriptor.Digest} was stored but is no longer there (removed or changed by another process)");
+        }
+    }
+
+    private void SignalStored(Digest digest) =>
+        _stored.GetOrAdd(digest, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
     /// <summary>Opens a stored blob's file for reading as is (no verification: see <see cref="VerifiedByThisInstance"/>).</summary>
     public Microsoft.Win32.SafeHandles.SafeFileHandle OpenBlobFile(Descriptor descriptor)
     {
@@ -136,6 +162,7 @@ public sealed class OciLayoutStore : ITarget
         var final = BlobPath(expected.Digest);
         if (await ExistsAsync(expected, cancellationToken).ConfigureAwait(false))
         {
+            SignalStored(expected.Digest);
             return;
         }
 
@@ -182,6 +209,8 @@ public sealed class OciLayoutStore : ITarget
         {
             TryDelete(temp);
         }
+
+        SignalStored(expected.Digest);
     }
 
     /// <summary>Stores small verified content (manifests) directly.</summary>

@@ -13,10 +13,17 @@ public static class TransferSlots
     private static readonly AsyncLocal<Holding?> Current = new();
 
     /// <summary>Runs <paramref name="work"/> holding one slot of <paramref name="slots"/> (given back while it waits to retry).</summary>
-    public static async Task<T> RunAsync<T>(SemaphoreSlim slots, Func<Task<T>> work, CancellationToken cancellationToken)
+    public static Task<T> RunAsync<T>(SemaphoreSlim slots, Func<Task<T>> work, CancellationToken cancellationToken) =>
+        RunAsync(ct => slots.WaitAsync(ct), () => slots.Release(), work, cancellationToken);
+
+    /// <summary>Runs <paramref name="work"/> holding a slot of <paramref name="slots"/> granted in the order of <paramref name="key"/> (kept when it retakes the slot after a wait).</summary>
+    internal static Task<T> RunAsync<T>(OrderedSlots slots, string key, Func<Task<T>> work, CancellationToken cancellationToken) =>
+        RunAsync(ct => slots.WaitAsync(key, ct), slots.Release, work, cancellationToken);
+
+    private static async Task<T> RunAsync<T>(Func<CancellationToken, Task> take, Action release, Func<Task<T>> work, CancellationToken cancellationToken)
     {
-        await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
-        var holding = new Holding(slots);
+        await take(cancellationToken).ConfigureAwait(false);
+        var holding = new Holding(take, release);
         // Set inside this async method: the value flows into work and is gone again when this method returns.
         Current.Value = holding;
         try
@@ -93,7 +100,7 @@ public static class TransferSlots
     /// <summary>Whether the calling flow holds a slot right now (tests).</summary>
     internal static bool Holds => Current.Value is { } holding && holding.Held;
 
-    private sealed class Holding(SemaphoreSlim slots)
+    private sealed class Holding(Func<CancellationToken, Task> take, Action release)
     {
         private readonly Lock _gate = new();
         private bool _released;
@@ -117,7 +124,7 @@ public static class TransferSlots
                 if (!_released && _retaking is null)
                 {
                     _released = true;
-                    slots.Release();
+                    release();
                 }
             }
         }
@@ -142,7 +149,7 @@ public static class TransferSlots
             {
                 // Not cancellable: the holder gives the slot back exactly once (in EndAsync), and a cancelled run frees
                 // every slot as its work unwinds, so this wait ends.
-                await slots.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+                await take(CancellationToken.None).ConfigureAwait(false);
                 lock (_gate)
                 {
                     _released = false;
@@ -176,7 +183,7 @@ public static class TransferSlots
                 if (!_released)
                 {
                     _released = true;
-                    slots.Release();
+                    release();
                 }
             }
         }

@@ -199,7 +199,7 @@ public sealed class BundleExporterTests(SamplePlatformFixture fixture) : IClassF
     }
 
     /// <summary>Asserts that two bundle tars hold the same entries in the same order, byte for byte, except the signature entry.</summary>
-    private static void AssertIdenticalExceptSignature(byte[] a, byte[] b)
+    internal static void AssertIdenticalExceptSignature(byte[] a, byte[] b)
     {
         var entriesA = TarLayout.Entries(a);
         var entriesB = TarLayout.Entries(b);

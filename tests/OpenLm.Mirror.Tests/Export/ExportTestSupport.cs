@@ -67,10 +67,10 @@ internal sealed class ExportHarness : IAsyncDisposable
         CacheDirectory = cache ?? Directory.Sub("cache"),
     };
 
-    public Task<ExportResult> ExportAsync(ExportRequest request)
+    public Task<ExportResult> ExportAsync(ExportRequest request, IProgress<long>? bundleProgress = null)
     {
         var connector = Connector();
-        return new BundleExporter(connector, new CopyOptions { Retry = new RetryPolicy(2, Log, TimeSpan.FromMilliseconds(1)) }, Log).ExportAsync(request, Key);
+        return new BundleExporter(connector, new CopyOptions { Retry = new RetryPolicy(2, Log, TimeSpan.FromMilliseconds(1)) }, Log).ExportAsync(request, Key, bundleProgress);
     }
 
     /// <summary>The full source reference the lock gives <paramref name="image"/>.</summary>
