@@ -1,4 +1,5 @@
 using OpenLm.Mirror.Bundle;
+using OpenLm.Mirror.Content;
 using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
@@ -233,6 +234,12 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
     {
         using var manifestSlots = new SemaphoreSlim(parallelImages, parallelImages);
         var trees = new ManifestTree?[lockFile.Images.Count];
+        // Manifests resolve kept (verified) are read from the cache's store, not asked for again.
+        var manifests = ManifestStore.Beside(cache);
+        // One token request per registry (in batches) for every image still to pull, not one per repository.
+        await registries.PreparePullTokensAsync(
+            lockFile.Images.Where(i => !File.Exists(cache.BlobPath(Digest.Parse(i.Digest)))).Select(i => registries.SourceRepository(Reference.Parse(i.Reference))),
+            cancellationToken).ConfigureAwait(false);
         // Every image at once: what bounds the transfers is the copier's blob slots, and the writer's order needs every
         // image's blobs queued. The manifest fetches keep to the images' parallelism.
         await new KeepGoing(registries, log) { Parallelism = Math.Max(1, lockFile.Images.Count) }.RunAsync(
@@ -251,7 +258,7 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
                 }
 
                 var reference = Reference.Parse(image.Reference);
-                var source = registries.SourceRepository(reference);
+                var source = new StoredManifestSource(registries.SourceRepository(reference), manifests);
                 try
                 {
                     var tree = trees[i] ?? await TransferSlots.RunAsync(manifestSlots, () => copier.FetchManifestsAsync(source, image.SourceDigest, ct), ct).ConfigureAwait(false);

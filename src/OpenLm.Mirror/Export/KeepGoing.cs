@@ -33,6 +33,7 @@ internal sealed class KeepGoing(RegistryConnector registries, IMirrorLog log)
         using var slots = new SemaphoreSlim(Parallelism, Parallelism);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var ct = stop.Token;
+        var allQueued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         async Task AttemptAsync(int i)
         {
@@ -74,10 +75,15 @@ internal sealed class KeepGoing(RegistryConnector registries, IMirrorLog log)
 
                 log.Warn($"{references[i]} failed to {verb.Infinitive}; trying it again in {delay.TotalSeconds:0.0}s after the images queued before it (round {round + 1}/{RetryRounds}): {failure.Error.Message}");
                 await Task.Delay(delay, registries.Options.Time, ct).ConfigureAwait(false);
+
+                // Behind every image not yet started: a backoff that rounds to nothing (or an image failing at once)
+                // must not take the slot again before the later images have even asked for one.
+                await allQueued.Task.WaitAsync(ct).ConfigureAwait(false);
             }
         }
 
         var running = Enumerable.Range(0, references.Count).Select(ImageAsync).ToList();
+        allQueued.SetResult();
         try
         {
             await Task.WhenAll(running).ConfigureAwait(false);

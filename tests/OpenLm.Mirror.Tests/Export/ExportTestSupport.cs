@@ -67,10 +67,16 @@ internal sealed class ExportHarness : IAsyncDisposable
         CacheDirectory = cache ?? Directory.Sub("cache"),
     };
 
-    public Task<ExportResult> ExportAsync(ExportRequest request, IProgress<long>? bundleProgress = null)
+    public Task<ExportResult> ExportAsync(ExportRequest request, IProgress<long>? bundleProgress = null, int? concurrency = null)
     {
         var connector = Connector();
-        return new BundleExporter(connector, new CopyOptions { Retry = new RetryPolicy(2, Log, TimeSpan.FromMilliseconds(1)) }, Log).ExportAsync(request, Key, bundleProgress);
+        var options = new CopyOptions { Retry = new RetryPolicy(2, Log, TimeSpan.FromMilliseconds(1)) };
+        if (concurrency is { } n)
+        {
+            options.Concurrency = n;
+        }
+
+        return new BundleExporter(connector, options, Log).ExportAsync(request, Key, bundleProgress);
     }
 
     /// <summary>The full source reference the lock gives <paramref name="image"/>.</summary>
