@@ -144,6 +144,36 @@ public sealed class OverlappedExportTests(SamplePlatformFixture fixture) : IClas
         Assert.All(_harness.Lock.Blobs, b => Assert.True(File.Exists(layout.BlobPath(Digest.Parse(b.Digest))), b.Digest));
     }
 
+    [Fact]
+    public async Task BundleExporter_ExportAsync_ManifestsInTheCachesStore_AreNotAskedForAgain()
+    {
+        // Given the manifests one export kept (resolve keeps them the same way), beside an otherwise empty cache
+        var first = _harness.Directory.Sub("first-cache");
+        await _harness.ExportAsync(Reproducible(_harness.Directory.Sub("first.tar"), first));
+        var cache = _harness.Directory.Sub("cache");
+        CopyDirectory(Path.Combine(first, ManifestStore.DirectoryName), Path.Combine(cache, ManifestStore.DirectoryName));
+        _harness.Registry.Server.ClearRequests();
+
+        // When the release is exported into it
+        var output = _harness.Directory.Sub("second.tar");
+        await _harness.ExportAsync(Reproducible(output, cache));
+
+        // Then no manifest was fetched, every blob was, and the bundle is the same
+        Assert.DoesNotContain(_harness.Registry.Requests, r => r.Path.Contains("/manifests/", StringComparison.Ordinal));
+        Assert.Contains(_harness.Registry.Requests, r => r.Method == "GET" && r.IsBlobPath());
+        BundleExporterTests.AssertIdenticalExceptSignature(await File.ReadAllBytesAsync(_harness.Directory.Sub("first.tar")), await File.ReadAllBytesAsync(output));
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
     /// <summary>
     /// Blob slots for every blob at once: the held layers must not take the slots the configs need (the head is made
     /// from them), which only a registry that holds layers back on purpose would make the writer wait for.
