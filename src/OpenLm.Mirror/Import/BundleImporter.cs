@@ -54,8 +54,24 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                 await CheckBaseAsync(request, plan, cancellationToken).ConfigureAwait(false);
             }
 
+            // The existence pass (reads only) runs alongside the pre-check's push probes once the tags are read: the
+            // import's round trips before the first upload are the tags' and the probes', not the probes' and then the
+            // pass's. Nothing is pushed before the pre-check passed.
+            ExistenceSummary? known = null;
             var precheck = request.Precheck is null ? null
-                : await new TargetPrecheck(registries, log).RunAsync(mapper.Target.Host, plan.Images.Select(i => (i.Target, i.Source.Digest)).ToList(), request.Precheck, cancellationToken).ConfigureAwait(false);
+                : await new TargetPrecheck(registries, log).RunAsync(
+                    mapper.Target.Host,
+                    plan.Images.Select(i => (i.Target, i.Source.Digest)).ToList(),
+                    request.Precheck,
+                    cancellationToken,
+                    request.DryRun ? null : async (tags, ct) =>
+                    {
+                        var missing = ToCopy(plan, tags);
+                        if (missing.Count > 0)
+                        {
+                            known = await ExistencePass.RunAsync(plan, missing, request.LookupConcurrency, ct).ConfigureAwait(false);
+                        }
+                    }).ConfigureAwait(false);
             if (request.DryRun)
             {
                 await new ImportDryRun(plan, counts, request.Concurrency).RunAsync(cancellationToken).ConfigureAwait(false);
@@ -71,26 +87,19 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             // asks nothing more about them and leaves their tags alone.
             var tags = new Dictionary<string, TagOutcome>(StringComparer.Ordinal);
             var current = precheck?.Tags ?? new Dictionary<(string Repository, string Tag), Digest>();
-            var toCopy = new List<(Descriptor Source, Reference Target)>();
-            foreach (var image in plan.Images)
+            var toCopy = ToCopy(plan, current);
+            foreach (var image in plan.Images.Where(i => !toCopy.Contains(i)))
             {
-                if (image.Target.Tag is { } tag && current.TryGetValue((image.Target.Repository, tag), out var now) && now == image.Source.Digest)
-                {
-                    var name = $"{plan.Targets[image.Target.Name].DisplayName}:{tag}";
-                    tags[name] = TagOutcome.Unchanged;
-                    counts.AlreadyStored(name, image.Source);
-                }
-                else
-                {
-                    toCopy.Add(image);
-                }
+                var name = $"{plan.Targets[image.Target.Name].DisplayName}:{image.Target.Tag}";
+                tags[name] = TagOutcome.Unchanged;
+                counts.AlreadyStored(name, image.Source);
             }
 
             RunObserver.PhaseStarted(request.Observer, RunPhase.Push, plan.Images.Count, plan.Blobs.Values.Sum(b => b.Size));
             var passes = 1;
             if (toCopy.Count > 0)
             {
-                var known = await ExistencePass.RunAsync(plan, toCopy, request.LookupConcurrency, cancellationToken).ConfigureAwait(false);
+                known ??= await ExistencePass.RunAsync(plan, toCopy, request.LookupConcurrency, cancellationToken).ConfigureAwait(false);
                 log.Debug($"existence pass: {known.Asked} HEADs, {known.ImagesPresent} of {toCopy.Count} images already stored, {known.Present} of the asked present");
                 passes = await CopyAsync(request, toCopy, plan, counts, cancellationToken).ConfigureAwait(false);
             }
@@ -121,6 +130,10 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             return counts.Result(request, plan, tags, passes) with { Findings = precheck?.Findings ?? [] };
         }
     }
+
+    /// <summary>The images whose tag does not already name the bundle's manifest (every image without a tag), in bundle order.</summary>
+    private static List<(Descriptor Source, Reference Target)> ToCopy(ImportPlan plan, IReadOnlyDictionary<(string Repository, string Tag), Digest> current) =>
+        plan.Images.Where(i => i.Target.Tag is not { } tag || !current.TryGetValue((i.Target.Repository, tag), out var now) || now != i.Source.Digest).ToList();
 
     /// <summary>A delta is imported only onto its base: every omitted blob is asked for first, and any missing stops the import before a push.</summary>
     private async Task CheckBaseAsync(ImportRequest request, ImportPlan plan, CancellationToken cancellationToken)

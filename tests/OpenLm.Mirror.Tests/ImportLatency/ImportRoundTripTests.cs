@@ -96,6 +96,91 @@ public sealed class ImportRoundTripTests(SignedSampleBundleFixture fixture) : IC
         Assert.Empty(heads.GroupBy(h => h.r.Path).Where(g => g.Count() > 1).Select(g => g.Key));
     }
 
+    /// <summary>How long a held request waits for the one it expects to arrive meanwhile before it gives up (a guard against a hang, not a measure).</summary>
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_Reimport_RegistryIdentifiedWhileTheTagsAreRead()
+    {
+        // Given a registry the bundle was imported into, whose tag HEADs are held until GET /v2/ arrives
+        await _harness.ImportAsync(Request());
+        _harness.Registry.Server.ClearRequests();
+        var v2 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var heldInVain = 0;
+        _harness.Registry.Intercept = async context =>
+        {
+            var path = context.Request.Url!.AbsolutePath;
+            if (path == "/v2/")
+            {
+                v2.TrySetResult();
+            }
+            else if (context.Request.HttpMethod == "HEAD" && path.Contains("/manifests/", StringComparison.Ordinal) && !path.Contains("/manifests/sha256:", StringComparison.Ordinal)
+                && !await v2.Task.WaitAsync(Patience).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default))
+            {
+                Interlocked.Increment(ref heldInVain);
+            }
+
+            return false;
+        };
+
+        // When it is imported again
+        var result = await _harness.ImportAsync(Request());
+
+        // Then GET /v2/ was asked while the tags were being read (not after them: one round trip less), and the
+        // re-import still asked for nothing but its tags
+        Assert.Equal(0, heldInVain);
+        Assert.All(result.Images, i => Assert.Equal(TagOutcome.Unchanged, i.Tag));
+        Assert.Empty(_harness.Registry.Writes());
+        Assert.Equal(Bundle.Images.Count, _harness.Registry.Requests.Count(r => r.IsManifestPath()));
+    }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_EmptyTarget_ExistencePassAlongsideThePushProbesAndNothingWrittenBeforeThem()
+    {
+        // Given an empty registry whose push probes (an upload session opened, then cancelled) are held until the
+        // existence pass's first HEAD of a manifest by digest arrives
+        var rootHead = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var heldInVain = 0;
+        _harness.Registry.Intercept = async context =>
+        {
+            var request = context.Request;
+            var path = request.Url!.AbsolutePath;
+            if (request.HttpMethod == "HEAD" && path.Contains("/manifests/sha256:", StringComparison.Ordinal))
+            {
+                rootHead.TrySetResult();
+            }
+            else if (request.HttpMethod == "POST" && path.EndsWith("/blobs/uploads/", StringComparison.Ordinal) && request.Url.Query.Length == 0
+                && !await rootHead.Task.WaitAsync(Patience).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default))
+            {
+                Interlocked.Increment(ref heldInVain);
+            }
+
+            return false;
+        };
+
+        // When the bundle is imported the way the CLI does it
+        var result = await _harness.ImportAsync(Request());
+
+        // Then the existence pass did not wait for the probes (it ran alongside them), every image is stored, and no
+        // blob, manifest or tag was written before the last probe was answered
+        Assert.Equal(0, heldInVain);
+        foreach (var image in Bundle.Images)
+        {
+            Assert.Equal(image.Digest, _harness.Stored(ImportNames.TargetRepository(image, chartsMapped: false))!.Tags[image.Tag]);
+        }
+
+        Assert.Equal(Bundle.UniqueBlobs.Count, result.BlobsUploaded);
+        var requests = _harness.Registry.Requests.ToList();
+        var repositories = Bundle.Images.Select(i => ImportNames.TargetRepository(i, chartsMapped: false)).Distinct().Count();
+        var cancelled = requests.Select((r, i) => (r, i)).Where(x => x.r.Method == "DELETE").Select(x => x.i).ToList();
+        var firstWrite = requests.FindIndex(r => r.Method is "PUT" || (r.Method == "POST" && r.Query.Contains("digest=", StringComparison.Ordinal)));
+
+        // (every push probe's session and the mount question's are cancelled before the pre-check passes)
+        Assert.True(cancelled.Count > repositories);
+        Assert.True(firstWrite > cancelled[repositories],
+            $"a write (request {firstWrite}) came before the pre-check's probes were done (their sessions cancelled)");
+    }
+
     [Fact]
     public async Task BundleImporter_ImportAsync_RegistryAnswersSinglePostWithSession_TriedOnceThenSessionsAndAllStored()
     {
