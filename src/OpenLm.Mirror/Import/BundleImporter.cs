@@ -7,6 +7,7 @@ using OpenLm.Mirror.Diagnostics;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Oci;
 using OpenLm.Mirror.Registry;
+using OpenLm.Mirror.Registry.Probe;
 
 namespace OpenLm.Mirror.Import;
 
@@ -28,6 +29,33 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
             throw new InputException("import needs the release public key; importing without checking the signature must be asked for explicitly") { Remedy = Remedy.ReleaseKeyOrUnsignedOptOut };
         }
 
+        // The target is asked who it is (GET /v2/, a read that names nothing from the bundle) while the bundle is opened
+        // and verified: the HTTP stack's start-up and the first connection's round trips overlap the local work.
+        using var early = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var identifying = request.Precheck is not null && MirrorTarget.TryParse(request.Target, out var target, out _)
+            ? RegistryProbe.IdentifyAsync(registries.Client(target.Host), request.Precheck.Kind, early.Token)
+            : null;
+        try
+        {
+            return await ImportAsync(request, identifying, progress, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (identifying is { IsCompleted: false })
+            {
+                // Not reached (the bundle or an earlier check failed): its answer is not wanted.
+                await early.CancelAsync().ConfigureAwait(false);
+            }
+
+            if (identifying is not null)
+            {
+                await identifying.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<ImportResult> ImportAsync(ImportRequest request, Task<RegistryIdentity>? identifying, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
         var bundle = await BundleSource.OpenAsync(
             request.BundlePath,
             new BundleOpenOptions { Key = request.Key, RequireSignature = !request.AllowUnsigned, TempDirectory = request.TempDirectory },
@@ -64,6 +92,7 @@ public sealed class BundleImporter(RegistryConnector registries, IMirrorLog log)
                     plan.Images.Select(i => (i.Target, i.Source.Digest)).ToList(),
                     request.Precheck,
                     cancellationToken,
+                    identifying,
                     request.DryRun ? null : async (tags, ct) =>
                     {
                         var missing = ToCopy(plan, tags);

@@ -109,6 +109,7 @@ public sealed record PrecheckResult(ProbeReport Probe, IReadOnlyList<string> Fin
 /// </summary>
 public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
 {
+    /// <param name="identifying">The target's identity when the caller already asked for it (<see cref="RegistryProbe.IdentifyAsync"/> of <paramref name="host"/>); else it is asked here.</param>
     /// <param name="whileProbing">
     /// Reads the caller runs meanwhile, given the tags as read (the import's existence pass): it starts once the tags are
     /// read, alongside the push probes, and the pre-check returns only after it ended. It must not write: nothing may be
@@ -119,6 +120,7 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         IReadOnlyList<(Reference Target, Digest Digest)> images,
         PrecheckOptions options,
         CancellationToken cancellationToken,
+        Task<RegistryIdentity>? identifying = null,
         Func<IReadOnlyDictionary<(string Repository, string Tag), Digest>, CancellationToken, Task>? whileProbing = null)
     {
         ArgumentNullException.ThrowIfNull(images);
@@ -127,7 +129,7 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         // Tags first: a repository whose every tag already names the bundle's manifest needs no push, so a re-import
         // asks it nothing more (and needs no push permission there). GET /v2/ and the kind detection go alongside: both
         // are reads, and a re-import then costs one round trip on top of the connections' set-up.
-        var identifying = RegistryProbe.IdentifyAsync(client, options.Kind, cancellationToken);
+        identifying ??= RegistryProbe.IdentifyAsync(client, options.Kind, cancellationToken);
         var reading = ReadTagsAsync(client, images, options.Concurrency, cancellationToken);
         try
         {

@@ -135,6 +135,76 @@ public sealed class ImportRoundTripTests(SignedSampleBundleFixture fixture) : IC
     }
 
     [Fact]
+    public async Task BundleImporter_ImportAsync_RegistryIdentifiedWhileTheBundleIsOpened()
+    {
+        // Given a registry the bundle was imported into, and an observer that, when the check phase starts (the bundle
+        // opened and verified, no pre-check request sent yet), waits for the registry to have seen GET /v2/
+        await _harness.ImportAsync(Request());
+        _harness.Registry.Server.ClearRequests();
+        var observer = new WaitForV2AtCheck(_harness.Registry);
+
+        // When it is imported again
+        var result = await _harness.ImportAsync(Request() with { Observer = observer });
+
+        // Then GET /v2/ had gone out while the bundle was being opened (its set-up overlaps the local work), was asked
+        // once, and the re-import is otherwise unchanged
+        Assert.True(observer.SeenAtCheck, "GET /v2/ was not sent before the pre-check started");
+        Assert.Single(_harness.Registry.Requests, r => r.Path == "/v2/");
+        Assert.All(result.Images, i => Assert.Equal(TagOutcome.Unchanged, i.Tag));
+        Assert.Empty(_harness.Registry.Writes());
+    }
+
+    /// <summary>At the start of the check phase, waits (up to <see cref="Patience"/>) for GET /v2/ to have reached the registry.</summary>
+    private sealed class WaitForV2AtCheck(FakeRegistry registry) : IRunObserver
+    {
+        public bool SeenAtCheck { get; private set; }
+
+        public void PhaseStarted(RunPhase phase, int images, long bytes)
+        {
+            if (phase != RunPhase.Check)
+            {
+                return;
+            }
+
+            var until = DateTime.UtcNow + Patience;
+            while (!registry.Requests.Any(r => r.Path == "/v2/") && DateTime.UtcNow < until)
+            {
+                Thread.Sleep(5);
+            }
+
+            SeenAtCheck = registry.Requests.Any(r => r.Path == "/v2/");
+        }
+
+        public void PhaseBytes(long bytesDone)
+        {
+        }
+
+        public void ImageStarted(string image)
+        {
+        }
+
+        public void BlobStarted(string image, Oci.Descriptor blob)
+        {
+        }
+
+        public void BytesTransferred(string image, long bytes)
+        {
+        }
+
+        public void BlobFinished(string image, Oci.Descriptor blob, BlobOutcome outcome)
+        {
+        }
+
+        public void ManifestFinished(string image, Oci.Descriptor manifest, BlobOutcome outcome)
+        {
+        }
+
+        public void ImageFinished(string image, CopyResult result)
+        {
+        }
+    }
+
+    [Fact]
     public async Task BundleImporter_ImportAsync_EmptyTarget_ExistencePassAlongsideThePushProbesAndNothingWrittenBeforeThem()
     {
         // Given an empty registry whose push probes (an upload session opened, then cancelled) are held until the
