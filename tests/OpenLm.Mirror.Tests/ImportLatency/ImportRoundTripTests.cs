@@ -146,15 +146,17 @@ public sealed class ImportRoundTripTests(SignedSampleBundleFixture fixture) : IC
         // When it is imported again
         var result = await _harness.ImportAsync(Request() with { Observer = observer });
 
-        // Then GET /v2/ had gone out while the bundle was being opened (its set-up overlaps the local work), was asked
-        // once, and the re-import is otherwise unchanged
-        Assert.True(observer.SeenAtCheck, "GET /v2/ was not sent before the pre-check started");
-        Assert.Single(_harness.Registry.Requests, r => r.Path == "/v2/");
+        // Then GET /v2/ and 16 connection-opening HEAD /v2/ (unauthenticated, one per tag HEAD to come) had gone out
+        // while the bundle was being opened (their set-up overlaps the local work), each once, and the re-import is
+        // otherwise unchanged
+        Assert.True(observer.SeenAtCheck, "GET /v2/ and the 16 HEAD /v2/ were not sent before the pre-check started");
+        Assert.Single(_harness.Registry.Requests, r => r.Path == "/v2/" && r.Method == "GET");
+        Assert.Equal(16, _harness.Registry.Requests.Count(r => r.Path == "/v2/" && r.Method == "HEAD" && r.Authorization is null));
         Assert.All(result.Images, i => Assert.Equal(TagOutcome.Unchanged, i.Tag));
         Assert.Empty(_harness.Registry.Writes());
     }
 
-    /// <summary>At the start of the check phase, waits (up to <see cref="Patience"/>) for GET /v2/ to have reached the registry.</summary>
+    /// <summary>At the start of the check phase, waits (up to <see cref="Patience"/>) for GET /v2/ and 16 HEAD /v2/ to have reached the registry.</summary>
     private sealed class WaitForV2AtCheck(FakeRegistry registry) : IRunObserver
     {
         public bool SeenAtCheck { get; private set; }
@@ -166,13 +168,14 @@ public sealed class ImportRoundTripTests(SignedSampleBundleFixture fixture) : IC
                 return;
             }
 
+            bool Seen() => registry.Requests.Any(r => r.Path == "/v2/" && r.Method == "GET") && registry.Requests.Count(r => r.Path == "/v2/" && r.Method == "HEAD") >= 16;
             var until = DateTime.UtcNow + Patience;
-            while (!registry.Requests.Any(r => r.Path == "/v2/") && DateTime.UtcNow < until)
+            while (!Seen() && DateTime.UtcNow < until)
             {
                 Thread.Sleep(5);
             }
 
-            SeenAtCheck = registry.Requests.Any(r => r.Path == "/v2/");
+            SeenAtCheck = Seen();
         }
 
         public void PhaseBytes(long bytesDone)
