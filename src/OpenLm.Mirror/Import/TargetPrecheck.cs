@@ -130,6 +130,9 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         // asks it nothing more (and needs no push permission there). GET /v2/ and the kind detection go alongside: both
         // are reads, and a re-import then costs one round trip on top of the connections' set-up.
         identifying ??= RegistryProbe.IdentifyAsync(client, options.Kind, cancellationToken);
+        // A registry whose /v2/ challenge is already known (the import asks while the bundle is verified) has told its
+        // token realm: one token for every repository's tag reads is fetched first, instead of a 401 and a token per
+        // repository. Not known yet: the tags go at once, each repository fetching its own token as needed.
         var reading = ReadTagsAsync(client, images, options.Concurrency, cancellationToken);
         try
         {
@@ -189,6 +192,8 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
         PrecheckOptions options,
         CancellationToken cancellationToken)
     {
+        // One token for every push probe (and the pushes after it), as for the tag reads.
+        await client.PrefetchTokenAsync(repositories.Select(r => (IReadOnlyList<string>)[$"repository:{r}:pull,push"]).ToList(), cancellationToken).ConfigureAwait(false);
         var probe = await RegistryProbe.ProbeAsync(client, identity, repositories, options.Concurrency, cancellationToken).ConfigureAwait(false);
         var findings = new List<string>();
 
@@ -474,6 +479,8 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
     private static async Task<ConcurrentDictionary<(string Repository, string Tag), Digest>> ReadTagsAsync(
         RegistryClient client, IReadOnlyList<(Reference Target, Digest Digest)> images, int concurrency, CancellationToken cancellationToken)
     {
+        await client.PrefetchTokenAsync(images.Where(i => i.Target.Tag is not null).Select(i => (IReadOnlyList<string>)[$"repository:{i.Target.Repository}:pull"]).ToList(), cancellationToken).ConfigureAwait(false);
+
         var found = new ConcurrentDictionary<(string Repository, string Tag), Digest>();
         await Parallel.ForEachAsync(
             images.Where(i => i.Target.Tag is not null),

@@ -157,7 +157,11 @@ public sealed class ImportRoundTripTests(SignedSampleBundleFixture fixture) : IC
     }
 
     /// <summary>At the start of the check phase, waits (up to <see cref="Patience"/>) for GET /v2/ and 16 HEAD /v2/ to have reached the registry.</summary>
-    private sealed class WaitForV2AtCheck(FakeRegistry registry) : IRunObserver
+    private sealed class WaitForV2AtCheck(FakeRegistry registry) : WaitAtCheck(() =>
+        registry.Requests.Any(r => r.Path == "/v2/" && r.Method == "GET") && registry.Requests.Count(r => r.Path == "/v2/" && r.Method == "HEAD") >= 16);
+
+    /// <summary>At the start of the check phase (bundle verified, no pre-check request yet), waits up to <see cref="Patience"/> for <c>until</c>.</summary>
+    private class WaitAtCheck(Func<bool> until) : IRunObserver
     {
         public bool SeenAtCheck { get; private set; }
 
@@ -168,14 +172,13 @@ public sealed class ImportRoundTripTests(SignedSampleBundleFixture fixture) : IC
                 return;
             }
 
-            bool Seen() => registry.Requests.Any(r => r.Path == "/v2/" && r.Method == "GET") && registry.Requests.Count(r => r.Path == "/v2/" && r.Method == "HEAD") >= 16;
-            var until = DateTime.UtcNow + Patience;
-            while (!Seen() && DateTime.UtcNow < until)
+            var deadline = DateTime.UtcNow + Patience;
+            while (!until() && DateTime.UtcNow < deadline)
             {
                 Thread.Sleep(5);
             }
 
-            SeenAtCheck = Seen();
+            SeenAtCheck = until();
         }
 
         public void PhaseBytes(long bytesDone)
@@ -205,6 +208,68 @@ public sealed class ImportRoundTripTests(SignedSampleBundleFixture fixture) : IC
         public void ImageFinished(string image, CopyResult result)
         {
         }
+    }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_TokenRegistry_OneTokenForEveryTagReadAndOneForEveryPushProbe()
+    {
+        // Given an empty registry that wants a bearer token on every request
+        await using var harness = new ImportHarness(requireToken: true);
+        var repositories = Bundle.Images.Select(i => ImportNames.TargetRepository(i, chartsMapped: false)).Distinct().Order(StringComparer.Ordinal).ToList();
+
+        // When the bundle is imported the way the CLI does it, the pre-check starting once the registry's /v2/ challenge
+        // is known (a token was asked for it; on a real link the bundle's verification takes that long)
+        await harness.ImportAsync(harness.Request(Bundle) with { Precheck = new PrecheckOptions(), Observer = new WaitAtCheck(() => harness.Registry.TokenRequests.Any()) });
+
+        // Then every image is stored under its tag
+        foreach (var image in Bundle.Images)
+        {
+            Assert.Equal(image.Digest, harness.Stored(ImportNames.TargetRepository(image, chartsMapped: false))!.Tags[image.Tag]);
+        }
+
+        // And one token request asked for every repository's pull scope and one for every repository's pull,push scope
+        // (the Docker token spec's repeated scope parameters), so no tag HEAD met a 401: each tag was asked twice in all
+        // (the pre-check, and the commit before its PUT), not three times
+        // (the fake's challenge names a scope of its own, which every token request repeats)
+        var scopes = harness.Registry.TokenRequests
+            .Select(r => (System.Web.HttpUtility.ParseQueryString(r.Query).GetValues("scope") ?? []).Where(s => s != $"repository:{FakeRegistry.Repository}:pull").ToList())
+            .ToList();
+        Assert.Contains(scopes, s => s.Order(StringComparer.Ordinal).SequenceEqual(repositories.Select(r => $"repository:{r}:pull")));
+        Assert.Contains(scopes, s => s.Order(StringComparer.Ordinal).SequenceEqual(repositories.Select(r => $"repository:{r}:pull,push")));
+        Assert.Equal(2 * Bundle.Images.Count, harness.Registry.Requests.Count(r => r.Method == "HEAD" && RegistryTraffic.ManifestReference(r) is { } reference && !reference.StartsWith("sha256:", StringComparison.Ordinal)));
+        Assert.Empty(harness.Log.Warnings);
+    }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_TokenServiceRefusesSeveralScopes_EachRepositoryFetchesItsOwnToken()
+    {
+        // Given a token registry whose token service refuses a request naming more than three scopes (400; a mount's
+        // token names two repositories, and the fake's challenge adds one scope to every request)
+        await using var harness = new ImportHarness(requireToken: true);
+        harness.Registry.Intercept = async context =>
+        {
+            if (context.Request.Url!.AbsolutePath == "/token" && (System.Web.HttpUtility.ParseQueryString(context.Request.Url.Query).GetValues("scope")?.Length ?? 0) > 3)
+            {
+                await Reply.ErrorAsync(context, 400, "UNSUPPORTED", "one scope per token");
+                return true;
+            }
+
+            return false;
+        };
+
+        // When the bundle is imported
+        var result = await harness.ImportAsync(harness.Request(Bundle) with { Precheck = new PrecheckOptions(), Observer = new WaitAtCheck(() => harness.Registry.TokenRequests.Any()) });
+
+        // Then every image is stored, each repository fetched its own tokens, and the refused fetch was tried once and
+        // warned about nothing
+        foreach (var image in Bundle.Images)
+        {
+            Assert.Equal(image.Digest, harness.Stored(ImportNames.TargetRepository(image, chartsMapped: false))!.Tags[image.Tag]);
+        }
+
+        Assert.Equal(Bundle.UniqueBlobs.Count, result.BlobsUploaded);
+        Assert.Equal(2, harness.Registry.TokenRequests.Count(r => (System.Web.HttpUtility.ParseQueryString(r.Query).GetValues("scope")?.Length ?? 0) > 3));
+        Assert.Empty(harness.Log.Warnings);
     }
 
     [Fact]
