@@ -26,6 +26,9 @@ public sealed class DelayProxy : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
     private int _connections;
+    private long _bytes;
+    private long _reads;
+    private long _windowFull;
 
     private DelayProxy(TcpListener listener, IPEndPoint upstream, TimeSpan roundTrip)
     {
@@ -43,6 +46,18 @@ public sealed class DelayProxy : IAsyncDisposable
 
     /// <summary>Connections accepted so far (a measure of the client's connection reuse).</summary>
     public int Connections => Volatile.Read(ref _connections);
+
+    /// <summary>Bytes forwarded so far, both directions.</summary>
+    public long Bytes => Interlocked.Read(ref _bytes);
+
+    /// <summary>Socket reads that carried data, both directions (bytes per read tells how full the window's chunks are).</summary>
+    public long Reads => Interlocked.Read(ref _reads);
+
+    /// <summary>
+    /// Reads that found their direction's window full (<see cref="InFlightChunks"/> chunks in flight) and waited: non-zero
+    /// means the proxy, not the link it stands for, limited a stream's throughput.
+    /// </summary>
+    public long WindowFull => Interlocked.Read(ref _windowFull);
 
     /// <summary>Starts forwarding <paramref name="listen"/> to <paramref name="upstream"/>, both on loopback.</summary>
     public static DelayProxy Start(IPEndPoint listen, IPEndPoint upstream, TimeSpan roundTrip)
@@ -174,7 +189,13 @@ public sealed class DelayProxy : IAsyncDisposable
                     break;
                 }
 
-                await line.Writer.WriteAsync((due, buffer, n), broken.Token).ConfigureAwait(false);
+                Interlocked.Add(ref _bytes, n);
+                Interlocked.Increment(ref _reads);
+                if (!line.Writer.TryWrite((due, buffer, n)))
+                {
+                    Interlocked.Increment(ref _windowFull);
+                    await line.Writer.WriteAsync((due, buffer, n), broken.Token).ConfigureAwait(false);
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)

@@ -67,7 +67,9 @@ internal static class DelayProxyCommand
             {
             }
 
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"delay-proxy: {proxy.Connections} connections"));
+            // What the proxy cost and whether its window limited anything: a fair delay line stays far from both.
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"delay-proxy: {proxy.Connections} connections, {proxy.Bytes / 1048576.0:0.0} MiB in {proxy.Reads} reads, window full {proxy.WindowFull} times, {Environment.CpuUsage.TotalTime.TotalSeconds:0.00} s CPU"));
         }
 
         return 0;

@@ -109,21 +109,92 @@ public sealed record PrecheckResult(ProbeReport Probe, IReadOnlyList<string> Fin
 /// </summary>
 public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
 {
+    /// <param name="identifying">The target's identity when the caller already asked for it (<see cref="RegistryProbe.IdentifyAsync"/> of <paramref name="host"/>); else it is asked here.</param>
+    /// <param name="whileProbing">
+    /// Reads the caller runs meanwhile, given the tags as read (the import's existence pass): it starts once the tags are
+    /// read, alongside the push probes, and the pre-check returns only after it ended. It must not write: nothing may be
+    /// pushed before the pre-check passes.
+    /// </param>
     public async Task<PrecheckResult> RunAsync(
         string host,
         IReadOnlyList<(Reference Target, Digest Digest)> images,
         PrecheckOptions options,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        Task<RegistryIdentity>? identifying = null,
+        Func<IReadOnlyDictionary<(string Repository, string Tag), Digest>, CancellationToken, Task>? whileProbing = null)
     {
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(options);
         var client = registries.Client(host);
         // Tags first: a repository whose every tag already names the bundle's manifest needs no push, so a re-import
-        // asks it nothing more (and needs no push permission there).
-        var current = await ReadTagsAsync(client, images, options.Concurrency, cancellationToken).ConfigureAwait(false);
+        // asks it nothing more (and needs no push permission there). GET /v2/ and the kind detection go alongside: both
+        // are reads, and a re-import then costs one round trip on top of the connections' set-up.
+        identifying ??= RegistryProbe.IdentifyAsync(client, options.Kind, cancellationToken);
+        // A registry whose /v2/ challenge is already known (the import asks while the bundle is verified) has told its
+        // token realm: one token for every repository's tag reads is fetched first, instead of a 401 and a token per
+        // repository. Not known yet: the tags go at once, each repository fetching its own token as needed.
+        var reading = ReadTagsAsync(client, images, options.Concurrency, cancellationToken);
+        try
+        {
+            await Task.WhenAll(identifying, reading).ConfigureAwait(false);
+        }
+        catch
+        {
+            // The identity's failure (refused credentials) is the one to report; neither is left running.
+            await Task.WhenAll(Settled(identifying), Settled(reading)).ConfigureAwait(false);
+            await identifying.ConfigureAwait(false);
+            await reading.ConfigureAwait(false);
+            throw;
+        }
+
+        var current = await reading.ConfigureAwait(false);
         var repositories = images.Where(i => i.Target.Tag is null || current.GetValueOrDefault((i.Target.Repository, i.Target.Tag)) != i.Digest)
             .Select(i => i.Target.Repository).Distinct(StringComparer.Ordinal).ToList();
-        var probe = await RegistryProbe.ProbeAsync(client, options.Kind, repositories, options.Concurrency, cancellationToken).ConfigureAwait(false);
+        using var overlapStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var overlap = whileProbing?.Invoke(current, overlapStop.Token) ?? Task.CompletedTask;
+        PrecheckResult result;
+        try
+        {
+            result = await CheckAsync(client, host, images, current, repositories, await identifying.ConfigureAwait(false), options, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await overlapStop.CancelAsync().ConfigureAwait(false);
+            await Settled(overlap).ConfigureAwait(false);
+            throw;
+        }
+
+        if (result.Problems.Count > 0)
+        {
+            // The import stops here: what the reads would have found is not needed.
+            await overlapStop.CancelAsync().ConfigureAwait(false);
+            await Settled(overlap).ConfigureAwait(false);
+        }
+        else
+        {
+            await overlap.ConfigureAwait(false);
+        }
+
+        return result;
+    }
+
+    /// <summary>Waits for <paramref name="task"/> to end and drops its outcome (a failure is observed, not reported).</summary>
+    private static Task Settled(Task task) =>
+        task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    private async Task<PrecheckResult> CheckAsync(
+        RegistryClient client,
+        string host,
+        IReadOnlyList<(Reference Target, Digest Digest)> images,
+        ConcurrentDictionary<(string Repository, string Tag), Digest> current,
+        List<string> repositories,
+        RegistryIdentity identity,
+        PrecheckOptions options,
+        CancellationToken cancellationToken)
+    {
+        // One token for every push probe (and the pushes after it), as for the tag reads.
+        await client.PrefetchTokenAsync(repositories.Select(r => (IReadOnlyList<string>)[$"repository:{r}:pull,push"]).ToList(), cancellationToken).ConfigureAwait(false);
+        var probe = await RegistryProbe.ProbeAsync(client, identity, repositories, options.Concurrency, cancellationToken).ConfigureAwait(false);
         var findings = new List<string>();
 
         // Chunked uploads (after a 413) never go below the kind's part minimum (ECR: 5 MiB).
@@ -408,6 +479,8 @@ public sealed class TargetPrecheck(RegistryConnector registries, IMirrorLog log)
     private static async Task<ConcurrentDictionary<(string Repository, string Tag), Digest>> ReadTagsAsync(
         RegistryClient client, IReadOnlyList<(Reference Target, Digest Digest)> images, int concurrency, CancellationToken cancellationToken)
     {
+        await client.PrefetchTokenAsync(images.Where(i => i.Target.Tag is not null).Select(i => (IReadOnlyList<string>)[$"repository:{i.Target.Repository}:pull"]).ToList(), cancellationToken).ConfigureAwait(false);
+
         var found = new ConcurrentDictionary<(string Repository, string Tag), Digest>();
         await Parallel.ForEachAsync(
             images.Where(i => i.Target.Tag is not null),

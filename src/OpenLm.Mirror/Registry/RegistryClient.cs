@@ -477,6 +477,27 @@ public sealed class RegistryClient
         }
     }
 
+    /// <summary>
+    /// Opens up to <paramref name="connections"/> keep-alive connections to the registry ahead of the requests that will
+    /// use them, each with one <c>HEAD /v2/</c> sent at once (no authentication, no retry: the answer, whatever it is, is
+    /// dropped; a failure only means that connection is opened later, by the request that needs it). A caller with local
+    /// work to do first (a bundle to verify) overlaps the connections' set-up (TCP, TLS) with it, so the first parallel
+    /// round of requests costs one round trip, not two or three. Never throws.
+    /// </summary>
+    public Task WarmAsync(int connections, CancellationToken cancellationToken) =>
+        Task.WhenAll(Enumerable.Range(0, Math.Max(0, connections)).Select(async _ =>
+        {
+            try
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Head, ApiUri("v2/"));
+                request.Headers.UserAgent.ParseAdd(_options.UserAgent);
+                using var response = await SendRawAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or MirrorException or TimeoutException or OperationCanceledException or IOException)
+            {
+            }
+        }));
+
     /// <summary>Throws a <see cref="RegistryException"/> for a non-success response (and disposes it).</summary>
     public static async Task EnsureSuccessAsync(HttpResponseMessage response, string? context, CancellationToken cancellationToken)
     {
@@ -564,6 +585,48 @@ public sealed class RegistryClient
         }
     }
 
+    /// <summary>
+    /// Fetches one bearer token for all of <paramref name="scopeSets"/> at once (the Docker token spec's repeated
+    /// <c>scope</c> parameters) and caches it for each set, so the first requests of many repositories do not each meet a
+    /// 401 and fetch their own: one round trip for all instead of two more per repository. Only when a bearer challenge is
+    /// known (from <c>GET /v2/</c>) and at least two sets have no valid token. The fetch is tried once: a failure or a
+    /// refusal changes nothing, and a token granted for fewer scopes than asked is refused per repository
+    /// (<c>insufficient_scope</c>), which then fetches its own token as it would have. Returns whether a token was cached.
+    /// </summary>
+    public async Task<bool> PrefetchTokenAsync(IReadOnlyList<IReadOnlyList<string>> scopeSets, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scopeSets);
+        if (_useBasic || _lastBearerChallenge is not { IsBearer: true, TokenEndpoint: not null } challenge)
+        {
+            return false;
+        }
+
+        var now = _options.Time.GetUtcNow();
+        var missing = scopeSets.Where(s => s.Count > 0).DistinctBy(TokenKey).Where(s => !(_tokens.TryGetValue(TokenKey(s), out var t) && t.ValidAt(now))).ToList();
+        if (missing.Count < 2)
+        {
+            return false;
+        }
+
+        CachedToken token;
+        try
+        {
+            token = await FetchTokenAsync(challenge, missing.SelectMany(s => s).Distinct(StringComparer.Ordinal).ToList(), cancellationToken, once: true).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is MirrorException or HttpRequestException or TimeoutException && !cancellationToken.IsCancellationRequested)
+        {
+            Log.Debug($"one token for {missing.Count} scope sets of {Host} not fetched ({ex.Message}); each repository fetches its own");
+            return false;
+        }
+
+        foreach (var set in missing)
+        {
+            _tokens.TryAdd(TokenKey(set), token);
+        }
+
+        return true;
+    }
+
     private void InvalidateTokens(IReadOnlyList<string> scopes) => _tokens.TryRemove(TokenKey(scopes), out _);
 
     /// <summary>
@@ -590,7 +653,8 @@ public sealed class RegistryClient
         }
     }
 
-    private async Task<CachedToken> FetchTokenAsync(Challenge challenge, IReadOnlyList<string> scopes, CancellationToken cancellationToken)
+    /// <param name="once">One attempt, no retry and no backoff (nor a failure streak counted): for a fetch ahead of need, whose failure only means each request fetches its own.</param>
+    private async Task<CachedToken> FetchTokenAsync(Challenge challenge, IReadOnlyList<string> scopes, CancellationToken cancellationToken, bool once = false)
     {
         if (string.IsNullOrEmpty(challenge.Realm) || !Uri.TryCreate(challenge.Realm, UriKind.Absolute, out var realm))
         {
@@ -654,7 +718,7 @@ public sealed class RegistryClient
             {
                 response = await SendRawAsync(request, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (attempt <= _options.Retries && RetryPolicy.IsTransient(ex, cancellationToken)
+            catch (Exception ex) when (!once && attempt <= _options.Retries && RetryPolicy.IsTransient(ex, cancellationToken)
                 && FailedAttemptDelay(attempt, null) is var delay && Budget.Allows(delay, localDeadline))
             {
                 Log.Warn($"token request for {Host}: retry {attempt}/{_options.Retries} in {delay.TotalSeconds:0.0}s after: {RetryPolicy.Describe(ex)}");
@@ -669,6 +733,11 @@ public sealed class RegistryClient
                     // Token services fail like any other endpoint (throttling, 5xx) and, behind load balancers, refuse a
                     // request now and then that the next one passes (ECR): a refusal is final only once retries are spent.
                     var error = await RegistryException.FromResponseAsync(response, $"token request for {Host}", cancellationToken).ConfigureAwait(false);
+                    if (once)
+                    {
+                        throw error;
+                    }
+
                     var retriable = RetryPolicy.IsTransientStatus(response.StatusCode)
                         || response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden or HttpStatusCode.BadRequest;
                     var scheduled = RetryPolicy.IsScheduled(response.StatusCode, error.RetryAfter);

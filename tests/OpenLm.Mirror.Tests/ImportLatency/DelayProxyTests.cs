@@ -80,6 +80,10 @@ public sealed class DelayProxyTests : IAsyncLifetime
         Assert.Equal(payload.Length, received.Length);
         Assert.True(payload.AsSpan().SequenceEqual(received.GetBuffer().AsSpan(0, (int)received.Length)), "the bytes changed on the way");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"32 MiB took {clock.Elapsed.TotalSeconds:0.0}s at {Rtt.TotalMilliseconds} ms");
+
+        // And the proxy counted what it forwarded, both ways, in at least one read per 64 KiB each way
+        Assert.Equal(2L * payload.Length, _proxy.Bytes);
+        Assert.InRange(_proxy.Reads, 2L * payload.Length / (64 << 10), 2L * payload.Length);
     }
 
     [Theory]

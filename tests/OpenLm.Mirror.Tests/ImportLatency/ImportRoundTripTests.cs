@@ -96,6 +96,229 @@ public sealed class ImportRoundTripTests(SignedSampleBundleFixture fixture) : IC
         Assert.Empty(heads.GroupBy(h => h.r.Path).Where(g => g.Count() > 1).Select(g => g.Key));
     }
 
+    /// <summary>How long a held request waits for the one it expects to arrive meanwhile before it gives up (a guard against a hang, not a measure).</summary>
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_Reimport_RegistryIdentifiedWhileTheTagsAreRead()
+    {
+        // Given a registry the bundle was imported into, whose tag HEADs are held until GET /v2/ arrives
+        await _harness.ImportAsync(Request());
+        _harness.Registry.Server.ClearRequests();
+        var v2 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var heldInVain = 0;
+        _harness.Registry.Intercept = async context =>
+        {
+            var path = context.Request.Url!.AbsolutePath;
+            if (path == "/v2/")
+            {
+                v2.TrySetResult();
+            }
+            else if (context.Request.HttpMethod == "HEAD" && path.Contains("/manifests/", StringComparison.Ordinal) && !path.Contains("/manifests/sha256:", StringComparison.Ordinal)
+                && !await v2.Task.WaitAsync(Patience).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default))
+            {
+                Interlocked.Increment(ref heldInVain);
+            }
+
+            return false;
+        };
+
+        // When it is imported again
+        var result = await _harness.ImportAsync(Request());
+
+        // Then GET /v2/ was asked while the tags were being read (not after them: one round trip less), and the
+        // re-import still asked for nothing but its tags
+        Assert.Equal(0, heldInVain);
+        Assert.All(result.Images, i => Assert.Equal(TagOutcome.Unchanged, i.Tag));
+        Assert.Empty(_harness.Registry.Writes());
+        Assert.Equal(Bundle.Images.Count, _harness.Registry.Requests.Count(r => r.IsManifestPath()));
+    }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_RegistryIdentifiedWhileTheBundleIsOpened()
+    {
+        // Given a registry the bundle was imported into, and an observer that, when the check phase starts (the bundle
+        // opened and verified, no pre-check request sent yet), waits for the registry to have seen GET /v2/
+        await _harness.ImportAsync(Request());
+        _harness.Registry.Server.ClearRequests();
+        var observer = new WaitForV2AtCheck(_harness.Registry);
+
+        // When it is imported again
+        var result = await _harness.ImportAsync(Request() with { Observer = observer });
+
+        // Then GET /v2/ and 16 connection-opening HEAD /v2/ (unauthenticated, one per tag HEAD to come) had gone out
+        // while the bundle was being opened (their set-up overlaps the local work), each once, and the re-import is
+        // otherwise unchanged
+        Assert.True(observer.SeenAtCheck, "GET /v2/ and the 16 HEAD /v2/ were not sent before the pre-check started");
+        Assert.Single(_harness.Registry.Requests, r => r.Path == "/v2/" && r.Method == "GET");
+        Assert.Equal(16, _harness.Registry.Requests.Count(r => r.Path == "/v2/" && r.Method == "HEAD" && r.Authorization is null));
+        Assert.All(result.Images, i => Assert.Equal(TagOutcome.Unchanged, i.Tag));
+        Assert.Empty(_harness.Registry.Writes());
+    }
+
+    /// <summary>At the start of the check phase, waits (up to <see cref="Patience"/>) for GET /v2/ and 16 HEAD /v2/ to have reached the registry.</summary>
+    private sealed class WaitForV2AtCheck(FakeRegistry registry) : WaitAtCheck(() =>
+        registry.Requests.Any(r => r.Path == "/v2/" && r.Method == "GET") && registry.Requests.Count(r => r.Path == "/v2/" && r.Method == "HEAD") >= 16);
+
+    /// <summary>At the start of the check phase (bundle verified, no pre-check request yet), waits up to <see cref="Patience"/> for <c>until</c>.</summary>
+    private class WaitAtCheck(Func<bool> until) : IRunObserver
+    {
+        public bool SeenAtCheck { get; private set; }
+
+        public void PhaseStarted(RunPhase phase, int images, long bytes)
+        {
+            if (phase != RunPhase.Check)
+            {
+                return;
+            }
+
+            var deadline = DateTime.UtcNow + Patience;
+            while (!until() && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(5);
+            }
+
+            SeenAtCheck = until();
+        }
+
+        public void PhaseBytes(long bytesDone)
+        {
+        }
+
+        public void ImageStarted(string image)
+        {
+        }
+
+        public void BlobStarted(string image, Oci.Descriptor blob)
+        {
+        }
+
+        public void BytesTransferred(string image, long bytes)
+        {
+        }
+
+        public void BlobFinished(string image, Oci.Descriptor blob, BlobOutcome outcome)
+        {
+        }
+
+        public void ManifestFinished(string image, Oci.Descriptor manifest, BlobOutcome outcome)
+        {
+        }
+
+        public void ImageFinished(string image, CopyResult result)
+        {
+        }
+    }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_TokenRegistry_OneTokenForEveryTagReadAndOneForEveryPushProbe()
+    {
+        // Given an empty registry that wants a bearer token on every request
+        await using var harness = new ImportHarness(requireToken: true);
+        var repositories = Bundle.Images.Select(i => ImportNames.TargetRepository(i, chartsMapped: false)).Distinct().Order(StringComparer.Ordinal).ToList();
+
+        // When the bundle is imported the way the CLI does it, the pre-check starting once the registry's /v2/ challenge
+        // is known (a token was asked for it; on a real link the bundle's verification takes that long)
+        await harness.ImportAsync(harness.Request(Bundle) with { Precheck = new PrecheckOptions(), Observer = new WaitAtCheck(() => harness.Registry.TokenRequests.Any()) });
+
+        // Then every image is stored under its tag
+        foreach (var image in Bundle.Images)
+        {
+            Assert.Equal(image.Digest, harness.Stored(ImportNames.TargetRepository(image, chartsMapped: false))!.Tags[image.Tag]);
+        }
+
+        // And one token request asked for every repository's pull scope and one for every repository's pull,push scope
+        // (the Docker token spec's repeated scope parameters), so no tag HEAD met a 401: each tag was asked twice in all
+        // (the pre-check, and the commit before its PUT), not three times
+        // (the fake's challenge names a scope of its own, which every token request repeats)
+        var scopes = harness.Registry.TokenRequests
+            .Select(r => (System.Web.HttpUtility.ParseQueryString(r.Query).GetValues("scope") ?? []).Where(s => s != $"repository:{FakeRegistry.Repository}:pull").ToList())
+            .ToList();
+        Assert.Contains(scopes, s => s.Order(StringComparer.Ordinal).SequenceEqual(repositories.Select(r => $"repository:{r}:pull")));
+        Assert.Contains(scopes, s => s.Order(StringComparer.Ordinal).SequenceEqual(repositories.Select(r => $"repository:{r}:pull,push")));
+        Assert.Equal(2 * Bundle.Images.Count, harness.Registry.Requests.Count(r => r.Method == "HEAD" && RegistryTraffic.ManifestReference(r) is { } reference && !reference.StartsWith("sha256:", StringComparison.Ordinal)));
+        Assert.Empty(harness.Log.Warnings);
+    }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_TokenServiceRefusesSeveralScopes_EachRepositoryFetchesItsOwnToken()
+    {
+        // Given a token registry whose token service refuses a request naming more than three scopes (400; a mount's
+        // token names two repositories, and the fake's challenge adds one scope to every request)
+        await using var harness = new ImportHarness(requireToken: true);
+        harness.Registry.Intercept = async context =>
+        {
+            if (context.Request.Url!.AbsolutePath == "/token" && (System.Web.HttpUtility.ParseQueryString(context.Request.Url.Query).GetValues("scope")?.Length ?? 0) > 3)
+            {
+                await Reply.ErrorAsync(context, 400, "UNSUPPORTED", "one scope per token");
+                return true;
+            }
+
+            return false;
+        };
+
+        // When the bundle is imported
+        var result = await harness.ImportAsync(harness.Request(Bundle) with { Precheck = new PrecheckOptions(), Observer = new WaitAtCheck(() => harness.Registry.TokenRequests.Any()) });
+
+        // Then every image is stored, each repository fetched its own tokens, and the refused fetch was tried once and
+        // warned about nothing
+        foreach (var image in Bundle.Images)
+        {
+            Assert.Equal(image.Digest, harness.Stored(ImportNames.TargetRepository(image, chartsMapped: false))!.Tags[image.Tag]);
+        }
+
+        Assert.Equal(Bundle.UniqueBlobs.Count, result.BlobsUploaded);
+        Assert.Equal(2, harness.Registry.TokenRequests.Count(r => (System.Web.HttpUtility.ParseQueryString(r.Query).GetValues("scope")?.Length ?? 0) > 3));
+        Assert.Empty(harness.Log.Warnings);
+    }
+
+    [Fact]
+    public async Task BundleImporter_ImportAsync_EmptyTarget_ExistencePassAlongsideThePushProbesAndNothingWrittenBeforeThem()
+    {
+        // Given an empty registry whose push probes (an upload session opened, then cancelled) are held until the
+        // existence pass's first HEAD of a manifest by digest arrives
+        var rootHead = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var heldInVain = 0;
+        _harness.Registry.Intercept = async context =>
+        {
+            var request = context.Request;
+            var path = request.Url!.AbsolutePath;
+            if (request.HttpMethod == "HEAD" && path.Contains("/manifests/sha256:", StringComparison.Ordinal))
+            {
+                rootHead.TrySetResult();
+            }
+            else if (request.HttpMethod == "POST" && path.EndsWith("/blobs/uploads/", StringComparison.Ordinal) && request.Url.Query.Length == 0
+                && !await rootHead.Task.WaitAsync(Patience).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default))
+            {
+                Interlocked.Increment(ref heldInVain);
+            }
+
+            return false;
+        };
+
+        // When the bundle is imported the way the CLI does it
+        var result = await _harness.ImportAsync(Request());
+
+        // Then the existence pass did not wait for the probes (it ran alongside them), every image is stored, and no
+        // blob, manifest or tag was written before the last probe was answered
+        Assert.Equal(0, heldInVain);
+        foreach (var image in Bundle.Images)
+        {
+            Assert.Equal(image.Digest, _harness.Stored(ImportNames.TargetRepository(image, chartsMapped: false))!.Tags[image.Tag]);
+        }
+
+        Assert.Equal(Bundle.UniqueBlobs.Count, result.BlobsUploaded);
+        var requests = _harness.Registry.Requests.ToList();
+        var repositories = Bundle.Images.Select(i => ImportNames.TargetRepository(i, chartsMapped: false)).Distinct().Count();
+        var cancelled = requests.Select((r, i) => (r, i)).Where(x => x.r.Method == "DELETE").Select(x => x.i).ToList();
+        var firstWrite = requests.FindIndex(r => r.Method is "PUT" || (r.Method == "POST" && r.Query.Contains("digest=", StringComparison.Ordinal)));
+
+        // (every push probe's session and the mount question's are cancelled before the pre-check passes)
+        Assert.True(cancelled.Count > repositories);
+        Assert.True(firstWrite > cancelled[repositories],
+            $"a write (request {firstWrite}) came before the pre-check's probes were done (their sessions cancelled)");
+    }
+
     [Fact]
     public async Task BundleImporter_ImportAsync_RegistryAnswersSinglePostWithSession_TriedOnceThenSessionsAndAllStored()
     {

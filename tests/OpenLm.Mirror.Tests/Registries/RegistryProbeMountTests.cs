@@ -40,6 +40,87 @@ public sealed class RegistryProbeMountTests
     }
 
     [Fact]
+    public async Task ProbeAsync_MountAndReferrersQuestions_AskedWhileThePushProbesAreOpen()
+    {
+        // Given a registry that holds every push probe (upload session without a mount) until both the mount question
+        // and the referrers question have arrived
+        var mount = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var referrers = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var heldInVain = 0;
+        await using var server = LoopbackServer.Start(async context =>
+        {
+            var request = context.Request;
+            var path = request.Url!.AbsolutePath;
+            if (path.Contains("/referrers/", StringComparison.Ordinal))
+            {
+                referrers.TrySetResult();
+                await Reply.BytesAsync(context, 200, "{\"schemaVersion\":2,\"manifests\":[]}"u8.ToArray(), MediaTypes.OciIndex);
+                return;
+            }
+
+            if (request.HttpMethod == "POST" && request.Url.Query.Contains("mount=", StringComparison.Ordinal))
+            {
+                mount.TrySetResult();
+            }
+            else if (request.HttpMethod == "POST"
+                && !await Task.WhenAll(mount.Task, referrers.Task).WaitAsync(Patience).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default))
+            {
+                Interlocked.Increment(ref heldInVain);
+            }
+
+            await Registry(context, 202);
+        });
+        using var connector = Connector();
+
+        // When the probe runs over two repositories
+        var report = await RegistryProbe.ProbeAsync(connector.Client(server.Authority), RegistryKind.Distribution, ["team/b", "team/a"], 2, CancellationToken.None);
+
+        // Then neither question waited for the push probes (one round trip for all instead of three in a row), both are
+        // answered, and every session opened was cancelled
+        Assert.Equal(0, heldInVain);
+        Assert.Equal(MountAnswer.Declined, report.Mounts);
+        Assert.True(report.ReferrersApi);
+        Assert.All(report.Repositories, r => Assert.Equal(PushAccess.Allowed, r.Access));
+        Assert.Equal(3, server.Requests.Count(r => r.Method == "DELETE"));
+        Assert.Single(server.Requests, r => r.Query.Contains("mount=", StringComparison.Ordinal));
+        Assert.Single(server.Requests, r => r.Path.Contains("/referrers/", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ProbeAsync_FirstRepositoryDenied_MountAndReferrersAskedAgainOfTheRepositoriesThatAllowPush()
+    {
+        // Given three repositories of which the first by name refuses pushes (403 DENIED; its mount and referrers
+        // answers are refusals too) and the others take them
+        await using var server = LoopbackServer.Start(context =>
+        {
+            var request = context.Request;
+            var path = request.Url!.AbsolutePath;
+            if (path.StartsWith("/v2/team/a/", StringComparison.Ordinal))
+            {
+                return Reply.ErrorAsync(context, 403, "DENIED", "requested access to the resource is denied");
+            }
+
+            return path.Contains("/referrers/", StringComparison.Ordinal)
+                ? Reply.BytesAsync(context, 200, "{\"schemaVersion\":2,\"manifests\":[]}"u8.ToArray(), MediaTypes.OciIndex)
+                : Registry(context, 202);
+        });
+        using var connector = Connector();
+
+        // When the probe runs over the three
+        var report = await RegistryProbe.ProbeAsync(connector.Client(server.Authority), RegistryKind.Distribution, ["team/c", "team/a", "team/b"], 2, CancellationToken.None);
+
+        // Then the guesses about team/a are dropped: the mount is asked into team/b from team/c and the referrers of
+        // team/b, and the report is what those answered
+        Assert.Equal(PushAccess.Denied, report.Repositories.Single(r => r.Repository == "team/a").Access);
+        Assert.Equal(MountAnswer.Declined, report.Mounts);
+        Assert.True(report.ReferrersApi);
+        var mounts = server.Requests.Where(r => r.Query.Contains("mount=", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, mounts.Count);
+        Assert.Contains(mounts, m => m.Path == "/v2/team/b/blobs/uploads/" && m.Query.Contains("from=team%2Fc", StringComparison.Ordinal));
+        Assert.Contains(server.Requests, r => r.Path.StartsWith("/v2/team/b/referrers/", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task ProbeAsync_OneRepository_DoesNotAskAboutMounts()
     {
         await using var server = LoopbackServer.Start(context => Registry(context, 202));
@@ -66,6 +147,9 @@ public sealed class RegistryProbeMountTests
         Assert.False(mounted);
         Assert.Empty(server.Requests);
     }
+
+    /// <summary>How long a held request waits for the ones it expects meanwhile before it gives up (a guard against a hang, not a measure).</summary>
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
 
     private static RegistryConnector Connector() => new(new RegistryOptions
     {

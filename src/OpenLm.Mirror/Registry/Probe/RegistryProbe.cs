@@ -41,6 +41,9 @@ public enum MountAnswer
 /// <summary>One target repository as the probe found it.</summary>
 public sealed record RepositoryProbe(string Repository, PushAccess Access, string? Detail);
 
+/// <summary>Which product the registry is and how <c>GET /v2/</c> answered (the first step of the probe).</summary>
+public sealed record RegistryIdentity(RegistryKind Kind, string KindSource, int ApiStatus, string? ApiVersion);
+
 /// <summary>What the target registry is and accepts, found before anything is pushed.</summary>
 public sealed record ProbeReport
 {
@@ -129,11 +132,26 @@ public static class RegistryProbe
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(repositories);
+        var identity = await IdentifyAsync(client, requested, cancellationToken).ConfigureAwait(false);
+        return await ProbeAsync(client, identity, repositories, concurrency, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <c>GET /v2/</c> (API and credentials) and which product the registry is. When neither the caller nor the host name
+    /// tells the kind, Harbor's system info is asked alongside <c>/v2/</c> (one round trip for both instead of two in a row);
+    /// its answer is used only when the <c>/v2/</c> headers and the token realm tell nothing.
+    /// </summary>
+    public static async Task<RegistryIdentity> IdentifyAsync(RegistryClient client, RegistryKind requested, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        var byHost = requested == RegistryKind.Auto ? RegistryKinds.FromHost(client.Host) : null;
+        var harbor = requested == RegistryKind.Auto && byHost is null ? IsHarborAsync(client, cancellationToken) : null;
         int status;
         string? apiVersion;
         RegistryKind? fromHeaders;
-        using (var v2 = await client.Retry.ExecuteAsync(ct => new ValueTask<HttpResponseMessage>(client.SendAsync(HttpMethod.Get, client.ApiUri("v2/"), [], ct)), cancellationToken).ConfigureAwait(false))
+        try
         {
+            using var v2 = await client.Retry.ExecuteAsync(ct => new ValueTask<HttpResponseMessage>(client.SendAsync(HttpMethod.Get, client.ApiUri("v2/"), [], ct)), cancellationToken).ConfigureAwait(false);
             status = (int)v2.StatusCode;
             apiVersion = v2.Headers.TryGetValues("Docker-Distribution-API-Version", out var versions) ? versions.FirstOrDefault() : null;
             fromHeaders = RegistryKinds.FromHeaders(v2.Headers);
@@ -142,41 +160,107 @@ public static class RegistryProbe
                 var error = await RegistryException.FromResponseAsync(v2, $"registry {client.Host}", cancellationToken).ConfigureAwait(false);
                 throw new OperationException($"registry {client.Host} refused the credentials: {error.Message}", error) { Remedy = Remedy.Credentials, Subject = client.Host };
             }
-
+        }
+        catch when (harbor is not null)
+        {
+            // The system info question is not left running behind the failure (its own outcome no longer matters).
+            await Settled(harbor).ConfigureAwait(false);
+            throw;
         }
 
         var (kind, source) = requested != RegistryKind.Auto ? (requested, "chosen")
-            : RegistryKinds.FromHost(client.Host) is { } byHost ? (byHost, "host name")
+            : byHost is { } fromHost ? (fromHost, "host name")
             : fromHeaders is { } byHeader ? (byHeader, "response headers")
             : RegistryKinds.FromChallenge(client.LastBearerChallenge) is { } byRealm ? (byRealm, "token realm")
-            : await IsHarborAsync(client, cancellationToken).ConfigureAwait(false) ? (RegistryKind.Harbor, "Harbor system info API")
+            : await harbor!.ConfigureAwait(false) ? (RegistryKind.Harbor, "Harbor system info API")
             : (RegistryKind.Distribution, "no other kind detected");
+        if (harbor is not null)
+        {
+            // Asked and not needed (the headers told): its answer, or its failure, is dropped.
+            await Settled(harbor).ConfigureAwait(false);
+        }
 
+        return new RegistryIdentity(kind, source, status, apiVersion);
+    }
+
+    /// <summary>
+    /// The rest of the probe for a registry already identified: push access of every repository (in parallel), the mount
+    /// question and the referrers question. The last two are asked alongside the push probes, of the repositories they
+    /// pick when every push is allowed (the first two, and the first, in name order); only when the push probes pick
+    /// others are they asked again, of those. No byte is stored: every upload session opened is cancelled.
+    /// </summary>
+    public static async Task<ProbeReport> ProbeAsync(
+        RegistryClient client,
+        RegistryIdentity identity,
+        IReadOnlyCollection<string> repositories,
+        int concurrency,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(identity);
+        ArgumentNullException.ThrowIfNull(repositories);
+        var kind = identity.Kind;
+        var names = repositories.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        var mountGuess = names.Count >= 2 ? Guess(ProbeMountAsync(client, names[0], names[1], cancellationToken)) : null;
+        var referrersGuess = names.Count >= 1 ? Guess(HasReferrersApiAsync(client, names[0], cancellationToken)) : null;
         var results = new ConcurrentBag<RepositoryProbe>();
-        await Parallel.ForEachAsync(
-            repositories.Distinct(StringComparer.Ordinal),
-            new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, concurrency), CancellationToken = cancellationToken },
-            async (repository, ct) => results.Add(await ProbePushAsync(client, kind, repository, ct).ConfigureAwait(false))).ConfigureAwait(false);
+        try
+        {
+            await Parallel.ForEachAsync(
+                names,
+                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, concurrency), CancellationToken = cancellationToken },
+                async (repository, ct) => results.Add(await ProbePushAsync(client, kind, repository, ct).ConfigureAwait(false))).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Neither guess throws; both end (their upload sessions cancelled) before the failure is reported.
+            await Task.WhenAll(mountGuess ?? Task.CompletedTask, referrersGuess ?? Task.CompletedTask).ConfigureAwait(false);
+            throw;
+        }
+
         var ordered = results.OrderBy(r => r.Repository, StringComparer.Ordinal).ToList();
         var asked = ordered.FirstOrDefault(r => r.Access == PushAccess.Allowed);
         var pushable = ordered.Where(r => r.Access == PushAccess.Allowed).Take(2).ToList();
-        var (mounts, mountStatus) = pushable.Count == 2
-            ? await ProbeMountAsync(client, pushable[0].Repository, pushable[1].Repository, cancellationToken).ConfigureAwait(false)
-            : (MountAnswer.NotAsked, (int?)null);
+        var guessedMount = mountGuess is null ? null : await mountGuess.ConfigureAwait(false);
+        var guessedReferrers = referrersGuess is null ? null : await referrersGuess.ConfigureAwait(false);
+        (MountAnswer Answer, int? Status) mount = pushable.Count < 2 ? (MountAnswer.NotAsked, null)
+            : pushable[0].Repository == names[0] && pushable[1].Repository == names[1] && guessedMount is { } guessed ? guessed
+            : await ProbeMountAsync(client, pushable[0].Repository, pushable[1].Repository, cancellationToken).ConfigureAwait(false);
+        bool? referrers = asked is null ? null
+            : asked.Repository == names[0] && guessedReferrers is { } known ? known
+            : await HasReferrersApiAsync(client, asked.Repository, cancellationToken).ConfigureAwait(false);
         return new ProbeReport
         {
             Host = client.Host,
             Kind = kind,
-            KindSource = source,
+            KindSource = identity.KindSource,
             Profile = RegistryProfile.For(kind),
-            ApiStatus = status,
-            ApiVersion = apiVersion,
-            ReferrersApi = asked is null ? null : await HasReferrersApiAsync(client, asked.Repository, cancellationToken).ConfigureAwait(false),
+            ApiStatus = identity.ApiStatus,
+            ApiVersion = identity.ApiVersion,
+            ReferrersApi = referrers,
             Repositories = ordered,
-            Mounts = mounts,
-            MountStatus = mountStatus,
+            Mounts = mount.Answer,
+            MountStatus = mount.Status,
         };
     }
+
+    /// <summary>A question asked ahead of knowing it is the right one: a failure only means it is asked again, in order.</summary>
+    private static async Task<T?> Guess<T>(Task<T> question)
+        where T : struct
+    {
+        try
+        {
+            return await question.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is MirrorException or HttpRequestException or OperationCanceledException or TimeoutException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Waits for <paramref name="task"/> to end and drops its outcome (a failure included, observed so it is not reported as unobserved).</summary>
+    private static Task Settled(Task task) =>
+        task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     /// <summary>
     /// Asks <paramref name="into"/> to mount a blob nothing has from <paramref name="from"/>. A registry that follows the
