@@ -222,8 +222,12 @@ public sealed class RegistryClient
     /// (no token service, a refusal, a token that turns out not to cover a repository) leaves each repository to get
     /// its own token as before, so the result is never worse than not asking.
     /// </summary>
-    public async Task PrepareTokensAsync(IEnumerable<IReadOnlyList<string>> scopeSets, CancellationToken cancellationToken)
+    /// <param name="learnChallenge">Whether an unknown challenge is asked for with an anonymous <c>GET /v2/</c> (else nothing is prepared until a request met one).</param>
+    /// <param name="once">One attempt per batch, no retry nor backoff (<see cref="PrefetchTokenAsync"/>).</param>
+    /// <returns>Whether a token was cached.</returns>
+    public async Task<bool> PrepareTokensAsync(IEnumerable<IReadOnlyList<string>> scopeSets, CancellationToken cancellationToken, bool learnChallenge = true, bool once = false)
     {
+        ArgumentNullException.ThrowIfNull(scopeSets);
         var now = _options.Time.GetUtcNow();
         var wanted = scopeSets
             .Where(s => s.Count > 0)
@@ -232,27 +236,30 @@ public sealed class RegistryClient
             .ToList();
         if (wanted.Count < 2 || _useBasic)
         {
-            return;
+            return false;
         }
 
-        var challenge = _lastBearerChallenge ?? await LearnBearerChallengeAsync(cancellationToken).ConfigureAwait(false);
+        var challenge = _lastBearerChallenge is { IsBearer: true, TokenEndpoint: not null } known ? known
+            : learnChallenge ? await LearnBearerChallengeAsync(cancellationToken).ConfigureAwait(false)
+            : null;
         if (challenge is null)
         {
-            return;
+            return false;
         }
 
+        var cached = false;
         foreach (var batch in wanted.Chunk(ScopesPerPreparedToken))
         {
             var combined = batch.SelectMany(s => s).Distinct(StringComparer.Ordinal).ToList();
             CachedToken shared;
             try
             {
-                shared = await FetchTokenAsync(challenge, combined, cancellationToken).ConfigureAwait(false);
+                shared = await FetchTokenAsync(challenge, combined, cancellationToken, once).ConfigureAwait(false);
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
                 Log.Debug($"{Host}: no token for {batch.Length} repositories at once ({RetryPolicy.Describe(ex)}); each repository gets its own token");
-                return;
+                return cached;
             }
 
             foreach (var scopes in batch)
@@ -260,8 +267,11 @@ public sealed class RegistryClient
                 _tokens[TokenKey(scopes)] = shared;
             }
 
+            cached = true;
             Log.Debug($"{Host}: one token for {batch.Length} repositories");
         }
+
+        return cached;
     }
 
     /// <summary>
@@ -586,46 +596,13 @@ public sealed class RegistryClient
     }
 
     /// <summary>
-    /// Fetches one bearer token for all of <paramref name="scopeSets"/> at once (the Docker token spec's repeated
-    /// <c>scope</c> parameters) and caches it for each set, so the first requests of many repositories do not each meet a
-    /// 401 and fetch their own: one round trip for all instead of two more per repository. Only when a bearer challenge is
-    /// known (from <c>GET /v2/</c>) and at least two sets have no valid token. The fetch is tried once: a failure or a
-    /// refusal changes nothing, and a token granted for fewer scopes than asked is refused per repository
-    /// (<c>insufficient_scope</c>), which then fetches its own token as it would have. Returns whether a token was cached.
+    /// <see cref="PrepareTokensAsync"/> for a fetch ahead of need on a latency-bound path (the import pre-check): only
+    /// when the bearer challenge is known already (no <c>GET /v2/</c> of its own), one attempt per batch, no retry nor
+    /// backoff. A token granted for fewer scopes than asked is refused per repository (<c>insufficient_scope</c>), which
+    /// then fetches its own token as it would have. Returns whether a token was cached.
     /// </summary>
-    public async Task<bool> PrefetchTokenAsync(IReadOnlyList<IReadOnlyList<string>> scopeSets, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(scopeSets);
-        if (_useBasic || _lastBearerChallenge is not { IsBearer: true, TokenEndpoint: not null } challenge)
-        {
-            return false;
-        }
-
-        var now = _options.Time.GetUtcNow();
-        var missing = scopeSets.Where(s => s.Count > 0).DistinctBy(TokenKey).Where(s => !(_tokens.TryGetValue(TokenKey(s), out var t) && t.ValidAt(now))).ToList();
-        if (missing.Count < 2)
-        {
-            return false;
-        }
-
-        CachedToken token;
-        try
-        {
-            token = await FetchTokenAsync(challenge, missing.SelectMany(s => s).Distinct(StringComparer.Ordinal).ToList(), cancellationToken, once: true).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is MirrorException or HttpRequestException or TimeoutException && !cancellationToken.IsCancellationRequested)
-        {
-            Log.Debug($"one token for {missing.Count} scope sets of {Host} not fetched ({ex.Message}); each repository fetches its own");
-            return false;
-        }
-
-        foreach (var set in missing)
-        {
-            _tokens.TryAdd(TokenKey(set), token);
-        }
-
-        return true;
-    }
+    public Task<bool> PrefetchTokenAsync(IReadOnlyList<IReadOnlyList<string>> scopeSets, CancellationToken cancellationToken) =>
+        PrepareTokensAsync(scopeSets, cancellationToken, learnChallenge: false, once: true);
 
     private void InvalidateTokens(IReadOnlyList<string> scopes) => _tokens.TryRemove(TokenKey(scopes), out _);
 
