@@ -120,6 +120,8 @@ public sealed class EcrRateTests(EcrRateFixture fixture) : IClassFixture<EcrRate
         // Given 40 images behind ECR Public's two quotas (10x scaled), and a docker login entry for the registry
         var ecr = fixture.Ecr;
         ecr.Options.TokenLifetime = TimeSpan.FromHours(1);
+        await EcrRateFixture.SettleAsync();
+        ecr.ResetCounters(); // the other test of the fixture may have run first
 
         // When the release is resolved anonymously, then with the credentials of the config.json
         var (anonymous, anonymousCeiling) = await ResolveAsync(withCredentials: false);
