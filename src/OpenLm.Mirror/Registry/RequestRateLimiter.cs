@@ -22,6 +22,9 @@ public sealed class RequestRateLimiter
     public const int DecreaseEvidence = 32;
 
     private const int WindowSize = 32;
+
+    /// <summary>Requests an unlimited limiter must have spaced before a 429 sets its rate from their pace.</summary>
+    public const int MinimumObserved = 8;
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
     private readonly long[] _recent = new long[WindowSize];
@@ -120,6 +123,14 @@ public sealed class RequestRateLimiter
             _answersSinceDecrease++;
             if (_lastDecreaseTicks is { } last && (now - last < TimeSpan.TicksPerSecond || _answersSinceDecrease < DecreaseEvidence))
             {
+                return null;
+            }
+
+            if (_rate is null && _recentCount < MinimumObserved)
+            {
+                // Unlimited so far and too few requests sent to know the pace: halving a guess (it was 1/s) set a run
+                // whose very first request was refused to one request every 2 s. The refusal is retried with backoff;
+                // the rate is halved once there is a pace to halve.
                 return null;
             }
 

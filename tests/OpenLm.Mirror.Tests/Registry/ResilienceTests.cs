@@ -177,6 +177,29 @@ public sealed class AdaptiveRateTests
     }
 
     [Fact]
+    public async Task RequestRateLimiter_NoCeiling_ThrottledBeforeAnyPaceIsKnown_StaysUnlimitedUntilThereIsOne()
+    {
+        // Given an unlimited limiter whose first request is refused with 429 (no Retry-After)
+        var time = new ManualClock();
+        var limiter = new RequestRateLimiter(null, time);
+        await limiter.WaitAsync(CancellationToken.None);
+
+        // Then no rate is made up (it used to become 0.5/s from a guessed 1/s)
+        Assert.Null(limiter.OnThrottled());
+        Assert.Null(limiter.CurrentRate);
+
+        // And once requests were spaced at 20/s, a refusal halves that pace
+        for (var i = 0; i < RequestRateLimiter.MinimumObserved; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(50));
+            await limiter.WaitAsync(CancellationToken.None);
+        }
+
+        Assert.NotNull(limiter.OnThrottled());
+        Assert.InRange(limiter.CurrentRate!.Value, 8, 12);
+    }
+
+    [Fact]
     public void RequestRateLimiter_LowerCeiling_CapsTheRate()
     {
         var limiter = new RequestRateLimiter(null, new ManualClock());
