@@ -58,7 +58,7 @@ public static class Release
         log.Info($"resolving {images.Count} images of {manifest.Name} {manifest.Version}{(platforms.Count > 0 ? $" for {string.Join(", ", platforms)}" : string.Empty)}");
         var charts = await LockedCharts.PinAsync(manifest, downloaded, cancellationToken).ConfigureAwait(false);
         // Only the store's directory is written (on the first manifest kept); export makes the rest of the layout.
-        var manifests = request.CacheDirectory is null ? null : new Layout.ManifestStore(Path.Combine(request.CacheDirectory, Layout.ManifestStore.DirectoryName));
+        var manifests = request.CacheDirectory is null ? null : Layout.ManifestStore.In(request.CacheDirectory);
         return await new PlatformResolver(connector, log) { Charts = charts, Manifests = manifests }.ResolveAsync(manifest, images, platforms, cancellationToken).ConfigureAwait(false);
     }
 

@@ -23,8 +23,11 @@ public sealed class ManifestStore
 
     public string Root { get; }
 
+    /// <summary>The store of the export cache <paramref name="cacheDirectory"/> (which need not be a layout yet).</summary>
+    public static ManifestStore In(string cacheDirectory) => new(Path.Combine(cacheDirectory, DirectoryName));
+
     /// <summary>The store beside the cache layout <paramref name="cache"/>.</summary>
-    public static ManifestStore Beside(OciLayoutStore cache) => new(Path.Combine(cache.Root, DirectoryName));
+    public static ManifestStore Beside(OciLayoutStore cache) => In(cache.Root);
 
     /// <summary>The stored manifest <paramref name="digest"/> (its media type and bytes, verified), or null.</summary>
     public (string MediaType, byte[] Bytes)? TryGet(Digest digest)

@@ -164,22 +164,7 @@ public sealed class RegistryClient
                 return response;
             }
 
-            var retryAfter = RegistryException.RetryAfterOf(response);
-            var scheduled = RetryPolicy.IsScheduled(response.StatusCode, retryAfter);
-            if (scheduled)
-            {
-                // The registry scheduled this request for later: not a failure, so the attempt cap is not spent on it;
-                // the request budget and the run's budget still bound how long it waits.
-                attempt--;
-            }
-            else if (attempt > _options.Retries)
-            {
-                Interlocked.Increment(ref _failureStreak);
-                return response;
-            }
-
-            var wait = FailedAttemptDelay(attempt, retryAfter);
-            if (!Budget.Allows(wait, localDeadline))
+            if (ReadRetryWait(response, ref attempt, localDeadline, out var scheduled) is not { } wait)
             {
                 return response;
             }
@@ -188,6 +173,30 @@ public sealed class RegistryClient
             response.Dispose();
             await TransferSlots.DelayAsync(wait, _options.Time, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// After a read answered with a transient status (<see cref="RetryPolicy.IsTransientStatus"/>): the wait before its
+    /// next attempt, or null when the read is done (its attempt cap spent, or the wait would pass the request's or the
+    /// run's budget). A 429 with <c>Retry-After</c> is the registry scheduling the request for later, not a failure: it
+    /// spends no attempt (<paramref name="attempt"/> is stepped back). Counts one failure in the registry's streak.
+    /// </summary>
+    private TimeSpan? ReadRetryWait(HttpResponseMessage response, ref int attempt, DateTimeOffset localDeadline, out bool scheduled)
+    {
+        var retryAfter = RegistryException.RetryAfterOf(response);
+        scheduled = RetryPolicy.IsScheduled(response.StatusCode, retryAfter);
+        if (scheduled)
+        {
+            attempt--;
+        }
+        else if (attempt > _options.Retries)
+        {
+            Interlocked.Increment(ref _failureStreak);
+            return null;
+        }
+
+        var wait = FailedAttemptDelay(attempt, retryAfter);
+        return Budget.Allows(wait, localDeadline) ? wait : null;
     }
 
     /// <summary>
@@ -308,18 +317,10 @@ public sealed class RegistryClient
                     return ParseChallenge(response) is { IsBearer: true, TokenEndpoint: not null } challenge ? _lastBearerChallenge = challenge : null;
                 }
 
-                var retryAfter = RegistryException.RetryAfterOf(response);
-                var scheduled = RetryPolicy.IsScheduled(response.StatusCode, retryAfter);
-                var wait = RetryPolicy.IsTransientStatus(response.StatusCode) ? FailedAttemptDelay(scheduled ? 1 : attempt, retryAfter) : TimeSpan.Zero;
-                if (!RetryPolicy.IsTransientStatus(response.StatusCode) || (!scheduled && attempt > _options.Retries) || !Budget.Allows(wait, localDeadline))
+                if (!RetryPolicy.IsTransientStatus(response.StatusCode) || ReadRetryWait(response, ref attempt, localDeadline, out _) is not { } wait)
                 {
                     // 200: no token needed; anything else is for the requests themselves to report.
                     return null;
-                }
-
-                if (scheduled)
-                {
-                    attempt--;
                 }
 
                 await TransferSlots.DelayAsync(wait, _options.Time, cancellationToken).ConfigureAwait(false);

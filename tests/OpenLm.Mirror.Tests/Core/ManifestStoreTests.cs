@@ -121,7 +121,7 @@ public sealed class ManifestStoreTests : IDisposable
         // Given a cache directory in which resolve kept manifests before any export made it a layout
         var cache = _dir.Sub("cache");
         var bytes = ManifestBytes();
-        new ManifestStore(Path.Combine(cache, ManifestStore.DirectoryName)).Put(Digest.Sha256(bytes), MediaTypes.OciManifest, bytes);
+        ManifestStore.In(cache).Put(Digest.Sha256(bytes), MediaTypes.OciManifest, bytes);
 
         // When export opens it as its cache
         var layout = OciLayoutStore.Open(cache, create: true);
