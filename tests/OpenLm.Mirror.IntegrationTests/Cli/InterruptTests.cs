@@ -36,9 +36,17 @@ public sealed class InterruptTests(SharedRegistryFixture registry, InterruptFixt
         var cache = fixture.Temp.Sub($"cache-{signal}");
         string[] args = ["export", "--plain-http", "--lock", lockPath, "--key", fixture.Key, "-o", bundle, "--cache", cache, "--progress", "plain"];
         using var process = Start(args);
-        var stderr = process.StandardError.ReadToEndAsync();
+        var seen = new System.Text.StringBuilder();
+        var stderr = ReadAllAsync(process.StandardError, seen);
         _ = process.StandardOutput.ReadToEndAsync();
-        await WaitUntilAsync(process, stderr, () => Directory.EnumerateFiles(outDir, "bundle.tar.partial-*").Any(f => new FileInfo(f).Length > 1 << 20), "a growing bundle.tar.partial-* file");
+
+        // The bundle is written while the pull runs: the write phase is the one after the pull, announced on stderr.
+        await WaitUntilAsync(
+            process,
+            stderr,
+            () => Snapshot(seen).Contains("write + fsync: ", StringComparison.Ordinal)
+                && Directory.EnumerateFiles(outDir, "bundle.tar.partial-*").Any(f => new FileInfo(f).Length > 1 << 20),
+            "the write phase with a growing bundle.tar.partial-* file");
 
         // When the signal arrives mid-write
         var elapsed = await SignalAndWaitAsync(process, signal);
@@ -92,6 +100,30 @@ public sealed class InterruptTests(SharedRegistryFixture registry, InterruptFixt
         Assert.Empty(Directory.EnumerateFileSystemEntries(spool));
         Assert.Contains("verify + spool: ", error, StringComparison.Ordinal);
         Assert.Contains("the spool directory was removed", error, StringComparison.Ordinal);
+    }
+
+    /// <summary>Everything <paramref name="reader"/> gives until its end, also kept in <paramref name="seen"/> as it comes.</summary>
+    private static async Task<string> ReadAllAsync(StreamReader reader, System.Text.StringBuilder seen)
+    {
+        var buffer = new char[4096];
+        int n;
+        while ((n = await reader.ReadAsync(buffer)) > 0)
+        {
+            lock (seen)
+            {
+                seen.Append(buffer, 0, n);
+            }
+        }
+
+        return Snapshot(seen);
+    }
+
+    private static string Snapshot(System.Text.StringBuilder seen)
+    {
+        lock (seen)
+        {
+            return seen.ToString();
+        }
     }
 
     private static async Task WaitUntilAsync(Process process, Task<string> stderr, Func<bool> condition, string what)
