@@ -73,4 +73,8 @@ public sealed record BundleWriteResult
 /// layer is stored (verified) in the layout, and <see cref="BeforeCommit"/> once the pull is done (it throws when the pull
 /// failed), so the bundle is renamed into place only after both.
 /// </summary>
-internal sealed record BundleWriteGate(Func<Descriptor, CancellationToken, Task> BlobStored, Func<CancellationToken, Task> BeforeCommit);
+internal sealed record BundleWriteGate(Func<Descriptor, CancellationToken, Task> BlobStored, Func<CancellationToken, Task> BeforeCommit)
+{
+    /// <summary>Told the bytes the writer will write (the tar, or all parts together) once the layout fixes them.</summary>
+    public Action<long>? Sized { get; init; }
+}

@@ -119,6 +119,7 @@ public static class BundleWriter
         var signatureBytes = BundleFormat.EncodeSignature(key.Sign(manifestBytes));
         var headBytes = HeadLength(manifestBytes.Length);
         var tarBytes = headBytes + body.LengthAt(headBytes);
+        gate?.Sized?.Invoke(tarBytes);
 
         var temp = $"{output}.partial-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
         try
@@ -364,6 +365,8 @@ public static class BundleWriter
         {
             throw new InputException($"part size {partSize} bytes is too small: part 1 must hold the bundle head and index.json ({headLength + body.IndexEntryLength} bytes)") { Setting = Setting.SplitSize };
         }
+
+        gate?.Sized?.Invoke(table.TotalBytes);
 
         for (var i = 1; i <= table.Files.Count + 1; i++)
         {

@@ -162,15 +162,17 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
             };
             manifest = manifest with { Created = request.WriteOptions.SourceDateEpoch ?? CreationTime(cache, lockFile) };
 
-            // The display follows the pull until it is done, then the write (its byte count is the writer's).
+            // The display follows the pull until it is done, then the write: its byte count and its total are the writer's
+            // (a delta's or a split bundle's total is not the lock's).
             var observed = RunObserver.PhaseBytes(copyOptions.Observer, null);
             var progress = new WriteProgress(bundleProgress, observed);
-            _ = pulled.ContinueWith(
+            var sized = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _ = Task.WhenAll(pulled, sized.Task).ContinueWith(
                 t =>
                 {
-                    if (pull.IsCompletedSuccessfully)
+                    if (pull.IsCompletedSuccessfully && sized.Task.IsCompletedSuccessfully)
                     {
-                        RunObserver.PhaseStarted(copyOptions.Observer, RunPhase.Write, 0, lockFile.TotalBytes);
+                        RunObserver.PhaseStarted(copyOptions.Observer, RunPhase.Write, 0, sized.Task.Result);
                         progress.Observe();
                     }
                 },
@@ -185,7 +187,10 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
                     await pull.WaitAsync(ct).ConfigureAwait(false);
                     // The cache keeps blobs of earlier releases; its index lists exactly what this bundle holds.
                     await cache.ReplaceIndexAsync(entries, ct).ConfigureAwait(false);
-                });
+                })
+            {
+                Sized = total => sized.TrySetResult(total),
+            };
             using var stopWrite = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var write = BundleWriter.WriteAsync(cache, graph, manifest, key, output, request.WriteOptions with { Delta = delta }, progress, gate, stopWrite.Token);
             await Task.WhenAny(pull, write).ConfigureAwait(false);
@@ -350,19 +355,35 @@ public sealed class BundleExporter(RegistryConnector registries, CopyOptions cop
         }
     }
 
-    /// <summary>The writer's byte count: always to the caller's progress, to the run display once the pull is done.</summary>
+    /// <summary>
+    /// The writer's byte count: always to the caller's progress, to the run display once the pull is done (starting
+    /// with the count so far: a writer that finished before the pull did reports nothing after).
+    /// </summary>
     private sealed class WriteProgress(IProgress<long>? caller, IProgress<long>? display) : IProgress<long>
     {
-        private volatile bool _observed;
+        private readonly Lock _gate = new();
+        private bool _observed;
+        private long _last;
 
-        public void Observe() => _observed = true;
+        public void Observe()
+        {
+            lock (_gate)
+            {
+                _observed = true;
+                display?.Report(_last);
+            }
+        }
 
         public void Report(long value)
         {
             caller?.Report(value);
-            if (_observed)
+            lock (_gate)
             {
-                display?.Report(value);
+                _last = Math.Max(_last, value);
+                if (_observed)
+                {
+                    display?.Report(_last);
+                }
             }
         }
     }

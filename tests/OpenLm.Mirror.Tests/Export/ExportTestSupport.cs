@@ -67,10 +67,10 @@ internal sealed class ExportHarness : IAsyncDisposable
         CacheDirectory = cache ?? Directory.Sub("cache"),
     };
 
-    public Task<ExportResult> ExportAsync(ExportRequest request, IProgress<long>? bundleProgress = null, int? concurrency = null)
+    public Task<ExportResult> ExportAsync(ExportRequest request, IProgress<long>? bundleProgress = null, int? concurrency = null, ICopyObserver? observer = null)
     {
         var connector = Connector();
-        var options = new CopyOptions { Retry = new RetryPolicy(2, Log, TimeSpan.FromMilliseconds(1)) };
+        var options = new CopyOptions { Retry = new RetryPolicy(2, Log, TimeSpan.FromMilliseconds(1)), Observer = observer ?? NullCopyObserver.Instance };
         if (concurrency is { } n)
         {
             options.Concurrency = n;

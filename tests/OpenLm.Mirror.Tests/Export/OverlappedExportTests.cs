@@ -1,5 +1,6 @@
 using System.Net;
 using OpenLm.Mirror.Bundle;
+using OpenLm.Mirror.Copy;
 using OpenLm.Mirror.Errors;
 using OpenLm.Mirror.Layout;
 using OpenLm.Mirror.Oci;
@@ -144,6 +145,29 @@ public sealed class OverlappedExportTests(SamplePlatformFixture fixture) : IClas
         Assert.All(_harness.Lock.Blobs, b => Assert.True(File.Exists(layout.BlobPath(Digest.Parse(b.Digest))), b.Digest));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task BundleExporter_ExportAsync_DeltaOrSplit_TheWritePhaseTotalIsTheBytesWrittenNotTheLocks(bool split)
+    {
+        // Given a full bundle of the release as the base (so the delta leaves out every config and layer)
+        var full = _harness.Directory.Sub("full.tar");
+        await _harness.ExportAsync(Reproducible(full, _harness.Directory.Sub("cache-full")));
+        var output = _harness.Directory.Sub("delta.tar");
+        var observer = new PhaseRecorder();
+
+        // When a delta over it is exported, in parts or as one file, with a display listening
+        var result = await _harness.ExportAsync(Reproducible(output, _harness.Directory.Sub("cache"), split ? 64 * 1024 : null) with { Bases = [full] }, observer: observer);
+
+        // Then the write phase announced exactly the bytes the writer wrote, and its count ended there: far below the lock's total
+        var written = result.Bundle.PartPaths.Count > 0 ? result.Bundle.PartPaths.Sum(p => new FileInfo(p).Length) : new FileInfo(output).Length;
+        Assert.Equal(split, result.Bundle.PartPaths.Count > 0);
+        var total = Assert.Single(observer.Phases, p => p.Phase == RunPhase.Write).Bytes;
+        Assert.Equal(written, total);
+        Assert.Equal(written, observer.LastBytes);
+        Assert.True(total < _harness.Lock.TotalBytes / 2, $"{total} of {_harness.Lock.TotalBytes}");
+    }
+
     [Fact]
     public async Task BundleExporter_ExportAsync_ManifestsInTheCachesStore_AreNotAskedForAgain()
     {
@@ -212,6 +236,44 @@ public sealed class OverlappedExportTests(SamplePlatformFixture fixture) : IClas
             return false;
         };
         return writer;
+    }
+
+    /// <summary>Records the phases a display is told about, and the last byte count of the bundle write.</summary>
+    private sealed class PhaseRecorder : Mirror.Copy.IRunObserver
+    {
+        private long _lastBytes;
+
+        public System.Collections.Concurrent.ConcurrentQueue<(RunPhase Phase, long Bytes)> Phases { get; } = new();
+
+        public long LastBytes => Interlocked.Read(ref _lastBytes);
+
+        public void PhaseStarted(RunPhase phase, int images, long bytes) => Phases.Enqueue((phase, bytes));
+
+        public void PhaseBytes(long bytesDone) => Interlocked.Exchange(ref _lastBytes, bytesDone);
+
+        public void ImageStarted(string image)
+        {
+        }
+
+        public void BlobStarted(string image, Descriptor blob)
+        {
+        }
+
+        public void BytesTransferred(string image, long bytes)
+        {
+        }
+
+        public void BlobFinished(string image, Descriptor blob, Mirror.Copy.BlobOutcome outcome)
+        {
+        }
+
+        public void ManifestFinished(string image, Descriptor manifest, Mirror.Copy.BlobOutcome outcome)
+        {
+        }
+
+        public void ImageFinished(string image, Mirror.Copy.CopyResult result)
+        {
+        }
     }
 
     /// <summary>Completes when the writer reports its first bytes (the head is written before any config or layer).</summary>
