@@ -24,6 +24,7 @@ internal sealed class BundlePartWriter : Stream, IFileRangeTarget
     private readonly List<string> _temps = [];
     private readonly List<Task<string>> _hashes = [];
     private FileStream? _file;
+    private IncrementalWriteback? _writeback;
     private Task _previous = Task.CompletedTask;
     private int _part;
     private long _position;
@@ -208,6 +209,8 @@ internal sealed class BundlePartWriter : Stream, IFileRangeTarget
             try
             {
                 _file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                // Written back as it grows: the part's fsync (behind the hash, while the next part is written) waits for less.
+                _writeback = new IncrementalWriteback(_file.SafeFileHandle);
             }
             catch (IOException ex)
             {
@@ -225,10 +228,12 @@ internal sealed class BundlePartWriter : Stream, IFileRangeTarget
     {
         _position += n;
         var part = _layout[_part];
+        _writeback?.Wrote(_position - part.Offset);
         if (_position == part.Offset + part.Size)
         {
             var file = _file!;
             _file = null;
+            _writeback = null;
             file.Flush();
 
             // Part 1's hash starts at the body: the head before it is rewritten once the hashes are known. One part is

@@ -131,7 +131,11 @@ public static class BundleWriter
                 var zstd = options.Compression == BundleCompression.Zstd ? new SeekableZstdWriter(file, options.ZstdLevel) : null;
                 try
                 {
-                    var sink = new TarSink(zstd is null ? file : zstd, zstd, mtime, bytesWritten) { Files = zstd is null ? new FileStreamRangeTarget(file) : null };
+                    var sink = new TarSink(zstd is null ? file : zstd, zstd, mtime, bytesWritten)
+                    {
+                        Files = zstd is null ? new FileStreamRangeTarget(file) : null,
+                        Writeback = new IncrementalWriteback(file.SafeFileHandle),
+                    };
                     await sink.WriteHeadAsync(manifestBytes, signatureBytes, cancellationToken).ConfigureAwait(false);
 
                     await body.WriteAsync(sink, cancellationToken).ConfigureAwait(false);
@@ -241,7 +245,7 @@ public static class BundleWriter
                 var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
                 await using (file.ConfigureAwait(false))
                 {
-                    var sink = new TarSink(file, null, body.Mtime, bytesWritten);
+                    var sink = new TarSink(file, null, body.Mtime, bytesWritten) { Writeback = new IncrementalWriteback(file.SafeFileHandle) };
                     await sink.WriteHeadAsync(manifestBytes, BundleFormat.EncodeSignature(key.Sign(manifestBytes)), cancellationToken).ConfigureAwait(false);
 
                     await body.WriteAsync(sink, cancellationToken).ConfigureAwait(false);
@@ -718,6 +722,9 @@ public static class BundleWriter
         /// <summary>The output, when blob data can be copied into it from files (uncompressed only).</summary>
         public IFileRangeTarget? Files { get; init; }
 
+        /// <summary>Writeback of the output file started as it grows, so the closing fsync waits for the tail only.</summary>
+        public IncrementalWriteback? Writeback { get; init; }
+
         /// <summary>The three head entries before <c>index.json</c>; the signature entry is padded so the head ends on a 4 KiB boundary.</summary>
         public async Task WriteHeadAsync(byte[] manifestBytes, byte[] signatureBytes, CancellationToken ct)
         {
@@ -796,6 +803,7 @@ public static class BundleWriter
                     n =>
                     {
                         Written += n;
+                        Writeback?.Wrote(Written);
                         progress?.Report(Written);
                     },
                     ct).ConfigureAwait(false);
@@ -864,6 +872,7 @@ public static class BundleWriter
         {
             await stream.WriteAsync(data, ct).ConfigureAwait(false);
             Written += data.Length;
+            Writeback?.Wrote(Written);
         }
 
         private ValueTask WriteAsync(byte[] data, CancellationToken ct) => WriteAsync(data.AsMemory(), ct);
